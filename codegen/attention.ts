@@ -1,0 +1,100 @@
+import type { FusedKernel } from '../compiler/passes/fuse.js';
+import { NEG_BIG, RANGE_STRUCT, bindingsWgsl, u, type KernelSource } from './kernel.js';
+
+/**
+ * Causal attention of each row's query over the layer's KV cache (positions 0..pos), one
+ * workgroup per (head, row). Positions are visited in blocks with an online softmax, so any
+ * context length fits in workgroup memory; a row's arithmetic depends only on its position, so
+ * the k+1 rows of verify give exactly what k+1 decode steps give.
+ */
+export interface AttentionConfig {
+  /** Threads per workgroup = positions per block. */
+  block: number;
+}
+
+export const DEFAULT_ATTENTION: AttentionConfig = { block: 64 };
+
+export function emitAttention(k: Extract<FusedKernel, { family: 'attention' }>,
+  c: { ctx: number; kvF16: boolean }, cfg: AttentionConfig): KernelSource {
+  const { heads: H, kvHeads: HKV, headDim: HD } = k;
+  const B = cfg.block;
+  const KVD = HKV * HD;
+  const group = H / HKV;
+  const t = c.kvF16 ? 'f16' : 'f32';
+  const dimsPerThread = Math.ceil(HD / B);
+  const decls = [
+    { name: 'rng', decl: 'var<uniform> $: Range' },
+    { name: 'q', decl: 'var<storage, read> $: array<f32>' },
+    { name: 'kv', decl: `var<storage, read> $: array<${t}>` },
+    { name: 'out', decl: 'var<storage, read_write> $: array<f32>' },
+  ];
+  const accs = Array.from({ length: dimsPerThread }, (_, i) => i);
+  const wgsl = `${c.kvF16 ? 'enable f16;\n' : ''}${RANGE_STRUCT}
+${bindingsWgsl(decls)}
+
+var<workgroup> qs: array<f32, ${HD}>;
+var<workgroup> p: array<f32, ${B}>;
+var<workgroup> red: array<f32, ${B}>;
+
+@compute @workgroup_size(${B})
+fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let h = wid.x;
+  let r = wid.y;
+  if (r >= rng.rowCount) { return; }
+  let row = rng.rowStart + r;
+  let n = rng.posBase + row + 1u;          // causal: positions 0..pos
+  let kvh = h / ${u(group)};
+  let kbase = kvh * ${u(HD)};
+  let vbase = ${u(c.ctx * KVD)} + kbase;
+  for (var d = t; d < ${u(HD)}; d += ${u(B)}) { qs[d] = q[row * ${u(H * HD)} + h * ${u(HD)} + d]; }
+  workgroupBarrier();
+  var m = ${NEG_BIG};
+  var l = 0.0;
+  ${accs.map((i) => `var acc${i} = 0.0;`).join('\n  ')}
+  for (var b0 = 0u; b0 < n; b0 += ${u(B)}) {
+    let tp = b0 + t;
+    var sc = ${NEG_BIG};
+    if (tp < n) {
+      var dotv = 0.0;
+      for (var d = 0u; d < ${u(HD)}; d++) { dotv += qs[d] * f32(kv[tp * ${u(KVD)} + kbase + d]); }
+      sc = dotv * ${1 / Math.sqrt(HD)};
+    }
+    red[t] = sc;
+    workgroupBarrier();
+    for (var st = ${u(B / 2)}; st > 0u; st = st >> 1u) {
+      if (t < st) { red[t] = max(red[t], red[t + st]); }
+      workgroupBarrier();
+    }
+    let mn = max(m, red[0]);
+    workgroupBarrier();
+    let pe = select(0.0, exp(sc - mn), tp < n);
+    p[t] = pe;
+    red[t] = pe;
+    workgroupBarrier();
+    for (var st = ${u(B / 2)}; st > 0u; st = st >> 1u) {
+      if (t < st) { red[t] = red[t] + red[t + st]; }
+      workgroupBarrier();
+    }
+    let corr = exp(m - mn);
+    l = l * corr + red[0];
+    let cnt = min(${u(B)}, n - b0);
+    ${accs.map((i) => `{
+      let d = t + ${u(i * B)};
+      if (d < ${u(HD)}) {
+        var a = acc${i} * corr;
+        for (var j = 0u; j < cnt; j++) { a += p[j] * f32(kv[vbase + (b0 + j) * ${u(KVD)} + d]); }
+        acc${i} = a;
+      }
+    }`).join('\n    ')}
+    m = mn;
+    workgroupBarrier();
+  }
+  ${accs.map((i) => `if (t + ${u(i * B)} < ${u(HD)}) { out[row * ${u(H * HD)} + h * ${u(HD)} + t + ${u(i * B)}] = acc${i} / l; }`).join('\n  ')}
+}
+`;
+  return {
+    family: 'attention', name: 'attention', wgsl, workgroupSize: B,
+    bindings: [{ name: 'rng', type: 'range' }, { name: 'q', type: 'read' }, { name: 'kv', type: 'read' }, { name: 'out', type: 'rw' }],
+    params: [], grid: [H, { perRow: 1 }, 1], config: { block: B }, features: c.kvF16 ? ['shader-f16'] : [],
+  };
+}

@@ -1,0 +1,37 @@
+import type { FusedKernel } from '../compiler/passes/fuse.js';
+import { RANGE_STRUCT, UNPACK4, bindingsWgsl, paramsStruct, u, type KernelSource } from './kernel.js';
+
+/** Token embedding lookup into the trunk rows. The table may be split into vocab slices (one dispatch each). */
+export function emitEmbed(k: Extract<FusedKernel, { family: 'embed' }>, chunked: boolean): KernelSource {
+  const D4 = k.d / 4;
+  const WG = 64;
+  const decls = [
+    { name: 'rng', decl: 'var<uniform> $: Range' },
+    ...(chunked ? [{ name: 'prm', decl: 'var<uniform> $: Params' }] : []),
+    { name: 'tokens', decl: 'var<storage, read> $: array<u32>' },
+    { name: 'table', decl: 'var<storage, read> $: array<vec2<u32>>' },
+    { name: 'x', decl: 'var<storage, read_write> $: array<vec4<f32>>' },
+  ];
+  const wgsl = `${RANGE_STRUCT}
+${paramsStruct(chunked ? ['vocabBase', 'vocabCount', 'pad0', 'pad1'] : [])}
+${bindingsWgsl(decls)}
+${UNPACK4}
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  let r = wid.y;
+  let c = gid.x;
+  if (r >= rng.rowCount || c >= ${u(D4)}) { return; }
+  let row = rng.rowStart + r;
+  let tok = tokens[row]${chunked ? ' - prm.vocabBase' : ''};
+  if (tok >= ${chunked ? 'prm.vocabCount' : u(k.vocab)}) { return; }
+  x[row * ${u(D4)} + c] = unpack4(table[tok * ${u(D4)} + c]);
+}
+`;
+  return {
+    family: 'embed', name: 'embed', wgsl, workgroupSize: WG,
+    bindings: decls.map((d) => ({ name: d.name, type: d.name === 'rng' ? 'range' : d.name === 'prm' ? 'params' : d.name === 'x' ? 'rw' : 'read' })),
+    params: chunked ? ['vocabBase', 'vocabCount', 'pad0', 'pad1'] : [],
+    grid: [Math.ceil(D4 / WG), { perRow: 1 }, 1], config: {}, features: [],
+  };
+}

@@ -1,0 +1,161 @@
+import { createHash } from 'node:crypto';
+import type { Graph } from './ir/graph.js';
+import { resolveDims } from './ir/dims.js';
+import { validateGraph } from './ir/validate.js';
+import { expandLayers } from './passes/expand-layers.js';
+import { inferShapes } from './passes/infer-shapes.js';
+import { deriveEntryPoints } from './passes/entry-points.js';
+import { fuseStage, type FusedKernel } from './passes/fuse.js';
+import { planBuffers } from './passes/plan-buffers.js';
+import { planWeights } from './passes/plan-weights.js';
+import { Scheduler, type TuningChoices } from './passes/schedule.js';
+import { DEFAULT_MATMUL } from '../codegen/matmul.js';
+import { DEFAULT_ATTENTION } from '../codegen/attention.js';
+import type { Plan, PlanBuffer, PlanEntry, PlanLimits } from './plan.js';
+import { LscError } from './errors.js';
+
+/** WebGPU's default limits: a plan compiled for them runs on any adapter. */
+export const DEFAULT_LIMITS: PlanLimits = {
+  maxStorageBufferBindingSize: 128 * 1024 * 1024,
+  maxStorageBuffersPerShaderStage: 8,
+  maxComputeWorkgroupStorageSize: 16384,
+  maxComputeInvocationsPerWorkgroup: 256,
+  maxBufferSize: 256 * 1024 * 1024,
+};
+
+export interface CompileOptions {
+  /** Graph file path, named in errors. */
+  file?: string;
+  limits?: Partial<PlanLimits>;
+  /** Override the KV context length of the graph. */
+  ctx?: number;
+  prefillChunk?: number;
+  decodeSteps?: number;
+  tuning?: Partial<TuningChoices>;
+  /** Called after each phase with its name and output (IR dumps, timing). */
+  instrument?: (phase: string, output: unknown) => void;
+}
+
+export interface CompiledPlan {
+  plan: Plan;
+  /** kernel id -> WGSL source */
+  wgsl: Map<string, string>;
+}
+
+export function graphHash(graph: Graph): string {
+  return createHash('sha256').update(JSON.stringify(graph)).digest('hex').slice(0, 16);
+}
+
+/** graph -> plan: the named pass sequence of DESIGN.md §1. Pure: no GPU, no weights. */
+export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledPlan {
+  const file = opts.file;
+  const graph = validateGraph(input, file);
+  const note = opts.instrument ?? (() => {});
+  const withCtx: Graph = opts.ctx ? { ...graph, dims: { ...graph.dims, ctx: { max: opts.ctx } } } : graph;
+  const dims = resolveDims(withCtx, file);
+  note('dims', dims.values);
+  const flat = expandLayers(withCtx, dims, file);
+  note('expand-layers', flat);
+  const typed = inferShapes(withCtx, flat, dims, file);
+  note('infer-shapes', typed);
+  const entries = deriveEntryPoints(withCtx, typed, file);
+  note('entry-points', entries);
+
+  const limits: PlanLimits = { ...DEFAULT_LIMITS, ...(opts.limits ?? {}) };
+  const v = dims.values;
+  const kMax = v.k ?? 8;
+  const prefillChunk = opts.prefillChunk ?? withCtx.defaults.prefillChunk ?? 64;
+  const decodeSteps = opts.decodeSteps ?? 16;
+  const maxRows = Math.max(prefillChunk, decodeSteps, kMax + 1);
+  const verifyBase = maxRows + 1;
+  const tokenSlots = verifyBase + maxRows;
+  const kvF16 = withCtx.dtypes.kv === 'f16';
+  const kvDim = v.kvHeads * v.headDim;
+  const ctx = v.ctx;
+
+  // fuse every stage of every entry point
+  const fused = entries.map((e) => ({ entry: e, stages: e.stages.map((s) => ({ stage: s, kernels: fuseStage(s.nodes, typed, file) })) }));
+  const fusion: Record<string, number> = {};
+  const decodeKernels = fused.find((f) => f.entry.name === 'decode')!.stages.flatMap((s) => s.kernels);
+  for (const k of decodeKernels) {
+    if (k.family === 'matmul') {
+      if (k.norm) fusion['rms_norm → matmul prologue'] = (fusion['rms_norm → matmul prologue'] ?? 0) + 1;
+      if (k.segments.length > 1) fusion['sibling matmuls → one kernel'] = (fusion['sibling matmuls → one kernel'] ?? 0) + 1;
+      for (const s of k.segments) {
+        const e = s.epilogue;
+        const label = e.kind === 'kv' ? (e.rope ? 'rope + KV-cache write epilogue' : 'KV-cache write epilogue')
+          : e.kind === 'rope' ? 'rope epilogue' : e.kind === 'silu_mul' ? 'silu·mul epilogue'
+            : e.kind === 'residual' ? 'residual add epilogue' : undefined;
+        if (label) fusion[label] = (fusion[label] ?? 0) + 1;
+      }
+    }
+  }
+  note('fuse', fused);
+
+  const all: FusedKernel[] = fused.flatMap((f) => f.stages.flatMap((s) => s.kernels));
+  const assign = planBuffers(decodeKernels, all, typed, maxRows, tokenSlots);
+  const w = planWeights(typed, limits.maxStorageBufferBindingSize);
+  note('plan-buffers', assign);
+
+  const kvBytes = 2 * ctx * kvDim * (kvF16 ? 2 : 4);
+  if (kvBytes > limits.maxStorageBufferBindingSize) {
+    throw new LscError(`the KV cache of one layer (${kvBytes} bytes at ctx ${ctx}) exceeds the binding limit ${limits.maxStorageBufferBindingSize}`,
+      { file, pointer: '/dims/ctx' }, 'compile with a smaller --ctx');
+  }
+  const kvBuffers: PlanBuffer[] = Array.from({ length: v.layers }, (_, l) => ({
+    id: `kv:${l}`, kind: 'kv', bytes: kvBytes, doc: `layer ${l} K and V [2, ${ctx}, ${kvDim}] ${kvF16 ? 'f16' : 'f32'}`,
+  }));
+  const ropeBuffer: PlanBuffer = { id: 'const:rope', kind: 'constant', bytes: ctx * (v.headDim / 2) * 8, doc: `RoPE cos/sin [${ctx}, ${v.headDim / 2}] f32` };
+
+  const scheduler = new Scheduler({
+    ctx, kvDim, kvF16, weights: new Map(w.weights.map((x) => [x.id, x])), valueBuffer: assign.valueBuffer,
+    width: (id) => (typed.values.get(id)!.shape[1] as number) ?? 1, tokenOutBase: verifyBase,
+    ropeBuffer: ropeBuffer.id, tokensBuffer: 'io:tokens',
+    tuning: {
+      matmul: opts.tuning?.matmul ?? (() => DEFAULT_MATMUL),
+      attention: opts.tuning?.attention ?? (() => DEFAULT_ATTENTION),
+    },
+  });
+  const planEntries: PlanEntry[] = fused.map(({ entry, stages }) => ({
+    name: entry.name, kind: entry.kind, exitLayer: entry.exitLayer, stepped: entry.stepped, kvLayers: entry.kvLayers,
+    stages: stages.map(({ stage, kernels }) => ({
+      name: stage.name, range: stage.range,
+      dispatches: kernels.flatMap((k) => scheduler.schedule(k, entry.kind === 'verify')),
+    })),
+  }));
+  note('schedule', planEntries);
+
+  const kernels = [...scheduler.kernels.values()];
+  for (const k of kernels) {
+    const storage = k.bindings.filter((b) => b.type === 'read' || b.type === 'rw').length;
+    if (storage > limits.maxStorageBuffersPerShaderStage) {
+      throw new LscError(`kernel ${k.id} binds ${storage} storage buffers; the target allows ${limits.maxStorageBuffersPerShaderStage}`,
+        { file }, 'compile for an adapter with a higher maxStorageBuffersPerShaderStage');
+    }
+  }
+  const plan: Plan = {
+    format: 'lsc.plan/1',
+    graph: { name: withCtx.name, hash: graphHash(withCtx) },
+    dims: v,
+    dtypes: withCtx.dtypes,
+    rope: withCtx.rope,
+    tokens: withCtx.tokens,
+    limits,
+    features: [...new Set(kernels.flatMap((k) => k.features))].sort(),
+    rows: { max: maxRows, prefillChunk, decodeSteps, kMax, rangeSlots: Math.max(decodeSteps, kMax + 2, 2) },
+    tokenSlots: { verifyBase, length: tokenSlots },
+    io: { tokens: 'io:tokens', logits: 'act:logits', trunk: 'act:trunk', rope: ropeBuffer.id },
+    exits: {
+      candidates: withCtx.exit.candidates,
+      defaultExitLayer: withCtx.defaults.exitLayer,
+      defaultNumSpeculations: withCtx.defaults.numSpeculations,
+    },
+    weights: w.weights,
+    buffers: [...w.buffers, ...kvBuffers, ...assign.buffers, ropeBuffer],
+    kvBuffers: kvBuffers.map((b) => b.id),
+    kernels: kernels.map(({ wgsl: _w, ...k }) => k),
+    entries: planEntries,
+    fusion,
+  };
+  return { plan, wgsl: new Map(kernels.map((k) => [k.id, k.wgsl])) };
+}

@@ -1,0 +1,80 @@
+import { Ajv, type ErrorObject } from 'ajv';
+import { LscError, pointer } from '../errors.js';
+import type { Graph, NodeDecl } from './graph.js';
+import { graphSchema } from './schema.js';
+
+let compiled: ReturnType<Ajv['compile']> | undefined;
+
+function describe(e: ErrorObject): string {
+  switch (e.keyword) {
+    case 'required': return `missing property '${(e.params as { missingProperty: string }).missingProperty}'`;
+    case 'additionalProperties': return `unknown property '${(e.params as { additionalProperty: string }).additionalProperty}'`;
+    case 'enum': return `must be one of ${JSON.stringify((e.params as { allowedValues: unknown[] }).allowedValues)}`;
+    case 'const': return `must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}`;
+    default: return e.message ?? e.keyword;
+  }
+}
+
+/** Schema check with ajv: the most specific error, as one message with its JSON pointer. */
+function checkSchema(raw: unknown, file?: string): void {
+  compiled ??= new Ajv({ allErrors: true, strict: false }).compile(graphSchema);
+  if (compiled(raw)) return;
+  const errors = compiled.errors ?? [];
+  // oneOf failures report every branch; prefer the deepest concrete error
+  const best = [...errors].sort((a, b) => b.instancePath.length - a.instancePath.length
+    || Number(a.keyword === 'oneOf') - Number(b.keyword === 'oneOf'))[0];
+  throw new LscError(`graph does not match the lsc.graph/1 schema: ${describe(best)}`,
+    { file, pointer: best?.instancePath ?? '' }, 'see graphs/*.json for valid graphs');
+}
+
+function checkIds(nodes: NodeDecl[], at: (i: number) => string, file?: string): void {
+  const seen = new Map<string, number>();
+  const later = new Map(nodes.map((n, i) => [n.id, i]));
+  nodes.forEach((n, i) => {
+    if (seen.has(n.id)) throw new LscError(`duplicate node id '${n.id}'`, { file, pointer: `${at(i)}/id` });
+    n.in.forEach((name, j) => {
+      const k = later.get(name);
+      if (k !== undefined && k >= i) {
+        throw new LscError(`node '${n.id}' reads '${name}', which is produced by itself or a later node (a cycle)`,
+          { file, pointer: `${at(i)}/in/${j}` }, 'order nodes so that every input is produced first');
+      }
+    });
+    seen.set(n.id, i);
+  });
+}
+
+/** Schema plus the semantic checks that need no shapes; shapes are checked by infer-shapes. */
+export function validateGraph(raw: unknown, file?: string): Graph {
+  checkSchema(raw, file);
+  const g = raw as Graph;
+  checkIds(g.body, (i) => pointer('body', i), file);
+  for (const [name, b] of Object.entries(g.blocks)) {
+    checkIds(b.nodes, (i) => pointer('blocks', name, 'nodes', i), file);
+    if (!b.nodes.some((n) => n.id === b.out)) {
+      throw new LscError(`block output '${b.out}' is not a node of block '${name}'`, { file, pointer: pointer('blocks', name, 'out') });
+    }
+  }
+  for (const [name, w] of Object.entries(g.weights)) {
+    if (w.tiedTo !== undefined) {
+      const t = g.weights[w.tiedTo];
+      if (!t) throw new LscError(`weight '${name}' is tied to unknown weight '${w.tiedTo}'`, { file, pointer: pointer('weights', name, 'tiedTo') });
+      if (t.tiedTo) throw new LscError(`weight '${name}' is tied to '${w.tiedTo}', which is itself tied`, { file, pointer: pointer('weights', name, 'tiedTo') });
+      if (JSON.stringify(t.shape) !== JSON.stringify(w.shape) || !!t.perLayer !== !!w.perLayer) {
+        throw new LscError(`weight '${name}' must have the shape of '${w.tiedTo}' it is tied to`, { file, pointer: pointer('weights', name, 'shape') });
+      }
+    }
+  }
+  for (const out of g.outputs) {
+    if (!g.body.some((n) => n.id === out)) throw new LscError(`output '${out}' is not a body node`, { file, pointer: '/outputs' });
+  }
+  if (!g.exit.candidates.includes(g.defaults.exitLayer)) {
+    throw new LscError(`default exit layer ${g.defaults.exitLayer} is not among the exit candidates ${JSON.stringify(g.exit.candidates)}`,
+      { file, pointer: '/defaults/exitLayer' });
+  }
+  const k = g.dims.k;
+  const kMax = typeof k === 'object' && typeof k.max === 'number' ? k.max : undefined;
+  if (kMax !== undefined && g.defaults.numSpeculations > kMax) {
+    throw new LscError(`default numSpeculations ${g.defaults.numSpeculations} exceeds dims.k.max ${kMax}`, { file, pointer: '/defaults/numSpeculations' });
+  }
+  return g;
+}

@@ -1,0 +1,115 @@
+import type { Graph, NodeDecl, OpName } from '../ir/graph.js';
+import { dimValue, type DimTable } from '../ir/dims.js';
+import { LscError, pointer } from '../errors.js';
+
+/** A value input: another node's output, a graph input, or a weight instance. */
+export type FlatInput =
+  | { kind: 'value'; id: string }
+  | { kind: 'input'; name: string }
+  | { kind: 'weight'; id: string };
+
+export interface FlatNode {
+  /** Unique id: body nodes keep theirs, block nodes become `L<layer>.<id>`. */
+  id: string;
+  op: Exclude<OpName, 'repeat'>;
+  inputs: FlatInput[];
+  attrs: Record<string, unknown>;
+  /** Layer index for nodes expanded from a block. */
+  layer?: number;
+  /** Where the node is declared, for error messages. */
+  pointer: string;
+}
+
+/** A weight as stored in the checkpoint: one per (declaration, layer). */
+export interface WeightInstance {
+  id: string;
+  decl: string;
+  hf: string;
+  layer?: number;
+  /** Weight instance this one shares storage with (tied embeddings). */
+  tiedTo?: string;
+}
+
+export interface FlatGraph {
+  nodes: FlatNode[];
+  weights: Map<string, WeightInstance>;
+  /** For each repeat node: the node id carrying the trunk state after layer l (index l) and its input (index 0). */
+  trunks: Map<string, { layers: number; stateAfter: string[]; input: string }>;
+}
+
+export const weightId = (decl: string, layer?: number): string => (layer === undefined ? decl : `${decl}.${layer}`);
+export const layerNodeId = (layer: number, id: string): string => `L${layer}.${id}`;
+
+/** Unrolls `repeat` nodes into per-layer copies of their block, binding per-layer weights. */
+export function expandLayers(graph: Graph, dims: DimTable, file?: string): FlatGraph {
+  const nodes: FlatNode[] = [];
+  const weights = new Map<string, WeightInstance>();
+  const trunks: FlatGraph['trunks'] = new Map();
+  const alias = new Map<string, string>(); // body-level name -> flat id
+  const useWeight = (name: string, layer: number | undefined, at: string): FlatInput => {
+    const decl = graph.weights[name];
+    if (!decl) throw new LscError(`unknown weight '@${name}'`, { file, pointer: at }, 'declare it under "weights"');
+    const l = decl.perLayer ? layer : undefined;
+    if (decl.perLayer && layer === undefined) {
+      throw new LscError(`per-layer weight '@${name}' used outside a layer block`, { file, pointer: at });
+    }
+    const id = weightId(name, l);
+    if (!weights.has(id)) {
+      const tied = decl.tiedTo ? weightId(decl.tiedTo, l) : undefined;
+      weights.set(id, { id, decl: name, hf: decl.hf.replace('{layer}', String(l)), layer: l, tiedTo: tied });
+    }
+    return { kind: 'weight', id };
+  };
+  const resolveInput = (name: string, scope: Map<string, string>, layer: number | undefined, at: string): FlatInput => {
+    if (name.startsWith('@')) return useWeight(name.slice(1), layer, at);
+    const local = scope.get(name);
+    if (local !== undefined) return { kind: 'value', id: local };
+    if (name in graph.inputs) return { kind: 'input', name };
+    throw new LscError(`input '${name}' is not produced by any earlier node`, { file, pointer: at },
+      'check the node ids and their order');
+  };
+  const emit = (decl: NodeDecl, id: string, scope: Map<string, string>, layer: number | undefined, at: string): void => {
+    if (decl.op === 'repeat') throw new LscError('repeat nodes cannot be nested in blocks', { file, pointer: at });
+    nodes.push({
+      id, op: decl.op, attrs: { ...(decl.attrs ?? {}) }, layer, pointer: at,
+      inputs: decl.in.map((name, i) => resolveInput(name, scope, layer, `${at}/in/${i}`)),
+    });
+  };
+
+  graph.body.forEach((decl, bi) => {
+    const at = pointer('body', bi);
+    if (decl.op !== 'repeat') {
+      emit(decl, decl.id, alias, undefined, at);
+      alias.set(decl.id, decl.id);
+      return;
+    }
+    const block = decl.block ? graph.blocks[decl.block] : undefined;
+    if (!block) throw new LscError(`repeat refers to unknown block '${decl.block}'`, { file, pointer: `${at}/block` });
+    const [from, to] = (decl.layers ?? [0, 'layers']).map((e, i) => dimValue(dims, e, { file, pointer: `${at}/layers/${i}` }));
+    const blockIns = Object.keys(block.in);
+    if (decl.in.length !== blockIns.length) {
+      throw new LscError(`block '${decl.block}' takes ${blockIns.length} inputs, repeat gives ${decl.in.length}`,
+        { file, pointer: `${at}/in` });
+    }
+    let carried = resolveInput(decl.in[0], alias, undefined, `${at}/in/0`);
+    if (carried.kind === 'weight') throw new LscError('a repeat cannot carry a weight', { file, pointer: `${at}/in/0` });
+    const input = carried.kind === 'value' ? carried.id : carried.name;
+    const stateAfter: string[] = [];
+    for (let l = from; l < to; l++) {
+      const scope = new Map<string, string>();
+      scope.set(blockIns[0], carried.kind === 'value' ? carried.id : carried.name);
+      block.nodes.forEach((n, ni) => {
+        const id = layerNodeId(l, n.id);
+        emit(n, id, scope, l, pointer('blocks', decl.block!, 'nodes', ni));
+        scope.set(n.id, id);
+      });
+      const out = scope.get(block.out);
+      if (!out) throw new LscError(`block output '${block.out}' is not a node of the block`, { file, pointer: pointer('blocks', decl.block!, 'out') });
+      stateAfter.push(out);
+      carried = { kind: 'value', id: out };
+    }
+    trunks.set(decl.id, { layers: to - from, stateAfter, input });
+    alias.set(decl.id, stateAfter[stateAfter.length - 1] ?? input);
+  });
+  return { nodes, weights, trunks };
+}

@@ -1,0 +1,138 @@
+import type { DType, Graph } from '../ir/graph.js';
+import { dimValue, type DimTable } from '../ir/dims.js';
+import { LscError } from '../errors.js';
+import type { FlatGraph, FlatInput, FlatNode } from './expand-layers.js';
+
+/** A resolved dim: a number, or the name of a symbolic dim ('T'). */
+export type RDim = number | string;
+
+export interface TypedValue {
+  shape: RDim[];
+  dtype: DType;
+}
+
+export interface TypedGraph extends FlatGraph {
+  values: Map<string, TypedValue>;
+  weightShapes: Map<string, number[]>;
+}
+
+const fmt = (s: RDim[]): string => `[${s.join(', ')}]`;
+const same = (a: RDim[], b: RDim[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
+
+/** Attribute that names a dim (e.g. heads: "kvHeads") or holds a number. */
+function attrDim(node: FlatNode, key: string, dims: DimTable, file?: string): number {
+  const v = node.attrs[key];
+  if (typeof v !== 'number' && typeof v !== 'string') {
+    throw new LscError(`${node.op} needs attribute '${key}'`, { file, pointer: `${node.pointer}/attrs` });
+  }
+  return dimValue(dims, v, { file, pointer: `${node.pointer}/attrs/${key}` });
+}
+
+/** Computes the shape and dtype of every value and checks that operands agree. */
+export function inferShapes(graph: Graph, flat: FlatGraph, dims: DimTable, file?: string): TypedGraph {
+  const resolveShape = (shape: (string | number)[], at: string): RDim[] =>
+    shape.map((d, i) => (typeof d === 'string' && dims.symbolic.has(d) ? d : dimValue(dims, d, { file, pointer: `${at}/${i}` })));
+
+  const weightShapes = new Map<string, number[]>();
+  for (const w of flat.weights.values()) {
+    const shape = resolveShape(graph.weights[w.decl].shape, `/weights/${w.decl}/shape`);
+    if (shape.some((d) => typeof d !== 'number')) {
+      throw new LscError(`weight '${w.decl}' has a symbolic dim`, { file, pointer: `/weights/${w.decl}/shape` });
+    }
+    weightShapes.set(w.id, shape as number[]);
+  }
+  const values = new Map<string, TypedValue>();
+  const inputValue = (inp: FlatInput): TypedValue => {
+    if (inp.kind === 'weight') return { shape: weightShapes.get(inp.id)!, dtype: 'f16' };
+    if (inp.kind === 'input') {
+      const decl = graph.inputs[inp.name];
+      return { shape: resolveShape(decl.shape, `/inputs/${inp.name}/shape`), dtype: decl.dtype };
+    }
+    const v = values.get(inp.id);
+    if (!v) throw new Error(`internal: value ${inp.id} used before definition`);
+    return v;
+  };
+
+  const nodes: FlatNode[] = [];
+  for (const decl of flat.nodes) {
+    // attributes that name dims become numbers for the passes after this one
+    const node: FlatNode = { ...decl, attrs: { ...decl.attrs } };
+    for (const key of ['heads', 'kvHeads', 'headDim']) {
+      if (key in node.attrs) node.attrs[key] = attrDim(decl, key, dims, file);
+    }
+    nodes.push(node);
+    const ins = node.inputs.map(inputValue);
+    const where = { file, pointer: node.pointer };
+    const fail = (msg: string): never => { throw new LscError(`${node.op} '${node.id}': ${msg}`, where); };
+    const arity = (n: number): void => { if (ins.length !== n) fail(`takes ${n} inputs, got ${ins.length}`); };
+    const isWeight = (i: number): boolean => node.inputs[i].kind === 'weight';
+    let out: TypedValue;
+    switch (node.op) {
+      case 'embed': {
+        arity(2);
+        if (!isWeight(1) || ins[1].shape.length !== 2) fail('second input must be a [vocab, d] weight');
+        if (ins[0].dtype !== 'i32' || ins[0].shape.length !== 1) fail(`tokens must be an i32 vector, got ${fmt(ins[0].shape)}`);
+        out = { shape: [ins[0].shape[0], ins[1].shape[1]], dtype: 'f32' };
+        break;
+      }
+      case 'rms_norm': {
+        arity(2);
+        const n = ins[0].shape[ins[0].shape.length - 1];
+        if (!isWeight(1) || !same(ins[1].shape, [n])) fail(`norm weight must have shape [${n}], got ${fmt(ins[1].shape)}`);
+        out = { ...ins[0] };
+        break;
+      }
+      case 'matmul': {
+        arity(2);
+        if (!isWeight(1) || ins[1].shape.length !== 2) fail('second input must be a 2-D weight [out, in]');
+        const [rows, k] = ins[0].shape;
+        if (ins[0].shape.length !== 2 || k !== ins[1].shape[1]) {
+          fail(`cannot multiply ${fmt(ins[0].shape)} by weightᵀ of ${fmt(ins[1].shape)}: inner dims differ`);
+        }
+        out = { shape: [rows, ins[1].shape[0]], dtype: 'f32' };
+        break;
+      }
+      case 'rope': {
+        arity(1);
+        const heads = attrDim(node, 'heads', dims, file);
+        const hd = attrDim(node, 'headDim', dims, file);
+        if (ins[0].shape[1] !== heads * hd) fail(`input width ${ins[0].shape[1]} is not heads*headDim = ${heads * hd}`);
+        if (hd % 2) fail('headDim must be even');
+        out = { ...ins[0] };
+        break;
+      }
+      case 'attention': {
+        arity(3);
+        const h = attrDim(node, 'heads', dims, file);
+        const hkv = attrDim(node, 'kvHeads', dims, file);
+        const hd = attrDim(node, 'headDim', dims, file);
+        if (h % hkv) fail(`heads (${h}) must be a multiple of kvHeads (${hkv})`);
+        if (ins[0].shape[1] !== h * hd) fail(`q width ${ins[0].shape[1]} is not heads*headDim = ${h * hd}`);
+        for (const i of [1, 2]) if (ins[i].shape[1] !== hkv * hd) fail(`k/v width ${ins[i].shape[1]} is not kvHeads*headDim = ${hkv * hd}`);
+        if (node.attrs.causal !== true) fail('only causal attention is supported');
+        if (node.attrs.kvCache !== 'layer') fail("attention needs kvCache: 'layer'");
+        out = { shape: [ins[0].shape[0], h * hd], dtype: 'f32' };
+        break;
+      }
+      case 'add':
+      case 'mul': {
+        arity(2);
+        if (!same(ins[0].shape, ins[1].shape)) fail(`operand shapes differ: ${fmt(ins[0].shape)} vs ${fmt(ins[1].shape)}`);
+        out = { ...ins[0] };
+        break;
+      }
+      case 'silu':
+        arity(1);
+        out = { ...ins[0] };
+        break;
+      case 'argmax':
+        arity(1);
+        out = { shape: [ins[0].shape[0]], dtype: 'i32' };
+        break;
+      default:
+        throw new LscError(`unknown op '${(node as FlatNode).op}'`, where);
+    }
+    values.set(node.id, out);
+  }
+  return { ...flat, nodes, values, weightShapes };
+}

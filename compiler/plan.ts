@@ -1,0 +1,121 @@
+import type { GraphDtypes, RopeConfig } from './ir/graph.js';
+import type { BindingDecl, GridDim } from '../codegen/kernel.js';
+import type { RowRange } from './passes/entry-points.js';
+
+/**
+ * The compiled plan: plain data, written as plan.json next to kernels/*.wgsl. The runtime needs
+ * nothing else (plus weights) to run every entry point.
+ */
+export type BufferKind = 'weight' | 'kv' | 'activation' | 'io' | 'constant';
+
+export interface PlanBuffer {
+  id: string;
+  kind: BufferKind;
+  bytes: number;
+  /** What lives here, for people (values, tensor rows, ...). */
+  doc: string;
+}
+
+export interface WeightChunk {
+  buffer: string;
+  rowStart: number;
+  rowCount: number;
+}
+
+export interface PlanWeight {
+  /** Weight instance id, e.g. "wq.3". */
+  id: string;
+  /** Hugging Face tensor name. */
+  hf: string;
+  shape: number[];
+  /** Element type on the GPU (matrices f16, norm vectors f32). */
+  gpuDtype: 'f16' | 'f32';
+  /** Row slices, each its own buffer, so no binding exceeds maxStorageBufferBindingSize. */
+  chunks: WeightChunk[];
+  /** Shares the buffers of this weight (tied embeddings). */
+  tiedTo?: string;
+}
+
+export interface PlanKernel {
+  id: string;
+  family: string;
+  name: string;
+  /** Relative path of the WGSL file in the artifact. */
+  file: string;
+  workgroupSize: number;
+  bindings: BindingDecl[];
+  params: string[];
+  grid: [GridDim, GridDim, GridDim];
+  config: Record<string, number>;
+  features: string[];
+  /** Graph nodes this kernel computes in its first use (for inspect). */
+  fused: string[];
+}
+
+export interface PlanDispatch {
+  kernel: string;
+  /** Buffer id for each non-uniform binding, in binding order. */
+  buffers: string[];
+  /** Values of the kernel's Params uniform. */
+  params: number[];
+  /** Graph nodes computed by this dispatch. */
+  nodes: string[];
+}
+
+export interface PlanStage {
+  name: string;
+  range: RowRange;
+  dispatches: PlanDispatch[];
+}
+
+export interface PlanEntry {
+  name: string;
+  kind: 'prefill' | 'decode' | 'draft' | 'verify';
+  exitLayer?: number;
+  stepped: boolean;
+  kvLayers: [number, number];
+  stages: PlanStage[];
+}
+
+export interface PlanLimits {
+  maxStorageBufferBindingSize: number;
+  maxStorageBuffersPerShaderStage: number;
+  maxComputeWorkgroupStorageSize: number;
+  maxComputeInvocationsPerWorkgroup: number;
+  maxBufferSize: number;
+}
+
+export interface Plan {
+  format: 'lsc.plan/1';
+  graph: { name: string; hash: string };
+  dims: Record<string, number>;
+  dtypes: GraphDtypes;
+  rope: RopeConfig;
+  tokens: { bos?: number; eos: number[] };
+  limits: PlanLimits;
+  features: string[];
+  rows: {
+    /** Rows of every row-indexed activation buffer. */
+    max: number;
+    prefillChunk: number;
+    /** Decode steps that can be encoded into one submission. */
+    decodeSteps: number;
+    kMax: number;
+    /** Range slots per submission. */
+    rangeSlots: number;
+  };
+  /** Layout of the token buffer: step tokens at [0, verifyBase), verify picks from verifyBase. */
+  tokenSlots: { verifyBase: number; length: number };
+  /** Named buffers the runtime reads and writes directly. */
+  io: { tokens: string; logits: string; trunk: string; rope: string };
+  exits: { candidates: number[]; defaultExitLayer: number; defaultNumSpeculations: number };
+  weights: PlanWeight[];
+  buffers: PlanBuffer[];
+  kvBuffers: string[];
+  kernels: PlanKernel[];
+  entries: PlanEntry[];
+  /** Which fusion rule fired how often, for the summary. */
+  fusion: Record<string, number>;
+}
+
+export const RANGE_SLOT_BYTES = 256;

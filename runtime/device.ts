@@ -1,0 +1,105 @@
+import './gpu-globals.js';
+import { create } from 'webgpu';
+import { LscError } from '../compiler/errors.js';
+import type { PlanLimits } from '../compiler/plan.js';
+
+/** The fix printed whenever no adapter can be had. */
+export const NO_ADAPTER_HINT = 'install a Vulkan driver: run `bash scripts/setup.sh` (Mesa lavapipe on a machine without a GPU)';
+
+export interface GpuContext {
+  device: GPUDevice;
+  adapterInfo: { vendor: string; architecture: string; device: string; description: string };
+  features: Set<string>;
+  limits: PlanLimits & { minUniformBufferOffsetAlignment: number; minStorageBufferOffsetAlignment: number };
+  /** Destroys the device and lets node exit. */
+  dispose(): void;
+}
+
+export interface DeviceOptions {
+  /** Extra dawn.node flags, e.g. "adapter=NVIDIA" or "backend=vulkan". */
+  flags?: string[];
+}
+
+/**
+ * Opens the adapter with the limits and features lsc needs requested explicitly (a plain
+ * requestDevice() gets the spec defaults: 128 MiB bindings, 8 storage buffers per stage).
+ */
+export async function openDevice(opts: DeviceOptions = {}): Promise<GpuContext> {
+  // f16 on NVIDIA's Vulkan driver is behind a Dawn toggle
+  let gpu: GPU | undefined = create(['enable-dawn-features=vulkan_enable_f16_on_nvidia', ...(opts.flags ?? [])]);
+  let adapter: GPUAdapter | null = null;
+  try {
+    adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  } catch (e) {
+    throw new LscError(`no WebGPU adapter: ${(e as Error).message}`, {}, NO_ADAPTER_HINT);
+  }
+  if (!adapter) {
+    gpu = undefined;
+    throw new LscError('no WebGPU adapter found (Dawn found no Vulkan driver it can use)', {}, NO_ADAPTER_HINT);
+  }
+  const al = adapter.limits;
+  const wanted = ['shader-f16', 'subgroups', 'timestamp-query'] as GPUFeatureName[];
+  const requiredFeatures = wanted.filter((f) => adapter!.features.has(f));
+  const device = await adapter.requestDevice({
+    requiredFeatures,
+    requiredLimits: {
+      maxStorageBufferBindingSize: al.maxStorageBufferBindingSize,
+      maxBufferSize: al.maxBufferSize,
+      maxStorageBuffersPerShaderStage: al.maxStorageBuffersPerShaderStage,
+      maxComputeWorkgroupStorageSize: al.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: al.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupSizeX: al.maxComputeWorkgroupSizeX,
+      maxComputeWorkgroupsPerDimension: al.maxComputeWorkgroupsPerDimension,
+    },
+  });
+  let lost = false;
+  device.lost.then((info) => {
+    if (!lost && info.reason !== 'destroyed') process.stderr.write(`lsc: GPU device lost: ${info.message}\n`);
+  });
+  const info = adapter.info;
+  const dl = device.limits;
+  return {
+    device,
+    adapterInfo: { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description },
+    features: new Set([...device.features] as string[]),
+    limits: {
+      maxStorageBufferBindingSize: dl.maxStorageBufferBindingSize,
+      maxStorageBuffersPerShaderStage: dl.maxStorageBuffersPerShaderStage,
+      maxComputeWorkgroupStorageSize: dl.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: dl.maxComputeInvocationsPerWorkgroup,
+      maxBufferSize: dl.maxBufferSize,
+      minUniformBufferOffsetAlignment: dl.minUniformBufferOffsetAlignment,
+      minStorageBufferOffsetAlignment: dl.minStorageBufferOffsetAlignment,
+    },
+    dispose() {
+      lost = true;
+      device.destroy();
+      gpu = undefined;
+    },
+  };
+}
+
+/** Checks that a plan fits this device, before anything is allocated. */
+export function checkPlanFits(limits: GpuContext['limits'], features: Set<string>, plan: {
+  limits: PlanLimits; features: string[]; buffers: { bytes: number; id: string }[];
+}): void {
+  for (const f of plan.features) {
+    if (!features.has(f)) {
+      throw new LscError(`this adapter lacks the '${f}' feature the plan needs`, {},
+        f === 'shader-f16' ? 'compile the graph with dtypes.kv = "f32"' : undefined);
+    }
+  }
+  const keys: (keyof PlanLimits)[] = ['maxStorageBufferBindingSize', 'maxStorageBuffersPerShaderStage',
+    'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup'];
+  for (const key of keys) {
+    if (plan.limits[key] > limits[key]) {
+      throw new LscError(`the plan was compiled for ${key} = ${plan.limits[key]}, this adapter allows ${limits[key]}`, {},
+        'recompile for this adapter (lsc compile without --target-limits)');
+    }
+  }
+  const big = plan.buffers.find((b) => b.bytes > limits.maxBufferSize);
+  if (big) {
+    throw new LscError(`buffer ${big.id} needs ${big.bytes} bytes; this adapter's maxBufferSize is ${limits.maxBufferSize}`, {},
+      'use a smaller --ctx or a GPU with larger buffers');
+  }
+}

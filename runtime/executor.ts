@@ -1,0 +1,282 @@
+import './gpu-globals.js';
+import { evalDimExpr } from '../compiler/ir/dims.js';
+import { RANGE_SLOT_BYTES, type Plan, type PlanDispatch, type PlanEntry, type PlanKernel } from '../compiler/plan.js';
+import type { GridDim } from '../codegen/kernel.js';
+import type { GpuContext } from './device.js';
+import { ropeTable } from './rope-table.js';
+
+/** Runtime symbols of a range expression (see compiler/passes/entry-points.ts). */
+export interface RangeSymbols {
+  p?: number;
+  i?: number;
+  k?: number;
+  T?: number;
+  c0?: number;
+}
+
+export interface StageRange {
+  rowStart: number;
+  rowCount: number;
+  posBase: number;
+}
+
+interface ReadRequest {
+  buffer: string;
+  offset: number;
+  bytes: number;
+  stagingOffset: number;
+}
+
+const U = GPUBufferUsage;
+
+/**
+ * Runs plan entry points. Everything is built at load: pipelines, buffers, one bind group per
+ * dispatch. A step is one command encoder with one compute pass; the only per-submission upload
+ * is the table of row ranges, selected per dispatch by a dynamic uniform offset.
+ */
+export class Executor {
+  readonly buffers = new Map<string, GPUBuffer>();
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly bindGroups = new Map<PlanDispatch, GPUBindGroup>();
+  private readonly kernels: Map<string, PlanKernel>;
+  private readonly entries: Map<string, PlanEntry>;
+  private readonly rangeBuffer: GPUBuffer;
+  private readonly rangeWords: Uint32Array;
+  private readonly offsets: number[][];
+  private readonly staging: GPUBuffer[] = [];
+  /** Bytes of the buffers this executor allocated (weights are counted by their loader). */
+  allocatedBytes = 0;
+
+  private constructor(readonly gpu: GpuContext, readonly plan: Plan) {
+    this.kernels = new Map(plan.kernels.map((k) => [k.id, k]));
+    this.entries = new Map(plan.entries.map((e) => [e.name, e]));
+    const slots = plan.rows.rangeSlots;
+    this.rangeBuffer = gpu.device.createBuffer({ size: slots * RANGE_SLOT_BYTES, usage: U.UNIFORM | U.COPY_DST, label: 'ranges' });
+    this.rangeWords = new Uint32Array((slots * RANGE_SLOT_BYTES) / 4);
+    this.offsets = Array.from({ length: slots }, (_, s) => [s * RANGE_SLOT_BYTES]);
+  }
+
+  static async create(gpu: GpuContext, plan: Plan, wgsl: Map<string, string>, weights: Map<string, GPUBuffer>): Promise<Executor> {
+    const ex = new Executor(gpu, plan);
+    for (const [id, b] of weights) ex.buffers.set(id, b);
+    ex.allocate();
+    await ex.buildPipelines(wgsl);
+    ex.buildBindGroups();
+    return ex;
+  }
+
+  private allocate(): void {
+    const d = this.gpu.device;
+    for (const b of this.plan.buffers) {
+      if (b.kind === 'weight') continue;
+      const size = Math.max(16, Math.ceil(b.bytes / 16) * 16);
+      const buf = d.createBuffer({ size, usage: U.STORAGE | U.COPY_DST | U.COPY_SRC, label: b.id });
+      this.buffers.set(b.id, buf);
+      this.allocatedBytes += size;
+    }
+    const dims = this.plan.dims;
+    const table = ropeTable(this.plan.rope, dims.headDim, dims.ctx);
+    d.queue.writeBuffer(this.buffers.get(this.plan.io.rope)!, 0, table);
+  }
+
+  private async buildPipelines(wgsl: Map<string, string>): Promise<void> {
+    const d = this.gpu.device;
+    await Promise.all(this.plan.kernels.map(async (k) => {
+      const code = wgsl.get(k.id);
+      if (!code) throw new Error(`internal: no WGSL for kernel ${k.id}`);
+      const module = d.createShaderModule({ code, label: k.id });
+      const info = await module.getCompilationInfo();
+      const errors = info.messages.filter((m) => m.type === 'error');
+      if (errors.length) {
+        throw new Error(`kernel ${k.id} failed to compile:\n${errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('\n')}`);
+      }
+      const layout = d.createBindGroupLayout({
+        label: k.id,
+        entries: k.bindings.map((b, i) => ({
+          binding: i,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: b.type === 'range' ? { type: 'uniform', hasDynamicOffset: true, minBindingSize: 16 }
+            : b.type === 'params' ? { type: 'uniform' }
+              : { type: b.type === 'read' ? 'read-only-storage' : 'storage' },
+        })),
+      });
+      d.pushErrorScope('validation');
+      const pipeline = await d.createComputePipelineAsync({
+        label: k.id, layout: d.createPipelineLayout({ bindGroupLayouts: [layout] }),
+        compute: { module, entryPoint: 'main' },
+      });
+      const err = await d.popErrorScope();
+      if (err) throw new Error(`kernel ${k.id}: ${err.message}`);
+      this.pipelines.set(k.id, pipeline);
+    }));
+  }
+
+  private buildBindGroups(): void {
+    const d = this.gpu.device;
+    const paramBuffers = new Map<string, GPUBuffer>();
+    for (const e of this.plan.entries) {
+      for (const st of e.stages) {
+        for (const disp of st.dispatches) {
+          const k = this.kernels.get(disp.kernel)!;
+          let bi = 0;
+          const entries: GPUBindGroupEntry[] = k.bindings.map((b, i) => {
+            if (b.type === 'range') return { binding: i, resource: { buffer: this.rangeBuffer, offset: 0, size: 16 } };
+            if (b.type === 'params') {
+              const key = disp.params.join(',');
+              let pb = paramBuffers.get(key);
+              if (!pb) {
+                pb = d.createBuffer({ size: Math.max(16, disp.params.length * 4), usage: U.UNIFORM | U.COPY_DST, label: `params ${key}` });
+                d.queue.writeBuffer(pb, 0, new Uint32Array(disp.params));
+                paramBuffers.set(key, pb);
+              }
+              return { binding: i, resource: { buffer: pb } };
+            }
+            const id = disp.buffers[bi++];
+            const buf = this.buffers.get(id);
+            if (!buf) throw new Error(`internal: buffer ${id} not allocated`);
+            return { binding: i, resource: { buffer: buf } };
+          });
+          this.bindGroups.set(disp, d.createBindGroup({ layout: this.pipelines.get(k.id)!.getBindGroupLayout(0), entries }));
+        }
+      }
+    }
+  }
+
+  entry(name: string): PlanEntry {
+    const e = this.entries.get(name);
+    if (!e) throw new Error(`internal: the plan has no entry point ${name}`);
+    return e;
+  }
+
+  /** Starts a submission: one encoder, one compute pass. */
+  begin(): Submission {
+    return new Submission(this);
+  }
+
+  /** @internal Encodes every stage of an entry point, ranges from the plan's expressions. */
+  encodeEntry(pass: GPUComputePassEncoder, name: string, sym: RangeSymbols, slot: () => number): void {
+    const e = this.entry(name);
+    const look = (n: string): number => {
+      const v = sym[n as keyof RangeSymbols];
+      if (v === undefined) throw new Error(`internal: ${name} needs symbol ${n}`);
+      return v;
+    };
+    for (const st of e.stages) {
+      this.encodeStage(pass, name, st, {
+        rowStart: evalDimExpr(st.range.rowStart, look),
+        rowCount: evalDimExpr(st.range.rowCount, look),
+        posBase: evalDimExpr(st.range.posBase, look),
+      }, slot);
+    }
+  }
+
+  /** @internal Encodes one stage over explicit rows (prefill chunks, scoring). */
+  encodeStage(pass: GPUComputePassEncoder, name: string, stage: PlanEntry['stages'][number] | string,
+    r: StageRange, slot: () => number): void {
+    const st = typeof stage === 'string' ? this.entry(name).stages.find((x) => x.name === stage) : stage;
+    if (!st) throw new Error(`internal: ${name} has no stage ${String(stage)}`);
+    if (r.rowCount <= 0) return;
+    if (r.rowStart + r.rowCount > this.plan.rows.max || r.posBase + r.rowStart + r.rowCount > this.plan.dims.ctx) {
+      throw new Error(`internal: ${name}/${st.name} rows ${r.rowStart}+${r.rowCount} at ${r.posBase} out of bounds`);
+    }
+    const s = slot();
+    this.rangeWords[s * 64] = r.rowStart;
+    this.rangeWords[s * 64 + 1] = r.rowCount;
+    this.rangeWords[s * 64 + 2] = r.posBase;
+    const g = (x: GridDim): number => (typeof x === 'number' ? x : x.perRow * r.rowCount);
+    for (const disp of st.dispatches) {
+      const k = this.kernels.get(disp.kernel)!;
+      pass.setPipeline(this.pipelines.get(disp.kernel)!);
+      pass.setBindGroup(0, this.bindGroups.get(disp)!, this.offsets[s]);
+      pass.dispatchWorkgroups(g(k.grid[0]), g(k.grid[1]), g(k.grid[2]));
+    }
+  }
+
+  /** @internal */
+  flushRanges(slots: number): void {
+    if (slots) this.gpu.device.queue.writeBuffer(this.rangeBuffer, 0, this.rangeWords, 0, slots * 64);
+  }
+
+  /** @internal a MAP_READ buffer of at least `bytes`, reused between submissions. */
+  stagingBuffer(bytes: number): GPUBuffer {
+    const free = this.staging.find((b) => b.size >= bytes && b.mapState === 'unmapped');
+    if (free) return free;
+    const b = this.gpu.device.createBuffer({ size: Math.ceil(bytes / 256) * 256, usage: U.MAP_READ | U.COPY_DST, label: 'staging' });
+    this.staging.push(b);
+    return b;
+  }
+
+  writeTokens(offset: number, ids: ArrayLike<number>): void {
+    this.gpu.device.queue.writeBuffer(this.buffers.get(this.plan.io.tokens)!, offset * 4, new Uint32Array(ids));
+  }
+
+  destroy(): void {
+    for (const b of this.buffers.values()) b.destroy();
+    for (const b of this.staging) b.destroy();
+    this.rangeBuffer.destroy();
+  }
+}
+
+/** One submission: entry points encoded in order into one pass, then reads of named buffers. */
+export class Submission {
+  private readonly encoder: GPUCommandEncoder;
+  private pass: GPUComputePassEncoder | null;
+  private slots = 0;
+  private readonly reads: ReadRequest[] = [];
+  private readBytes = 0;
+
+  constructor(private readonly ex: Executor) {
+    this.encoder = ex.gpu.device.createCommandEncoder();
+    this.pass = this.encoder.beginComputePass();
+  }
+
+  private nextSlot = (): number => {
+    if (this.slots >= this.ex.plan.rows.rangeSlots) throw new Error('internal: too many ranges in one submission');
+    return this.slots++;
+  };
+
+  /** Encodes an entry point with its ranges evaluated at `sym`. */
+  run(entry: string, sym: RangeSymbols): this {
+    if (!this.pass) throw new Error('internal: run after submit');
+    this.ex.encodeEntry(this.pass, entry, sym, this.nextSlot);
+    return this;
+  }
+
+  /** Encodes one stage of an entry point over explicit rows. */
+  runStage(entry: string, stage: string, range: StageRange): this {
+    if (!this.pass) throw new Error('internal: run after submit');
+    this.ex.encodeStage(this.pass, entry, stage, range, this.nextSlot);
+    return this;
+  }
+
+  /** Reads `bytes` at `offset` of a buffer once the work is done; returns the read's index. */
+  read(buffer: string, offset: number, bytes: number): number {
+    this.reads.push({ buffer, offset, bytes, stagingOffset: this.readBytes });
+    this.readBytes += Math.ceil(bytes / 8) * 8;
+    return this.reads.length - 1;
+  }
+
+  /** Submits and waits for the reads. */
+  async submit(): Promise<ArrayBuffer[]> {
+    this.pass?.end();
+    this.pass = null;
+    this.ex.flushRanges(this.slots);
+    let staging: GPUBuffer | undefined;
+    if (this.reads.length) {
+      staging = this.ex.stagingBuffer(this.readBytes);
+      for (const r of this.reads) {
+        this.encoder.copyBufferToBuffer(this.ex.buffers.get(r.buffer)!, r.offset, staging, r.stagingOffset, r.bytes);
+      }
+    }
+    this.ex.gpu.device.queue.submit([this.encoder.finish()]);
+    if (!staging) {
+      await this.ex.gpu.device.queue.onSubmittedWorkDone();
+      return [];
+    }
+    await staging.mapAsync(GPUMapMode.READ, 0, Math.ceil(this.readBytes / 8) * 8);
+    const mapped = staging.getMappedRange(0, Math.ceil(this.readBytes / 8) * 8);
+    const out = this.reads.map((r) => mapped.slice(r.stagingOffset, r.stagingOffset + r.bytes));
+    staging.unmap();
+    return out;
+  }
+}

@@ -1,0 +1,138 @@
+import type { Executor } from './executor.js';
+
+/**
+ * The GPU work of generation, one method per kind of submission. Greedy paths keep the loop on
+ * the GPU (argmax feeds the next step's embedding through the token buffer) and read back only
+ * token ids; sampling paths read the logits rows they need.
+ */
+export class Steps {
+  readonly vocab: number;
+  readonly layers: number;
+  readonly ctx: number;
+
+  constructor(readonly ex: Executor) {
+    this.vocab = ex.plan.dims.vocab;
+    this.layers = ex.plan.dims.layers;
+    this.ctx = ex.plan.dims.ctx;
+  }
+
+  private get tokens(): string { return this.ex.plan.io.tokens; }
+  private get logitsBuf(): string { return this.ex.plan.io.logits; }
+  private rowBytes(): number { return this.vocab * 4; }
+
+  private readLogitRows(sub: ReturnType<Executor['begin']>, row: number, count: number): number {
+    return sub.read(this.logitsBuf, row * this.rowBytes(), count * this.rowBytes());
+  }
+
+  private splitRows(buf: ArrayBuffer, count: number): Float32Array[] {
+    return Array.from({ length: count }, (_, r) => new Float32Array(buf, r * this.rowBytes(), this.vocab));
+  }
+
+  /** Entry names for an exit layer (undefined or L = the full model). */
+  private full(exitLayer?: number): boolean {
+    return exitLayer === undefined || exitLayer >= this.layers;
+  }
+
+  /**
+   * Runs the prompt through all layers (or layers < E for early exit) in chunks and returns the
+   * greedy pick for the next position and, if asked, its logits.
+   */
+  async prefill(ids: number[], opts: { exitLayer?: number; wantLogits?: boolean }): Promise<{ next: number; logits?: Float32Array }> {
+    const chunk = this.ex.plan.rows.prefillChunk;
+    const full = this.full(opts.exitLayer);
+    const layersEntry = full ? 'prefill' : `verify@${opts.exitLayer}`;
+    const layersStage = full ? 'layers' : 'newest';
+    const headEntry = full ? 'prefill' : `verify@${opts.exitLayer}`;
+    let result: ArrayBuffer[] = [];
+    for (let c0 = 0; c0 < ids.length; c0 += chunk) {
+      const T = Math.min(chunk, ids.length - c0);
+      this.ex.writeTokens(0, ids.slice(c0, c0 + T));
+      const sub = this.ex.begin();
+      sub.runStage(layersEntry, layersStage, { rowStart: 0, rowCount: T, posBase: c0 });
+      if (c0 + T === ids.length) {
+        sub.runStage(headEntry, 'head', { rowStart: T - 1, rowCount: 1, posBase: c0 });
+        // the full head picks into slot rowStart+1; verify's head into the verify slots
+        const pickSlot = full ? T : this.ex.plan.tokenSlots.verifyBase + T - 1;
+        sub.read(this.tokens, pickSlot * 4, 4);
+        if (opts.wantLogits) this.readLogitRows(sub, T - 1, 1);
+      }
+      result = await sub.submit();
+    }
+    return {
+      next: new Uint32Array(result[0])[0],
+      logits: opts.wantLogits ? new Float32Array(result[1]) : undefined,
+    };
+  }
+
+  /** n greedy steps from token `cur` at position p in one submission (full model, or exit E). */
+  async greedySteps(cur: number, p: number, n: number, exitLayer?: number): Promise<number[]> {
+    const entry = this.full(exitLayer) ? 'decode' : `draft@${exitLayer}`;
+    this.ex.writeTokens(0, [cur]);
+    const sub = this.ex.begin();
+    for (let i = 0; i < n; i++) sub.run(entry, { p, i });
+    sub.read(this.tokens, 4, n * 4);
+    const [buf] = await sub.submit();
+    return [...new Uint32Array(buf)];
+  }
+
+  /** One step's logits for token `cur` at position p + i (row i), full model or exit E. */
+  async stepLogits(cur: number, p: number, i: number, exitLayer?: number): Promise<Float32Array> {
+    const entry = this.full(exitLayer) ? 'decode' : `draft@${exitLayer}`;
+    this.ex.writeTokens(i, [cur]);
+    const sub = this.ex.begin();
+    sub.run(entry, { p, i });
+    this.readLogitRows(sub, i, 1);
+    const [buf] = await sub.submit();
+    return new Float32Array(buf);
+  }
+
+  /**
+   * A whole greedy speculation round in one submission: k drafts through exit E, then verify
+   * over the k+1 positions. Returns the drafts d1..dk and the verifier's picks v0..vk.
+   */
+  async greedyRound(cur: number, p: number, k: number, E: number): Promise<{ drafts: number[]; picks: number[] }> {
+    this.ex.writeTokens(0, [cur]);
+    const sub = this.ex.begin();
+    for (let i = 0; i < k; i++) sub.run(`draft@${E}`, { p, i });
+    sub.run(`verify@${E}`, { p, k });
+    sub.read(this.tokens, 4, k * 4);
+    sub.read(this.tokens, this.ex.plan.tokenSlots.verifyBase * 4, (k + 1) * 4);
+    const [d, v] = await sub.submit();
+    return { drafts: [...new Uint32Array(d)], picks: [...new Uint32Array(v)] };
+  }
+
+  /** Verify's logits for the k+1 positions whose tokens are in slots 0..k. */
+  async verifyLogits(tokens: number[], p: number, E: number): Promise<Float32Array[]> {
+    const k = tokens.length - 1;
+    this.ex.writeTokens(0, tokens);
+    const sub = this.ex.begin();
+    sub.run(`verify@${E}`, { p, k });
+    this.readLogitRows(sub, 0, k + 1);
+    const [buf] = await sub.submit();
+    return this.splitRows(buf, k + 1);
+  }
+
+  /** Logits of every position of `ids` (or the last), from the full model or through exit E. */
+  async scoreAll(ids: number[], exitLayer: number | undefined, allPositions: boolean): Promise<Float32Array[]> {
+    const chunk = this.ex.plan.rows.prefillChunk;
+    const full = this.full(exitLayer);
+    const entry = full ? 'prefill' : `verify@${exitLayer}`;
+    const out: Float32Array[] = [];
+    for (let c0 = 0; c0 < ids.length; c0 += chunk) {
+      const T = Math.min(chunk, ids.length - c0);
+      const lastChunk = c0 + T === ids.length;
+      this.ex.writeTokens(0, ids.slice(c0, c0 + T));
+      const sub = this.ex.begin();
+      sub.runStage(entry, full ? 'layers' : 'newest', { rowStart: 0, rowCount: T, posBase: c0 });
+      if (allPositions || lastChunk) {
+        const [r0, n] = allPositions ? [0, T] : [T - 1, 1];
+        sub.runStage(entry, 'head', { rowStart: r0, rowCount: n, posBase: c0 });
+        this.readLogitRows(sub, r0, n);
+        out.push(...this.splitRows((await sub.submit())[0], n));
+      } else {
+        await sub.submit();
+      }
+    }
+    return out;
+  }
+}
