@@ -55,7 +55,8 @@ export interface GenerateResult {
   stats: GenerateStats;
 }
 
-interface Resolved {
+/** @internal exported for the statistical test of speculative sampling */
+export interface Resolved {
   strategy: Strategy;
   maxNew: number;
   E: number;
@@ -199,7 +200,7 @@ async function greedyRound(model: LscModel, cur: number, p: number, k: number, E
  * probability min(1, p(d_i)/q(d_i)); at the first rejection draw from normalize(max(p − q, 0));
  * if all k pass, draw the bonus token from p_k. The output is distributed exactly as p.
  */
-async function sampledRound(model: LscModel, cur: number, p: number, k: number, r: Resolved): Promise<number[]> {
+export async function sampledRound(model: LscModel, cur: number, p: number, k: number, r: Resolved): Promise<number[]> {
   const steps = model.steps;
   const qs: Distribution[] = [];
   const drafts: number[] = [];

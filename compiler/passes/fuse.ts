@@ -45,11 +45,21 @@ export function fuseStage(nodes: FlatNode[], g: TypedGraph, file?: string): Fuse
   for (const t of g.trunks.values()) for (const id of [t.input, ...t.stateAfter]) trunk.add(id);
   const consumers = new Map<string, FlatNode[]>();
   const producer = new Map<string, FlatNode>();
+  const matmulsOf = new Map<string, FlatNode[]>(); // matmuls by input value
   for (const n of nodes) {
     producer.set(n.id, n);
     for (const inp of n.inputs) {
       const id = valueId(inp);
-      if (id) consumers.set(id, [...(consumers.get(id) ?? []), n]);
+      if (!id) continue;
+      let list = consumers.get(id);
+      if (!list) consumers.set(id, (list = []));
+      list.push(n);
+    }
+    const x = n.op === 'matmul' ? valueId(n.inputs[0]) : undefined;
+    if (x) {
+      let list = matmulsOf.get(x);
+      if (!list) matmulsOf.set(x, (list = []));
+      list.push(n);
     }
   }
   const only = (id: string): FlatNode | undefined => {
@@ -80,7 +90,7 @@ export function fuseStage(nodes: FlatNode[], g: TypedGraph, file?: string): Fuse
   const matmulGroup = (first: FlatNode): void => {
     const xid = valueId(first.inputs[0]);
     if (!xid) unsupported(first, 'matmul input must be an activation');
-    const group = nodes.filter((n) => n.op === 'matmul' && !covered.has(n.id) && valueId(n.inputs[0]) === xid);
+    const group = (matmulsOf.get(xid!) ?? []).filter((n) => !covered.has(n.id));
     const norm = foldableNorm(xid!);
     const segments: Segment[] = [];
     const weightOf = (m: FlatNode): string => (m.inputs[1] as { id: string }).id;

@@ -29,8 +29,20 @@ export interface ScheduleContext {
 /** Turns fused kernels into dispatches, emitting (and de-duplicating) WGSL as it goes. */
 export class Scheduler {
   readonly kernels = new Map<string, PlanKernel & { wgsl: string }>();
+  /** Emitted sources by structural key: layers share kernels, so each shape is emitted once. */
+  private readonly emitted = new Map<string, { id: string; src: KernelSource }>();
 
   constructor(private readonly c: ScheduleContext) {}
+
+  private memo(key: string, fused: string[], emit: () => KernelSource): { id: string; src: KernelSource } {
+    let e = this.emitted.get(key);
+    if (!e) {
+      const src = emit();
+      e = { id: this.kernel(src, fused), src };
+      this.emitted.set(key, e);
+    }
+    return e;
+  }
 
   private kernel(src: KernelSource, fused: string[]): string {
     const hash = createHash('sha256').update(src.wgsl).digest('hex').slice(0, 10);
@@ -62,12 +74,13 @@ export class Scheduler {
     switch (k.family) {
       case 'embed': return this.embed(k);
       case 'argmax': {
-        const id = this.kernel(emitArgmax(k), k.nodes);
+        const { id } = this.memo(`argmax:${k.n}`, k.nodes, () => emitArgmax(k));
         return [{ kernel: id, buffers: [this.buf(k.x), this.c.tokensBuffer], params: [verify ? this.c.tokenOutBase : 1, 0, 0, 0], nodes: k.nodes }];
       }
       case 'attention': {
-        const cfg = this.c.tuning.attention(k, `attention:${k.heads}x${k.kvHeads}x${k.headDim}`);
-        const id = this.kernel(emitAttention(k, { ctx: this.c.ctx, kvF16: this.c.kvF16 }, cfg), k.nodes);
+        const key = `attention:${k.heads}x${k.kvHeads}x${k.headDim}`;
+        const cfg = this.c.tuning.attention(k, key);
+        const { id } = this.memo(`${key}:${JSON.stringify(cfg)}`, k.nodes, () => emitAttention(k, { ctx: this.c.ctx, kvF16: this.c.kvF16 }, cfg));
         return [{ kernel: id, buffers: [this.buf(k.q), `kv:${k.layer}`, this.buf(k.out)], params: [], nodes: k.nodes }];
       }
       case 'matmul': return this.matmul(k);
@@ -77,7 +90,7 @@ export class Scheduler {
   private embed(k: Extract<FusedKernel, { family: 'embed' }>): PlanDispatch[] {
     const w = this.weight(k.table);
     const chunked = w.chunks.length > 1;
-    const id = this.kernel(emitEmbed(k, chunked), k.nodes);
+    const { id } = this.memo(`embed:${k.vocab}x${k.d}:${chunked}`, k.nodes, () => emitEmbed(k, chunked));
     return w.chunks.map((ch) => ({
       kernel: id, buffers: [this.c.tokensBuffer, ch.buffer, this.buf(k.out)],
       params: chunked ? [ch.rowStart, ch.rowCount, 0, 0] : [], nodes: k.nodes,
@@ -107,13 +120,17 @@ export class Scheduler {
       if (ep.kind === 'kv') return this.c.kvDim;
       return this.c.width(ep.kind === 'residual' ? ep.into : ep.out);
     };
-    const key = `matmul:${k.k}:${k.segments.map((s) => `${s.pair}${s.n}`).join('+')}`;
+    const shape = (kk: typeof k): string => JSON.stringify({
+      k: kk.k, eps: kk.norm?.eps,
+      segs: kk.segments.map((sg) => ({ pair: sg.pair, n: sg.n, units: sg.units, ...sg.epilogue, out: undefined, into: undefined, layer: undefined, w: outWidth(sg) })),
+    });
+    const key = `matmul:${shape(k)}`;
     const cfg = this.c.tuning.matmul(k, key);
     const chunked = k.segments.some((s) => s.weights.some((w) => this.weight(w).chunks.length > 1));
     const base = { ctx: this.c.ctx, kvDim: this.c.kvDim, kvF16: this.c.kvF16, outWidth };
     if (!chunked) {
-      const src = emitMatmul(k, base, cfg);
-      return [{ kernel: this.kernel(src, k.nodes), buffers: this.matmulBuffers(src, k), params: [], nodes: k.nodes }];
+      const { id, src } = this.memo(`${key}:${JSON.stringify(cfg)}`, k.nodes, () => emitMatmul(k, base, cfg));
+      return [{ kernel: id, buffers: this.matmulBuffers(src, k), params: [], nodes: k.nodes }];
     }
     // a weight is split across bindings: each segment runs alone, one dispatch per row slice
     const out: PlanDispatch[] = [];
@@ -122,8 +139,9 @@ export class Scheduler {
       const maxRows = Math.max(...chunks.map((c) => c.rowCount));
       const unitsOf = (rows: number): number => (seg.pair === 'half' ? rows / 2 : rows);
       const single = { ...k, segments: [seg], nodes: seg.nodes };
-      const src = emitMatmul(single, { ...base, chunk: { units: unitsOf(maxRows) } }, cfg);
-      const id = this.kernel(src, seg.nodes);
+      const units = unitsOf(maxRows);
+      const { id, src } = this.memo(`matmul:${shape(single)}:chunk${units}:${JSON.stringify(cfg)}`, seg.nodes,
+        () => emitMatmul(single, { ...base, chunk: { units } }, cfg));
       chunks.forEach((ch, ci) => {
         out.push({
           kernel: id, buffers: this.matmulBuffers(src, single, ci),

@@ -1,0 +1,31 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import { compileGraph } from '../../compiler/compile.js';
+import { writeArtifact } from '../../compiler/artifact.js';
+import { formatSummary, summaryJson } from '../../compiler/summary.js';
+import { positiveInt } from '../options.js';
+import { loadGraphSource, withCtx } from '../sources.js';
+
+interface Opts { out?: string; ctx?: number; json?: boolean }
+
+export function registerCompile(program: Command): void {
+  program.command('compile')
+    .description('compile a graph into an artifact dir (plan.json, kernels/*.wgsl, graph.json); needs no GPU and no weights')
+    .argument('<graph>', 'graph file (lsc.graph/1 JSON), or a model dir with config.json')
+    .option('-o, --out <dir>', 'artifact directory (default: out/<graph name>)')
+    .option('--ctx <n>', "KV-cache context length (default: the graph's)", positiveInt)
+    .option('--json', 'print the summary as JSON')
+    .action((graphPath: string, opts: Opts) => {
+      const src = loadGraphSource(graphPath);
+      const graph = withCtx(src.graph, opts.ctx);
+      const compiled = compileGraph(graph, { file: src.file });
+      const dir = opts.out ?? path.join('out', graph.name);
+      writeArtifact(dir, compiled, graph);
+      if (opts.json) {
+        process.stdout.write(JSON.stringify({ artifact: dir, ...summaryJson(compiled.plan) }, null, 2) + '\n');
+      } else {
+        process.stdout.write(`wrote ${dir}: plan.json, graph.json, ${compiled.plan.kernels.length} kernels/*.wgsl\n\n`);
+        process.stdout.write(formatSummary(compiled.plan));
+      }
+    });
+}

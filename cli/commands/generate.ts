@@ -1,0 +1,76 @@
+import { Option, type Command } from 'commander';
+import { LscError } from '../../compiler/errors.js';
+import type { GenerateOptions, GenerateResult, GenerateStats, Strategy } from '../../runtime/generate.js';
+import { collect, nonNegativeInt, nonNegativeNumber, positiveInt, probability } from '../options.js';
+import { withModel } from '../load-model.js';
+
+interface Opts {
+  model: string; prompt: string; maxNewTokens: number; strategy: Strategy;
+  exitLayer?: number; numSpeculations?: number; temperature: number; topP?: number; topK?: number;
+  seed?: number; stop?: string[]; graph?: string; ctx?: number; json?: boolean;
+}
+
+/** Flags that only one strategy reads are errors elsewhere: a silently ignored --exit-layer misleads. */
+function checkStrategyFlags(o: Opts): void {
+  if (o.exitLayer !== undefined && o.strategy === 'autoregressive') {
+    throw new LscError('--exit-layer applies to --strategy early-exit or self-speculative', {}, 'add --strategy self-speculative (or early-exit)');
+  }
+  if (o.numSpeculations !== undefined && o.strategy !== 'self-speculative') {
+    throw new LscError('--num-speculations applies to --strategy self-speculative', {}, 'add --strategy self-speculative');
+  }
+}
+
+export function statsLine(s: GenerateStats): string {
+  const parts = [
+    `${s.generatedTokens} tokens (${s.stopReason})`,
+    `prefill ${s.promptTokens} tokens in ${s.prefillMs.toFixed(0)} ms`,
+    `decode ${s.tokensPerSecond.toFixed(1)} tok/s`,
+  ];
+  if (s.strategy === 'early-exit') parts.push(`early exit after layer ${s.exitLayer}`);
+  if (s.strategy === 'self-speculative') {
+    parts.push(`self-speculative E=${s.exitLayer} k=${s.numSpeculations}: acceptance ${((s.acceptanceRate ?? 0) * 100).toFixed(1)}% ` +
+      `(${s.acceptedTokens}/${s.draftedTokens} drafts, ${s.rounds} rounds)`);
+  }
+  return `lsc: ${parts.join(' · ')}\n`;
+}
+
+export function registerGenerate(program: Command): void {
+  program.command('generate')
+    .description('generate text; streams it to stdout (stats to stderr), or prints one JSON object with --json')
+    .requiredOption('--model <dir>', 'Hugging Face model dir (config.json, tokenizer.json, model.safetensors)')
+    .requiredOption('--prompt <text>', 'prompt text (BOS is added as the tokenizer config says)')
+    .option('--max-new-tokens <n>', 'most tokens to generate', positiveInt, 128)
+    .addOption(new Option('--strategy <name>', 'decoding strategy')
+      .choices(['autoregressive', 'early-exit', 'self-speculative']).default('autoregressive'))
+    .option('--exit-layer <e>', "exit layer for early-exit / self-speculative (default: the graph's)", positiveInt)
+    .option('--num-speculations <k>', "drafts per round for self-speculative (default: the graph's)", positiveInt)
+    .option('--temperature <t>', 'sampling temperature; 0 is greedy', nonNegativeNumber, 0)
+    .option('--top-p <p>', 'nucleus sampling mass in (0, 1]', probability)
+    .option('--top-k <k>', 'sample from the k most likely tokens (0: all)', nonNegativeInt)
+    .option('--seed <s>', 'random seed for sampling (default 0)', nonNegativeInt)
+    .option('--stop <str>', 'stop when the text contains this (repeatable; not emitted)', collect)
+    .option('--graph <file>', 'use this graph file instead of building one from config.json')
+    .option('--ctx <n>', "KV-cache context length (default: the graph's)", positiveInt)
+    .option('--json', 'print {"text","promptTokens","tokens","stats"} instead of streaming')
+    .action(async (o: Opts) => {
+      checkStrategyFlags(o);
+      const gen: GenerateOptions = {
+        maxNewTokens: o.maxNewTokens, strategy: o.strategy, exitLayer: o.exitLayer, numSpeculations: o.numSpeculations,
+        temperature: o.temperature, topP: o.topP, topK: o.topK, seed: o.seed, stop: o.stop,
+      };
+      const result = await withModel(o, !o.json && process.stderr.isTTY === true, async (model) => {
+        const it = model.generate(o.prompt, gen);
+        for (;;) {
+          const r = await it.next();
+          if (r.done) return r.value as GenerateResult;
+          if (!o.json && r.value.text) process.stdout.write(r.value.text);
+        }
+      });
+      if (o.json) {
+        process.stdout.write(JSON.stringify(result) + '\n');
+      } else {
+        process.stdout.write('\n');
+        process.stderr.write(statsLine(result.stats));
+      }
+    });
+}

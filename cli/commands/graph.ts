@@ -1,0 +1,67 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { LscError } from '../../compiler/errors.js';
+import { buildLlamaGraph, defaultExitCandidates } from '../../compiler/builder/llama.js';
+import { validateGraph } from '../../compiler/ir/validate.js';
+import { intList, positiveInt } from '../options.js';
+import { loadHfConfig } from '../sources.js';
+
+interface Opts {
+  name?: string; out?: string; ctx?: number; kMax?: number;
+  exitCandidates?: number[]; exitLayer?: number; numSpeculations?: number;
+}
+
+/** Flag-level checks, so errors name the flag rather than a pointer into a graph not yet written. */
+function checkExits(layers: number, o: Opts): number[] {
+  const candidates = [...new Set(o.exitCandidates ?? defaultExitCandidates(layers))].sort((a, b) => a - b);
+  const bad = candidates.find((e) => e >= layers);
+  if (bad !== undefined) throw new LscError(`--exit-candidates: ${bad} is not a layer in 1..${layers - 1}`);
+  if (o.exitLayer !== undefined && !candidates.includes(o.exitLayer)) {
+    throw new LscError(`--exit-layer ${o.exitLayer} is not among the exit candidates ${candidates.join(',')}`, {},
+      'add it to --exit-candidates');
+  }
+  const kMax = o.kMax ?? 8;
+  if (o.numSpeculations !== undefined && o.numSpeculations > kMax) {
+    throw new LscError(`--num-speculations ${o.numSpeculations} exceeds --k-max ${kMax}`);
+  }
+  return candidates;
+}
+
+export function registerGraph(program: Command): void {
+  program.command('graph')
+    .description("write the lsc graph of a Hugging Face Llama checkpoint, built from its config.json")
+    .argument('<config>', 'config.json, or the model dir holding it')
+    .option('--name <name>', 'graph name (default: the model directory name)')
+    .option('-o, --out <file>', 'write the graph here (default: stdout)')
+    .option('--ctx <n>', 'KV-cache context length (default: min(max_position_embeddings, 4096))', positiveInt)
+    .option('--k-max <n>', 'largest number of drafts per round the plan supports (default 8)', positiveInt)
+    .option('--exit-candidates <list>', 'exit layers to compile, e.g. 2,4,6 (default: all for ≤16 layers, else every other up to L/2)',
+      intList('layer numbers', 1))
+    .option('--exit-layer <e>', 'default exit layer (one of the candidates)', positiveInt)
+    .option('--num-speculations <k>', 'default drafts per round', positiveInt)
+    .action((configPath: string, o: Opts) => {
+      const { config, file, dir } = loadHfConfig(configPath);
+      const exitCandidates = checkExits(config.num_hidden_layers, o);
+      const graph = buildLlamaGraph(config, {
+        name: o.name ?? path.basename(dir), ctx: o.ctx, kMax: o.kMax, exitCandidates,
+        exitLayer: o.exitLayer, numSpeculations: o.numSpeculations,
+      });
+      validateGraph(graph, file);
+      const text = JSON.stringify(graph, null, 2) + '\n';
+      if (!o.out) {
+        process.stdout.write(text);
+        return;
+      }
+      // temp file + rename: a reader never sees half a graph
+      const tmp = `${o.out}.tmp-${process.pid}`;
+      try {
+        fs.mkdirSync(path.dirname(path.resolve(o.out)), { recursive: true });
+        fs.writeFileSync(tmp, text);
+        fs.renameSync(tmp, o.out);
+      } catch (e) {
+        fs.rmSync(tmp, { force: true });
+        throw new LscError(`cannot write ${o.out}: ${(e as Error).message}`, { file: o.out });
+      }
+    });
+}

@@ -1,0 +1,58 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { LscError } from '../compiler/errors.js';
+import type { Graph } from '../compiler/ir/graph.js';
+import type { Plan } from '../compiler/plan.js';
+import { validateGraph } from '../compiler/ir/validate.js';
+import { GRAPH_FILE, isArtifactDir, readArtifact } from '../compiler/artifact.js';
+import { parseLlamaConfig, type LlamaHfConfig } from '../compiler/builder/hf-config.js';
+import { modelGraph, readJsonFile } from '../runtime/model-dir.js';
+
+/** What a GRAPH argument can name: a graph file, a compiled artifact dir, or a model dir. */
+export interface GraphSource {
+  kind: 'graph' | 'artifact' | 'model';
+  graph: Graph;
+  /** File the graph was read from (named in errors); undefined when built from config.json. */
+  file?: string;
+  /** Compiled plan, for artifact dirs. */
+  plan?: Plan;
+}
+
+const WHAT = 'pass a graph file (make one with lsc graph MODEL_DIR), an artifact dir (lsc compile) or a model dir with config.json';
+
+function mustExist(p: string): fs.Stats {
+  try {
+    return fs.statSync(p);
+  } catch {
+    throw new LscError('no such file or directory', { file: p }, WHAT);
+  }
+}
+
+export function loadGraphSource(p: string): GraphSource {
+  const st = mustExist(p);
+  if (!st.isDirectory()) {
+    return { kind: 'graph', graph: validateGraph(readJsonFile(p, 'graph file'), p), file: p };
+  }
+  if (isArtifactDir(p)) {
+    const a = readArtifact(p);
+    const file = path.join(p, GRAPH_FILE);
+    return { kind: 'artifact', graph: validateGraph(a.graph, file), file, plan: a.plan };
+  }
+  if (fs.existsSync(path.join(p, 'config.json'))) return { kind: 'model', graph: modelGraph(p).graph };
+  throw new LscError(`directory '${p}' has neither plan.json (a compiled artifact) nor config.json (a model)`, { file: p }, WHAT);
+}
+
+/** A Hugging Face config.json, given as the file or the model directory holding it. */
+export function loadHfConfig(p: string): { config: LlamaHfConfig; file: string; dir: string } {
+  const st = mustExist(p);
+  const file = st.isDirectory() ? path.join(p, 'config.json') : p;
+  return { config: parseLlamaConfig(readJsonFile(file, 'config.json'), file), file, dir: path.dirname(path.resolve(file)) };
+}
+
+/** The graph with dims.ctx replaced, keeping its doc; the plan's hash then matches this graph. */
+export function withCtx(graph: Graph, ctx: number | undefined): Graph {
+  if (ctx === undefined) return graph;
+  const old = graph.dims.ctx;
+  const doc = typeof old === 'object' && old.doc ? { doc: old.doc } : {};
+  return { ...graph, dims: { ...graph.dims, ctx: { max: ctx, ...doc } } };
+}

@@ -1,0 +1,148 @@
+import { LscError } from '../compiler/errors.js';
+import type { LscModel } from './model.js';
+import type { GenerateOptions, GenerateResult } from './generate.js';
+
+/**
+ * Autoregressive vs self-speculative decoding on the same prompts, in one process, with a
+ * warm-up and interleaved repeats (AR, SS, AR, SS, ...) so drift on a shared machine hits both
+ * alike. Throughput is decode tokens over decode time summed over all prompts and repeats.
+ */
+export interface BenchOptions {
+  prompts: string[];
+  maxNewTokens: number;
+  temperature: number;
+  seed?: number;
+  repeat: number;
+  /** One (E, k) pair, or a sweep over a grid. */
+  pairs: { exitLayer: number; numSpeculations: number }[];
+  onProgress?: (line: string) => void;
+}
+
+export interface RunFigures {
+  tokensPerSecond: number;
+  /** Median over repeats of each repeat's tokens per second. */
+  medianTokensPerSecond: number;
+  decodeMs: number;
+  prefillMs: number;
+  generatedTokens: number;
+  repeats: number;
+}
+
+export interface SpecFigures extends RunFigures {
+  exitLayer: number;
+  numSpeculations: number;
+  acceptanceRate: number;
+  draftedTokens: number;
+  acceptedTokens: number;
+  /** Tokens emitted per speculation round. */
+  tokensPerRound: number;
+  /** Whether every prompt gave exactly the autoregressive tokens (greedy only). */
+  matchesAutoregressive: boolean | null;
+  speedup: number;
+}
+
+export interface BenchReport {
+  model: string;
+  prompts: number;
+  maxNewTokens: number;
+  temperature: number;
+  autoregressive: RunFigures;
+  selfSpeculative: SpecFigures;
+  speedup: number;
+  acceptanceRate: number;
+  sweep?: SpecFigures[];
+  gpuBytes: { autoregressive: number; selfSpeculative: number };
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : 0;
+};
+
+interface Acc { decodeMs: number; prefillMs: number; tokens: number; drafted: number; accepted: number; rounds: number; perRepeat: number[] }
+const newAcc = (): Acc => ({ decodeMs: 0, prefillMs: 0, tokens: 0, drafted: 0, accepted: 0, rounds: 0, perRepeat: [] });
+
+async function runAll(model: LscModel, o: BenchOptions, gen: GenerateOptions, acc: Acc | null): Promise<GenerateResult[]> {
+  const results: GenerateResult[] = [];
+  let ms = 0;
+  let toks = 0;
+  for (const [i, prompt] of o.prompts.entries()) {
+    const r = await model.complete(prompt, { ...gen, seed: (o.seed ?? 0) + i, stopAtEos: false });
+    results.push(r);
+    if (acc) {
+      acc.decodeMs += r.stats.decodeMs;
+      acc.prefillMs += r.stats.prefillMs;
+      acc.tokens += Math.max(0, r.tokens.length - 1);
+      acc.drafted += r.stats.draftedTokens;
+      acc.accepted += r.stats.acceptedTokens;
+      acc.rounds += r.stats.rounds;
+      ms += r.stats.decodeMs;
+      toks += Math.max(0, r.tokens.length - 1);
+    }
+  }
+  if (acc) acc.perRepeat.push(ms > 0 ? (toks * 1000) / ms : 0);
+  return results;
+}
+
+const figures = (a: Acc, repeats: number): RunFigures => ({
+  tokensPerSecond: a.decodeMs > 0 ? (a.tokens * 1000) / a.decodeMs : 0,
+  medianTokensPerSecond: median(a.perRepeat),
+  decodeMs: a.decodeMs, prefillMs: a.prefillMs, generatedTokens: a.tokens, repeats,
+});
+
+export async function runBench(model: LscModel, o: BenchOptions): Promise<BenchReport> {
+  if (!o.prompts.length) throw new LscError('no prompts to benchmark');
+  if (!o.pairs.length) throw new LscError('no (exit layer, speculations) pair to benchmark');
+  const base: GenerateOptions = { maxNewTokens: o.maxNewTokens, temperature: o.temperature };
+  const spec = (p: BenchOptions['pairs'][number]): GenerateOptions => ({ ...base, strategy: 'self-speculative', ...p });
+  const greedy = o.temperature === 0;
+  // warm-up: pipelines, caches, and the driver's first-use costs
+  const reference = await runAll(model, o, { ...base, strategy: 'autoregressive' }, null);
+  for (const p of o.pairs) await runAll(model, { ...o, prompts: o.prompts.slice(0, 1) }, spec(p), null);
+
+  const ar = newAcc();
+  const ss = o.pairs.map(newAcc);
+  const matches = o.pairs.map(() => true);
+  for (let rep = 0; rep < o.repeat; rep++) {
+    await runAll(model, o, { ...base, strategy: 'autoregressive' }, ar);
+    for (const [pi, p] of o.pairs.entries()) {
+      const res = await runAll(model, o, spec(p), ss[pi]);
+      if (greedy) res.forEach((r, i) => { if (r.tokens.join() !== reference[i].tokens.join()) matches[pi] = false; });
+    }
+    o.onProgress?.(`repeat ${rep + 1}/${o.repeat}: autoregressive ${ar.perRepeat.at(-1)!.toFixed(1)} tok/s`);
+  }
+  const arFig = figures(ar, o.repeat);
+  const specFigs: SpecFigures[] = o.pairs.map((p, pi) => {
+    const f = figures(ss[pi], o.repeat);
+    const a = ss[pi];
+    return {
+      ...f, ...p,
+      acceptanceRate: a.drafted ? a.accepted / a.drafted : 0,
+      draftedTokens: a.drafted, acceptedTokens: a.accepted,
+      tokensPerRound: a.rounds ? (a.accepted + a.rounds) / a.rounds : 0,
+      matchesAutoregressive: greedy ? matches[pi] : null,
+      speedup: arFig.tokensPerSecond ? f.tokensPerSecond / arFig.tokensPerSecond : 0,
+    };
+  });
+  const best = specFigs.reduce((b, s) => (s.tokensPerSecond > b.tokensPerSecond ? s : b));
+  return {
+    model: model.dir,
+    prompts: o.prompts.length,
+    maxNewTokens: o.maxNewTokens,
+    temperature: o.temperature,
+    autoregressive: arFig,
+    selfSpeculative: best,
+    speedup: best.speedup,
+    acceptanceRate: best.acceptanceRate,
+    ...(o.pairs.length > 1 ? { sweep: specFigs } : {}),
+    // one plan serves every strategy: the buffers are the same
+    gpuBytes: { autoregressive: model.gpuBytes.total, selfSpeculative: model.gpuBytes.total },
+  };
+}
+
+/** The (E, k) grid of a sweep: every compiled exit up to the middle layer (or all, for small models) × k. */
+export function sweepGrid(model: LscModel, ks: number[] = [1, 2, 3, 4, 6, 8]): BenchOptions['pairs'] {
+  const L = model.layers;
+  const exits = model.exitCandidates.filter((e) => L <= 16 || e <= L / 2);
+  return exits.flatMap((exitLayer) => ks.filter((k) => k <= model.plan.rows.kMax).map((numSpeculations) => ({ exitLayer, numSpeculations })));
+}

@@ -1,0 +1,230 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CommanderError } from 'commander';
+import { LscError } from '../compiler/errors.js';
+import { report } from '../cli/report.js';
+
+/** End-to-end tests of dist/cli/main.js, run as a child process the way users run it. */
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const main = path.join(root, 'dist/cli/main.js');
+const tiny = path.join(root, 'examples/models/tiny-code');
+
+interface Run { code: number | null; stdout: string; stderr: string }
+
+function lsc(...args: string[]): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [main, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s; });
+    child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s; });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+// Dawn prints these limit notes to stderr whenever a device is opened; they are not lsc's output.
+const DAWN_NOISE = /^Warning: .*artificially reduced/;
+const ourLines = (stderr: string): string[] => stderr.split('\n').filter((l) => l.trim() && !DAWN_NOISE.test(l));
+
+function assertUserError(r: Run, mentions: RegExp, what: string): void {
+  const lines = ourLines(r.stderr);
+  assert.equal(r.code, 2, `${what}: exit code (stderr: ${r.stderr})`);
+  assert.equal(lines.length, 1, `${what}: one line on stderr, got:\n${r.stderr}`);
+  assert.match(lines[0], /^lsc: error: /, what);
+  assert.match(lines[0], mentions, what);
+  assert.doesNotMatch(r.stderr, /^\s+at /m, `${what}: no stack trace`);
+}
+
+interface Reference {
+  prompts: { text: string; tokens: number[]; greedy: number[]; logitsAllPositions: number[][] }[];
+}
+
+describe('lsc command line', function () {
+  this.timeout(120_000);
+  let tmp: string;
+  const ref = JSON.parse(fs.readFileSync(path.join(tiny, 'reference.json'), 'utf8')) as Reference;
+  const p0 = ref.prompts[0];
+
+  before(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lsc-cli-')); });
+  after(() => { fs.rmSync(tmp, { recursive: true, force: true }); });
+
+  it('prints --help for every command and exits 0', async () => {
+    const runs = await Promise.all([[], ['compile'], ['inspect'], ['graph'], ['generate'], ['logits']]
+      .map((cmd) => lsc(...cmd, '--help')));
+    for (const r of runs) {
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^Usage: lsc/);
+    }
+    assert.match(runs[4].stdout, /--num-speculations/);
+  });
+
+  it('compiles a Llama-2-7B graph: 12.55 GiB of f16 weights, 2 GiB of KV at ctx 4096', async () => {
+    const dir = path.join(tmp, 'llama2-7b');
+    fs.mkdirSync(dir);
+    const c = { d: 4096, ffn: 11008, L: 32, heads: 32, vocab: 32000, ctx: 4096 };
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({
+      model_type: 'llama', hidden_size: c.d, intermediate_size: c.ffn, num_hidden_layers: c.L,
+      num_attention_heads: c.heads, num_key_value_heads: c.heads, vocab_size: c.vocab, rms_norm_eps: 1e-5,
+      max_position_embeddings: 4096, rope_theta: 10000, bos_token_id: 1, eos_token_id: 2,
+    }));
+    const graphFile = path.join(tmp, 'llama2-7b.json');
+    const g = await lsc('graph', dir, '-o', graphFile);
+    assert.equal(g.code, 0, g.stderr);
+    const text = fs.readFileSync(graphFile, 'utf8');
+    assert.ok(text.endsWith('}\n') && text.startsWith('{\n  "format": "lsc.graph/1"'), 'JSON with 2-space indent and a newline');
+
+    const out = path.join(tmp, 'out-7b');
+    const r = await lsc('compile', graphFile, '-o', out, '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const s = JSON.parse(r.stdout);
+    // f16 matrices, f32 norm vectors
+    const perLayer = (4 * c.d * c.d + 3 * c.d * c.ffn) * 2 + 2 * c.d * 4;
+    const weights = c.L * perLayer + 2 * c.vocab * c.d * 2 + c.d * 4;
+    assert.equal(s.bytes.weights, weights);
+    assert.ok(Math.abs(weights / 2 ** 30 - 12.55) < 0.01);
+    assert.equal(s.bytes.kvCache, c.L * 2 * c.ctx * c.d * 2);
+    assert.equal(s.bytes.kvCache, 2 * 2 ** 30);
+    assert.equal(s.bytes.total, s.bytes.weights + s.bytes.kvCache + s.bytes.activations);
+    const sp = s.selfSpeculation;
+    assert.equal(sp.sharesBuffersWithDecode, true);
+    assert.equal(sp.extraAllocatedBytes, 0);
+    assert.equal(sp.exitQueryCache.bytes, (sp.kMax + 1) * c.d * 4);
+    assert.equal(sp.verifyLogits.bytes, (sp.kMax + 1) * c.vocab * 4);
+    assert.ok(s.entries.some((e: { name: string }) => e.name === `verify@${sp.defaultExitLayer}`));
+
+    assert.ok(fs.existsSync(path.join(out, 'plan.json')) && fs.existsSync(path.join(out, 'graph.json')));
+    const wgsl = fs.readdirSync(path.join(out, 'kernels')).filter((f) => f.endsWith('.wgsl'));
+    assert.equal(wgsl.length, s.kernels.length);
+    assert.ok(wgsl.length > 0);
+    assert.deepEqual(fs.readdirSync(tmp).filter((f) => f.startsWith('.')), [], 'no temp dirs left behind');
+
+    const i = await lsc('inspect', out);
+    assert.equal(i.code, 0, i.stderr);
+    assert.match(i.stdout, /L1\.\.L31: same 5 dispatches/);
+    assert.ok(i.stdout.split('\n').length < 400, 'inspect of a 32-layer plan stays readable');
+  });
+
+  it('compiles and inspects the tiny model, and replaces an existing artifact', async () => {
+    const graphFile = path.join(tmp, 'tiny.json');
+    const out = path.join(tmp, 'out-tiny');
+    assert.equal((await lsc('graph', tiny, '-o', graphFile)).code, 0);
+    for (let n = 0; n < 2; n++) {
+      const r = await lsc('compile', graphFile, '-o', out);
+      assert.equal(r.code, 0, r.stderr);
+      for (const want of [/Kernels: \d+ distinct/, /prefill/, /decode/, /draft@4/, /verify@4/, /KV cache\s+4\.00 MiB/,
+        /rms_norm → matmul prologue/, /share the weight and KV-cache buffers/, /exit query cache/]) {
+        assert.match(r.stdout, want);
+      }
+    }
+    const [fromDir, fromModel] = await Promise.all([lsc('inspect', out, '--format', 'json'), lsc('inspect', tiny)]);
+    assert.equal(fromDir.code, 0, fromDir.stderr);
+    const j = JSON.parse(fromDir.stdout);
+    assert.equal(j.graph.name, 'tiny-code');
+    assert.equal(j.plan.format, 'lsc.plan/1');
+    assert.equal(fromModel.code, 0, fromModel.stderr);
+    assert.match(fromModel.stdout, /block decoder/);
+    assert.match(fromModel.stdout, /gate\s+= matmul\(h2, @w_gate\)\s+\[T, 352\] f32/);
+  });
+
+  it('logits --tokens matches the reference at every position', async () => {
+    const r = await lsc('logits', '--model', tiny, '--tokens', p0.tokens.join(','), '--all-positions', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as { tokens: number[]; logits: number[][] };
+    assert.deepEqual(j.tokens, p0.tokens);
+    assert.equal(j.logits.length, p0.tokens.length);
+    let worst = 0;
+    j.logits.forEach((row, pos) => row.forEach((v, i) => { worst = Math.max(worst, Math.abs(v - p0.logitsAllPositions[pos][i])); }));
+    assert.ok(worst <= 0.05, `max |Δlogit| ${worst}`);
+  });
+
+  it('generate: greedy tokens match the reference; streamed text equals the --json text', async () => {
+    const args = ['generate', '--model', tiny, '--prompt', p0.text, '--max-new-tokens', '48', '--temperature', '0'];
+    const [json, streamed, spec] = await Promise.all([
+      lsc(...args, '--json'), lsc(...args),
+      lsc(...args, '--json', '--strategy', 'self-speculative', '--exit-layer', '4', '--num-speculations', '3'),
+    ]);
+    assert.equal(json.code, 0, json.stderr);
+    const j = JSON.parse(json.stdout);
+    assert.deepEqual(j.tokens, p0.greedy);
+    assert.deepEqual(j.promptTokens, p0.tokens);
+    for (const k of ['strategy', 'exitLayer', 'numSpeculations', 'prefillMs', 'decodeMs', 'tokensPerSecond',
+      'acceptanceRate', 'draftedTokens', 'acceptedTokens', 'gpuBytes']) assert.ok(k in j.stats, k);
+    assert.deepEqual(Object.keys(j.stats.gpuBytes).sort(), ['activations', 'kvCache', 'total', 'weights']);
+
+    assert.equal(streamed.code, 0, streamed.stderr);
+    assert.equal(streamed.stdout, j.text + '\n');
+    assert.match(ourLines(streamed.stderr).join('\n'), /48 tokens.*tok\/s/);
+
+    assert.equal(spec.code, 0, spec.stderr);
+    const s = JSON.parse(spec.stdout);
+    assert.deepEqual(s.tokens, p0.greedy, 'greedy self-speculation gives the autoregressive tokens');
+    assert.equal(s.stats.strategy, 'self-speculative');
+    assert.equal(s.stats.exitLayer, 4);
+    assert.equal(s.stats.numSpeculations, 3);
+    assert.ok(s.stats.acceptanceRate > 0 && s.stats.acceptanceRate <= 1);
+  });
+
+  it('user errors exit 2 with one line and no stack trace', async () => {
+    const noTok = path.join(tmp, 'no-tokenizer');
+    fs.mkdirSync(noTok);
+    for (const f of fs.readdirSync(tiny)) if (f !== 'tokenizer.json') fs.copyFileSync(path.join(tiny, f), path.join(noTok, f));
+    const malformed = path.join(tmp, 'malformed.json');
+    fs.writeFileSync(malformed, '{');
+    const badSchema = path.join(tmp, 'bad-schema.json');
+    fs.writeFileSync(badSchema, JSON.stringify({ format: 'lsc.graph/1', name: 'x', dims: { d: 'oops!' } }));
+    const long = 'def f(a, b, c, d, e, f, g, h):\n    return a + b + c + d + e + f + g + h\n';
+
+    const cases: [string[], RegExp, string][] = [
+      [['compile', '--bogus-flag', 'x.json'], /unknown option '--bogus-flag'/, 'unknown flag'],
+      [['generate', '--prompt', 'x'], /required option '--model/, 'missing --model'],
+      [['logits', '--tokens', '1'], /required option '--model/, 'missing --model (logits)'],
+      [['compile'], /missing required argument/, 'missing argument'],
+      [['generate', '--model', path.join(tmp, 'nope'), '--prompt', 'x'], /does not exist/, 'nonexistent model dir'],
+      [['generate', '--model', noTok, '--prompt', 'x'], /tokenizer\.json/, 'model dir without tokenizer.json'],
+      [['compile', malformed], /not valid JSON.*malformed\.json/, 'malformed graph JSON'],
+      [['compile', badSchema], /schema.*#\//, 'schema-violating graph'],
+      [['logits', '--model', tiny, '--tokens', '1,x'], /'x'/, '--tokens 1,x'],
+      [['logits', '--model', tiny, '--tokens', '1,-3'], /'-3'/, '--tokens 1,-3'],
+      [['logits', '--model', tiny], /--prompt.*--tokens/, 'neither --prompt nor --tokens'],
+      [['generate', '--model', tiny, '--prompt', 'x', '--max-new-tokens', 'abc'], /positive integer/, '--max-new-tokens abc'],
+      [['generate', '--model', tiny, '--prompt', 'x', '--strategy', 'bogus'], /'bogus'/, '--strategy bogus'],
+      [['logits', '--model', tiny, '--tokens', '1,2,3', '--exit-layer', '99'], /exit layer 99/, '--exit-layer 99'],
+      [['generate', '--model', tiny, '--prompt', long, '--ctx', '16'], /context of 16/, 'prompt longer than the context'],
+      [['generate', '--model', tiny, '--prompt', 'x', '--exit-layer', '2'], /--exit-layer applies to/, '--exit-layer without a strategy that exits'],
+      [['graph', tiny, '--exit-candidates', '2,4', '--exit-layer', '5'], /exit layer 5|--exit-layer 5/, 'default exit not a candidate'],
+      [['inspect', path.join(tmp, 'nope.json')], /no such file/, 'inspect of a missing file'],
+    ];
+    // two at a time: the machine has two cores and some cases load the model
+    for (let i = 0; i < cases.length; i += 2) {
+      const batch = cases.slice(i, i + 2);
+      const runs = await Promise.all(batch.map(([args]) => lsc(...args)));
+      runs.forEach((r, j) => assertUserError(r, batch[j][1], batch[j][2]));
+    }
+  });
+
+  it('maps errors to exit codes: usage/user errors 2 (one line), bugs 1 (with the stack)', () => {
+    const written: string[] = [];
+    const write = process.stderr.write;
+    process.stderr.write = ((s: string) => { written.push(s); return true; }) as typeof process.stderr.write;
+    let codes: number[];
+    try {
+      codes = [
+        report(new CommanderError(0, 'commander.helpDisplayed', '(outputHelp)'), 'lsc'),
+        report(new CommanderError(1, 'commander.unknownOption', "error: unknown option '--x'\n(Did you mean --y?)"), 'lsc compile'),
+        report(new LscError('bad thing', { file: 'g.json', pointer: '/dims' }, 'fix it'), 'lsc compile'),
+        report(new TypeError('oops'), 'lsc compile'),
+      ];
+    } finally {
+      process.stderr.write = write;
+    }
+    assert.deepEqual(codes, [0, 2, 2, 1]);
+    assert.equal(written[0], "lsc: error: unknown option '--x' (Did you mean --y?) (see: lsc compile --help)\n");
+    assert.equal(written[1], 'lsc: error: bad thing (at g.json #/dims). Fix: fix it\n');
+    assert.match(written[2], /internal error[\s\S]*TypeError: oops\n\s+at /);
+  });
+});

@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { LscModel } from '../runtime/model.js';
+import { Rng, distribution } from '../runtime/sampling.js';
+import { sampledRound } from '../runtime/generate.js';
+import { testGpu } from './helpers/gpu.js';
+
+const tinyDir = fileURLToPath(new URL('../../examples/models/tiny-code/', import.meta.url));
+
+const prompts = [
+  'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n',
+  'import os\n\nclass Config:\n    def __init__(self, path):\n',
+  'for i in range(10):\n',
+];
+
+describe('self-speculative decoding on tiny-code', function () {
+  let model: LscModel;
+  before(async () => {
+    model = await LscModel.load(tinyDir, { gpu: await testGpu() });
+  });
+  after(() => model?.dispose());
+
+  it('greedy output equals autoregressive output for every E in 1..7 and k in 1..8', async () => {
+    const n = 24;
+    for (const prompt of prompts) {
+      const ar = await model.complete(prompt, { maxNewTokens: n, stopAtEos: false });
+      for (let E = 1; E <= 7; E++) {
+        for (let k = 1; k <= 8; k++) {
+          const ss = await model.complete(prompt, { maxNewTokens: n, stopAtEos: false, strategy: 'self-speculative', exitLayer: E, numSpeculations: k });
+          assert.deepEqual(ss.tokens, ar.tokens, `E=${E} k=${k} prompt ${JSON.stringify(prompt.slice(0, 20))}`);
+          assert.equal(ss.text, ar.text);
+          assert.ok(ss.stats.draftedTokens > 0);
+        }
+      }
+    }
+  });
+
+  it("verify's logits for each position equal decode's bit for bit", async () => {
+    const ids = model.tokenizer.encode(prompts[0]);
+    const p = ids.length;
+    for (const E of [1, 3, 6]) {
+      const k = 4;
+      // the tokens of a round: the current token and k drafts (any tokens will do)
+      const round = [model.steps.vocab - 1, 13, 260, 348, 7].slice(0, k + 1);
+      // autoregressive: decode each position alone
+      await model.steps.prefill(ids, {});
+      const decode: Float32Array[] = [];
+      for (let i = 0; i <= k; i++) decode.push(await model.steps.stepLogits(round[i], p + i, 0));
+      // self-speculative: drafts write layers < E for positions p..p+k-1, verify does the rest
+      await model.steps.prefill(ids, {});
+      for (let i = 0; i < k; i++) await model.steps.stepLogits(round[i], p, i, E);
+      const verify = await model.steps.verifyLogits(round, p, E);
+      for (let i = 0; i <= k; i++) {
+        const a = new Uint32Array(decode[i].buffer, decode[i].byteOffset, decode[i].length);
+        const b = new Uint32Array(verify[i].buffer, verify[i].byteOffset, verify[i].length);
+        const diff = a.findIndex((x, j) => x !== b[j]);
+        assert.equal(diff, -1, `E=${E} position ${i}: logit ${diff} differs (${decode[i][diff]} vs ${verify[i][diff]})`);
+      }
+    }
+  });
+
+  it('speculative sampling reproduces the target distribution', async () => {
+    // The first token of a round must be distributed as the full model's p(· | context),
+    // whatever the draft proposes. Exact p from the full model's logits; a chi-square bound on
+    // the empirical frequencies of seeded rounds (deterministic: fixed seeds).
+    const ids = model.tokenizer.encode('def add(a, b):\n    return');
+    const sampling = { temperature: 1.3, topK: 6 };
+    const E = 1; // a weak draft: many rejections exercise the residual distribution
+    const k = 2;
+    await model.steps.prefill(ids.slice(0, -1), {});
+    const cur = ids[ids.length - 1];
+    const p = ids.length - 1;
+    const target = distribution(await model.steps.stepLogits(cur, p, 0), sampling);
+    const draft = distribution(await model.steps.stepLogits(cur, p, 0, E), sampling);
+    const tv = [...target.ids].reduce((a, id, j) => {
+      const q = draft.ids.indexOf(id) >= 0 ? draft.probs[draft.ids.indexOf(id)] : 0;
+      return a + Math.abs(target.probs[j] - q);
+    }, 0) / 2;
+    assert.ok(tv > 0.05, `draft and target must differ for the test to mean something (TV ${tv})`);
+    const N = 1500;
+    const counts = new Map<number, number>();
+    let rejected = 0;
+    for (let s = 0; s < N; s++) {
+      const out = await sampledRound(model, cur, p, k, {
+        strategy: 'self-speculative', maxNew: 100, E, K: k, sampling, greedy: false, rng: new Rng(1000 + s),
+      });
+      counts.set(out[0], (counts.get(out[0]) ?? 0) + 1);
+      if (out.length === 1) rejected++;
+    }
+    assert.ok(rejected > 0, 'some first drafts must be rejected');
+    let chi2 = 0;
+    for (const [j, id] of [...target.ids].entries()) {
+      const expected = N * target.probs[j];
+      chi2 += (((counts.get(id) ?? 0) - expected) ** 2) / expected;
+    }
+    const outside = [...counts.keys()].filter((id) => !target.ids.includes(id));
+    assert.deepEqual(outside, [], 'tokens outside the target support');
+    // df = 5; P(chi2 > 25.7) = 1e-4
+    assert.ok(chi2 < 25.7, `chi-square ${chi2.toFixed(2)} (counts ${JSON.stringify([...counts])}, target ${JSON.stringify([...target.probs].map((x) => +x.toFixed(3)))})`);
+  });
+
+  it('needs no GPU memory beyond autoregressive decoding: draft and verify use only shared buffers', async () => {
+    const plan = model.plan;
+    const used = (pred: (name: string) => boolean): Set<string> => new Set(plan.entries.filter((e) => pred(e.name))
+      .flatMap((e) => e.stages.flatMap((s) => s.dispatches.flatMap((d) => d.buffers))));
+    const plain = used((n) => n === 'prefill' || n === 'decode');
+    const spec = used((n) => n.startsWith('draft@') || n.startsWith('verify@'));
+    const extra = [...spec].filter((b) => !plain.has(b));
+    assert.deepEqual(extra, ['io:tokens'].filter((b) => !plain.has(b)), 'buffers only self-speculation uses');
+    const ar = await model.complete(prompts[0], { maxNewTokens: 8 });
+    const ss = await model.complete(prompts[0], { maxNewTokens: 8, strategy: 'self-speculative', exitLayer: 3, numSpeculations: 4 });
+    const bound = model.exitQueryCacheBytes + (4 + 1) * plan.dims.vocab * 4;
+    assert.ok(ss.stats.gpuBytes.total - ar.stats.gpuBytes.total <= bound);
+    assert.equal(ss.stats.gpuBytes.total, ar.stats.gpuBytes.total);
+  });
+});
