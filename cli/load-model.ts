@@ -1,11 +1,14 @@
 import cliProgress from 'cli-progress';
-import { LscModel } from '../runtime/model.js';
+import { LscModel, type LoadOptions } from '../runtime/model.js';
 import { formatBytes } from '../compiler/summary.js';
 
 export interface ModelFlags {
   model: string;
   graph?: string;
+  plan?: string;
   ctx?: number;
+  /** Checks of the request against the plan, run before the weights upload. */
+  check?: LoadOptions['beforeUpload'];
 }
 
 /** Loads a model; a weight-upload progress bar on stderr when `progress` (a TTY, not --json). */
@@ -24,7 +27,7 @@ export async function loadModel(flags: ModelFlags, progress: boolean): Promise<L
     }
     : undefined;
   try {
-    return await LscModel.load(flags.model, { graph: flags.graph, ctx: flags.ctx, onProgress });
+    return await LscModel.load(flags.model, { graph: flags.graph, plan: flags.plan, ctx: flags.ctx, onProgress, beforeUpload: flags.check });
   } finally {
     bar?.stop();
   }

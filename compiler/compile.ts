@@ -144,7 +144,7 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
     features: [...new Set(kernels.flatMap((k) => k.features))].sort(),
     rows: { max: maxRows, prefillChunk, decodeSteps, kMax, rangeSlots: Math.max(decodeSteps, kMax + 2, 2) },
     tokenSlots: { verifyBase, length: tokenSlots },
-    io: { tokens: 'io:tokens', logits: 'act:logits', trunk: 'act:trunk', rope: ropeBuffer.id },
+    io: { tokens: 'io:tokens', logits: 'io:logits', trunk: 'act:trunk', rope: ropeBuffer.id },
     exits: {
       candidates: withCtx.exit.candidates,
       defaultExitLayer: withCtx.defaults.exitLayer,

@@ -52,6 +52,7 @@ export class Executor {
     this.entries = new Map(plan.entries.map((e) => [e.name, e]));
     const slots = plan.rows.rangeSlots;
     this.rangeBuffer = gpu.device.createBuffer({ size: slots * RANGE_SLOT_BYTES, usage: U.UNIFORM | U.COPY_DST, label: 'ranges' });
+    this.allocatedBytes += slots * RANGE_SLOT_BYTES;
     this.rangeWords = new Uint32Array((slots * RANGE_SLOT_BYTES) / 4);
     this.offsets = Array.from({ length: slots }, (_, s) => [s * RANGE_SLOT_BYTES]);
   }
@@ -69,7 +70,7 @@ export class Executor {
     const d = this.gpu.device;
     for (const b of this.plan.buffers) {
       if (b.kind === 'weight') continue;
-      const size = Math.max(16, Math.ceil(b.bytes / 16) * 16);
+      const size = Math.max(16, Math.ceil(b.bytes / 4) * 4);
       const buf = d.createBuffer({ size, usage: U.STORAGE | U.COPY_DST | U.COPY_SRC, label: b.id });
       this.buffers.set(b.id, buf);
       this.allocatedBytes += size;
@@ -128,6 +129,7 @@ export class Executor {
                 pb = d.createBuffer({ size: Math.max(16, disp.params.length * 4), usage: U.UNIFORM | U.COPY_DST, label: `params ${key}` });
                 d.queue.writeBuffer(pb, 0, new Uint32Array(disp.params));
                 paramBuffers.set(key, pb);
+                this.allocatedBytes += pb.size;
               }
               return { binding: i, resource: { buffer: pb } };
             }

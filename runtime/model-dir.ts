@@ -26,7 +26,7 @@ export function readJsonFile(file: string, what: string): unknown {
 /** Checks the Hugging Face model directory layout before anything heavy happens. */
 export function checkModelDir(dir: string): void {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
-    throw new LscError(`model directory '${dir}' does not exist`, { file: dir },
+    throw new LscError(`model directory '${dir}' does not exist`, {},
       'pass a directory with config.json, tokenizer.json and model.safetensors (the Hugging Face layout)');
   }
   const have = new Set(fs.readdirSync(dir));

@@ -10,12 +10,33 @@ import { SafetensorsCheckpoint } from './safetensors.js';
 import { Steps } from './steps.js';
 import { LscTokenizer } from './tokenizer.js';
 import { uploadWeights, weightBytes, type UploadProgress } from './weights.js';
-import { generate, type GenerateOptions, type GenerateEvent, type GenerateResult } from './generate.js';
+import { generate, type GenerateOptions, type GenerateResult } from './generate.js';
+import { GenerationRun } from './generation-run.js';
 import { loadTuning } from './tuning-db.js';
+import { readArtifact } from '../compiler/artifact.js';
+
+/** A compiled artifact, checked against the model's graph. */
+function loadArtifact(dir: string, graph: Graph): { plan: Plan; wgsl: Map<string, string> } {
+  const { plan, wgsl } = readArtifact(dir);
+  for (const key of ['vocab', 'd', 'layers', 'heads', 'kvHeads', 'headDim', 'ffn'] as const) {
+    const want = graph.dims[key];
+    if (typeof want === 'number' && plan.dims[key] !== want) {
+      throw new LscError(`the plan in ${dir} has ${key} = ${plan.dims[key]} but the model has ${want}`, { file: dir },
+        'compile the artifact from this model (lsc compile MODEL_DIR)');
+    }
+  }
+  const missing = plan.kernels.find((k) => !wgsl.has(k.id));
+  if (missing) throw new LscError(`kernel source ${missing.file} is missing`, { file: dir }, 'recompile the artifact');
+  return { plan, wgsl };
+}
 
 export interface LoadOptions {
   /** A graph file to use instead of building one from config.json. */
   graph?: string;
+  /** A compiled artifact directory (lsc compile) to run instead of compiling. */
+  plan?: string;
+  /** Called after compiling, before any weight is uploaded: cheap checks of a request fail fast here. */
+  beforeUpload?: (plan: Plan, tokenizer: LscTokenizer) => void;
   /** KV context length (default: the graph's). */
   ctx?: number;
   prefillChunk?: number;
@@ -61,7 +82,7 @@ export class LscModel {
     const ckpt = SafetensorsCheckpoint.open(dir);
     const gpu = opts.gpu ?? await openDevice(opts.device);
     try {
-      const compileOpts: CompileOptions = {
+      const { plan, wgsl } = opts.plan ? loadArtifact(opts.plan, graph) : compileGraph(graph, {
         file: opts.graph, ctx: opts.ctx, prefillChunk: opts.prefillChunk, decodeSteps: opts.decodeSteps,
         limits: {
           maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize,
@@ -71,14 +92,15 @@ export class LscModel {
           maxBufferSize: gpu.limits.maxBufferSize,
         },
         tuning: opts.tuningOverride ?? (opts.tuned === false ? undefined : loadTuning(gpu)),
-      };
-      const { plan, wgsl } = compileGraph(graph, compileOpts);
+      });
       checkPlanFits(gpu.limits, gpu.features, plan);
+      opts.beforeUpload?.(plan, tokenizer);
       const weights = await uploadWeights(gpu.device, plan, ckpt, opts.onProgress);
       ckpt.close();
       const executor = await Executor.create(gpu, plan, wgsl, weights);
       const kv = plan.buffers.filter((b) => b.kind === 'kv').reduce((a, b) => a + b.bytes, 0);
       const w = weightBytes(plan);
+      // activations, io and constants of the plan, plus the runtime's uniforms and staging
       const act = executor.allocatedBytes - kv;
       return new LscModel(path.resolve(dir), graph, plan, tokenizer, gpu, !opts.gpu, executor, new Steps(executor),
         { weights: w, kvCache: kv, activations: act, total: w + kv + act });
@@ -122,18 +144,17 @@ export class LscModel {
     return this.steps.scoreAll(ids, opts.exitLayer, opts.allPositions ?? false);
   }
 
-  /** Streams generation events; the last event carries the result. */
-  generate(prompt: string | number[], opts: GenerateOptions = {}): AsyncGenerator<GenerateEvent, GenerateResult> {
-    return generate(this, prompt, opts);
+  /**
+   * Starts a generation: `for await (const chunk of run)` streams text chunks as tokens are
+   * accepted; `await run.result` gives the text, ids and stats.
+   */
+  generate(prompt: string | number[], opts: GenerateOptions = {}): GenerationRun {
+    return new GenerationRun(generate(this, prompt, opts));
   }
 
-  /** Runs generation to the end and returns the result. */
-  async complete(prompt: string | number[], opts: GenerateOptions = {}): Promise<GenerateResult> {
-    const it = this.generate(prompt, opts);
-    for (;;) {
-      const r = await it.next();
-      if (r.done) return r.value;
-    }
+  /** Runs a generation to the end. */
+  complete(prompt: string | number[], opts: GenerateOptions = {}): Promise<GenerateResult> {
+    return this.generate(prompt, opts).result;
   }
 
   dispose(): void {

@@ -2,12 +2,14 @@ import { Option, type Command } from 'commander';
 import { LscError } from '../../compiler/errors.js';
 import type { GenerateOptions, GenerateResult, GenerateStats, Strategy } from '../../runtime/generate.js';
 import { collect, nonNegativeInt, nonNegativeNumber, positiveInt, probability } from '../options.js';
-import { withModel } from '../load-model.js';
+import { withModel, type ModelFlags } from '../load-model.js';
+import { checkExitLayer } from '../checks.js';
 
 interface Opts {
   model: string; prompt: string; maxNewTokens: number; strategy: Strategy;
   exitLayer?: number; numSpeculations?: number; temperature: number; topP?: number; topK?: number;
-  seed?: number; stop?: string[]; graph?: string; ctx?: number; json?: boolean;
+  seed?: number; stop?: string[]; graph?: string; plan?: string; ctx?: number; json?: boolean;
+  check?: ModelFlags['check'];
 }
 
 /** Flags that only one strategy reads are errors elsewhere: a silently ignored --exit-layer misleads. */
@@ -50,21 +52,30 @@ export function registerGenerate(program: Command): void {
     .option('--seed <s>', 'random seed for sampling (default 0)', nonNegativeInt)
     .option('--stop <str>', 'stop when the text contains this (repeatable; not emitted)', collect)
     .option('--graph <file>', 'use this graph file instead of building one from config.json')
+    .option('--plan <dir>', 'run this compiled artifact (lsc compile) instead of compiling')
     .option('--ctx <n>', "KV-cache context length (default: the graph's)", positiveInt)
     .option('--json', 'print {"text","promptTokens","tokens","stats"} instead of streaming')
     .action(async (o: Opts) => {
       checkStrategyFlags(o);
+      // fail before the weights upload: exit layer, k and prompt length against the plan
+      o.check = (plan, tok) => {
+        if (o.strategy !== 'autoregressive') checkExitLayer(plan, o.exitLayer);
+        if (o.numSpeculations !== undefined && o.numSpeculations > plan.rows.kMax) {
+          throw new LscError(`--num-speculations ${o.numSpeculations} exceeds the plan's maximum ${plan.rows.kMax}`, {}, 'recompile with a larger dims.k.max');
+        }
+        const n = tok.encode(o.prompt).length;
+        if (n >= plan.dims.ctx) {
+          throw new LscError(`prompt: ${n} tokens do not fit the context of ${plan.dims.ctx} positions`, {}, 'shorten the prompt or pass a larger --ctx');
+        }
+      };
       const gen: GenerateOptions = {
         maxNewTokens: o.maxNewTokens, strategy: o.strategy, exitLayer: o.exitLayer, numSpeculations: o.numSpeculations,
         temperature: o.temperature, topP: o.topP, topK: o.topK, seed: o.seed, stop: o.stop,
       };
       const result = await withModel(o, !o.json && process.stderr.isTTY === true, async (model) => {
-        const it = model.generate(o.prompt, gen);
-        for (;;) {
-          const r = await it.next();
-          if (r.done) return r.value as GenerateResult;
-          if (!o.json && r.value.text) process.stdout.write(r.value.text);
-        }
+        const run = model.generate(o.prompt, gen);
+        for await (const chunk of run) if (!o.json && chunk.text) process.stdout.write(chunk.text);
+        return run.result;
       });
       if (o.json) {
         process.stdout.write(JSON.stringify(result) + '\n');

@@ -2,11 +2,13 @@ import type { Command } from 'commander';
 import { LscError } from '../../compiler/errors.js';
 import type { LscTokenizer } from '../../runtime/tokenizer.js';
 import { intList, positiveInt } from '../options.js';
-import { withModel } from '../load-model.js';
+import { withModel, type ModelFlags } from '../load-model.js';
+import { checkExitLayer } from '../checks.js';
 
 interface Opts {
   model: string; prompt?: string; tokens?: number[]; exitLayer?: number; allPositions?: boolean;
-  json?: boolean; graph?: string; ctx?: number;
+  json?: boolean; graph?: string; plan?: string; ctx?: number;
+  check?: ModelFlags['check'];
 }
 
 /** Shortest decimal that reads back as the same f32: half the JSON of Array.from(f32). */
@@ -64,11 +66,13 @@ export function registerLogits(program: Command): void {
     .option('--all-positions', 'one row per position instead of the last only')
     .option('--json', 'print {"tokens":[ids],"logits":[[floats]]}')
     .option('--graph <file>', 'use this graph file instead of building one from config.json')
+    .option('--plan <dir>', 'run this compiled artifact (lsc compile) instead of compiling')
     .option('--ctx <n>', "KV-cache context length (default: the graph's)", positiveInt)
     .action(async (o: Opts) => {
       if ((o.prompt === undefined) === (o.tokens === undefined)) {
         throw new LscError('pass exactly one of --prompt TEXT and --tokens IDS');
       }
+      o.check = (plan) => checkExitLayer(plan, o.exitLayer);
       await withModel(o, !o.json && process.stderr.isTTY === true, async (model) => {
         const ids = o.tokens ?? model.tokenizer.encode(o.prompt!);
         const rows = await model.logits(ids, { exitLayer: o.exitLayer, allPositions: o.allPositions });

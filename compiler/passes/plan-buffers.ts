@@ -60,8 +60,8 @@ export function planBuffers(order: FusedKernel[], all: FusedKernel[], g: TypedGr
   buffers.push({ id: 'act:trunk', kind: 'activation', bytes: rows * d * 4, doc: `trunk state [${rows}, ${d}] f32; rows 0..k are the exit query cache` });
   for (const v of trunkValues) valueBuffer.set(v, 'act:trunk');
   if (logits) {
-    buffers.push({ id: 'act:logits', kind: 'io', bytes: rows * width(logits) * 4, doc: `logits [${rows}, ${width(logits)}] f32` });
-    valueBuffer.set(logits, 'act:logits');
+    buffers.push({ id: 'io:logits', kind: 'io', bytes: rows * width(logits) * 4, doc: `logits [${rows}, ${width(logits)}] f32` });
+    valueBuffer.set(logits, 'io:logits');
   }
   buffers.push({ id: 'io:tokens', kind: 'io', bytes: tokenSlots * 4, doc: `token ids [${tokenSlots}] u32: step inputs, picks, verify picks` });
   for (const p of picks) valueBuffer.set(p, 'io:tokens');

@@ -138,14 +138,15 @@ export class Scheduler {
       const chunks = this.weight(seg.weights[0]).chunks;
       const maxRows = Math.max(...chunks.map((c) => c.rowCount));
       const unitsOf = (rows: number): number => (seg.pair === 'half' ? rows / 2 : rows);
-      const single = { ...k, segments: [seg], nodes: seg.nodes };
+      const nodes = [...(k.norm ? k.nodes.slice(0, 1) : []), ...seg.nodes];
+      const single = { ...k, segments: [seg], nodes };
       const units = unitsOf(maxRows);
-      const { id, src } = this.memo(`matmul:${shape(single)}:chunk${units}:${JSON.stringify(cfg)}`, seg.nodes,
+      const { id, src } = this.memo(`matmul:${shape(single)}:chunk${units}:${JSON.stringify(cfg)}`, nodes,
         () => emitMatmul(single, { ...base, chunk: { units } }, cfg));
       chunks.forEach((ch, ci) => {
         out.push({
           kernel: id, buffers: this.matmulBuffers(src, single, ci),
-          params: [unitsOf(ch.rowStart), unitsOf(ch.rowCount), ch.rowStart, 0], nodes: seg.nodes,
+          params: [unitsOf(ch.rowStart), unitsOf(ch.rowCount), ch.rowStart, 0], nodes,
         });
       });
     }
