@@ -29,7 +29,7 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
   var idx = 0xffffffffu;
   for (var i = t; i < ${u(k.n)}; i += ${u(WG)}) {
     let v = logits[row * ${u(k.n)} + i];
-    if (v > best) { best = v; idx = i; }
+    if (v > best || idx == 0xffffffffu) { best = v; idx = i; }
   }
   bv[t] = best;
   bi[t] = idx;
@@ -38,7 +38,9 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
     if (t < st) {
       let ov = bv[t + st];
       let oi = bi[t + st];
-      if (ov > bv[t] || (ov == bv[t] && oi < bi[t])) { bv[t] = ov; bi[t] = oi; }
+      // 0xffffffff marks a thread that saw no element
+      let take = oi != 0xffffffffu && (bi[t] == 0xffffffffu || ov > bv[t] || (ov == bv[t] && oi < bi[t]));
+      if (take) { bv[t] = ov; bi[t] = oi; }
     }
     workgroupBarrier();
   }

@@ -1,0 +1,497 @@
+import assert from 'node:assert/strict';
+import { emitMatmul, type MatmulConfig, type MatmulContext } from '../../codegen/matmul.js';
+import type { KernelSource } from '../../codegen/kernel.js';
+import type { FusedKernel, Segment } from '../../compiler/passes/fuse.js';
+import { ropeTable } from '../../runtime/rope-table.js';
+import {
+  KernelHarness, Rng, describeMismatches, f16Ulp, f16Values, mismatches, toF16,
+  type Dispatch, type RowRange,
+} from '../helpers/kernel-harness.js';
+
+/**
+ * codegen/matmul.ts against a float64 reference that uses the same f16-rounded weights (and,
+ * for the f16 KV cache, the f16 rounding of its result). The GPU accumulates in f32 over K ≤ 512
+ * terms, so the error of an output is a few f32 ulps of Σ|w·x| (its "magnitude"): the tolerance
+ * is 1e-4 × (|value| + magnitude), ~1000× the expected error yet far below what any indexing,
+ * norm, RoPE or epilogue mistake gives (O(1) relative). KV values stored as f16 may land one f16
+ * ulp away when the exact value sits near a rounding boundary, so they get that much more.
+ * Everything a dispatch must not touch (rows outside the range, other KV positions) is checked
+ * to be bit-unchanged, and activation rows outside the range are NaN so reading them shows.
+ */
+
+type MatmulKernel = Extract<FusedKernel, { family: 'matmul' }>;
+
+const CONFIGS: MatmulConfig[] = [
+  { split: 1, units: 64, rowBlock: 1, subgroup: 0 },
+  { split: 4, units: 16, rowBlock: 2, subgroup: 0 },
+  { split: 8, units: 8, rowBlock: 4, subgroup: 1 },
+  { split: 16, units: 4, rowBlock: 1, subgroup: 0 },
+];
+
+const CTX = 128;
+/** Rows of every activation / output buffer (ranges stay inside). */
+const ROWS = 24;
+const RANGES: RowRange[] = [
+  { rowStart: 5, rowCount: 1, posBase: 11 },
+  { rowStart: 2, rowCount: 3, posBase: 30 },
+  { rowStart: 7, rowCount: 9, posBase: 3 },
+  { rowStart: 3, rowCount: 17, posBase: 100 },
+];
+const ROPE = { theta: 10000, style: 'rotate_half' as const };
+const EPS = 1e-5;
+const REL = 1e-4;
+
+type SegDef =
+  | { kind: 'store' | 'residual' | 'silu_mul'; n: number }
+  | { kind: 'rope'; heads: number; hd: number }
+  | { kind: 'kv'; plane: 'k' | 'v'; kvHeads: number; hd: number };
+
+interface MmCase {
+  label: string;
+  K: number;
+  /** RMSNorm prologue with this eps. */
+  eps?: number;
+  kvF16?: boolean;
+  segs: SegDef[];
+  /** Chunked weights: rows per slice (the last slice may be shorter). Single segment only. */
+  chunkRows?: number;
+  /** Scale of the activations (small: eps dominates the RMSNorm). */
+  xScale?: number;
+}
+
+interface Built {
+  fk: MatmulKernel;
+  ctx: MatmulContext;
+  kvDim: number;
+  kvF16: boolean;
+  hd: number;
+  outWidth: number[];
+}
+
+const segLabel = (s: SegDef): string => {
+  switch (s.kind) {
+    case 'rope': return `rope(${s.heads}x${s.hd})`;
+    case 'kv': return `kv-${s.plane}(${s.kvHeads}x${s.hd})`;
+    default: return `${s.kind}(${s.n})`;
+  }
+};
+
+function mmCase(K: number, segs: SegDef[], opts: { eps?: number; kvF16?: boolean; chunkRows?: number; xScale?: number } = {}): MmCase {
+  const label = `${segs.map(segLabel).join('+')} K=${K}${opts.eps !== undefined ? ` +norm(eps ${opts.eps})` : ''}${opts.xScale ? ` x~${opts.xScale}` : ''}${opts.kvF16 === false ? ' kv-f32' : ''}${opts.chunkRows ? ` chunks of ${opts.chunkRows}` : ''}`;
+  return { label, K, segs, ...opts };
+}
+
+function build(c: MmCase): Built {
+  let kvDim = 0;
+  let hd = 0;
+  const segments: Segment[] = c.segs.map((s, si): Segment => {
+    const nodes = [`n${si}`];
+    switch (s.kind) {
+      case 'store':
+        return { weights: [`W${si}`], pair: 'none', n: s.n, units: s.n, epilogue: { kind: 'store', out: `o${si}` }, nodes };
+      case 'residual':
+        return { weights: [`W${si}`], pair: 'none', n: s.n, units: s.n, epilogue: { kind: 'residual', out: `r${si}`, into: `o${si}` }, nodes };
+      case 'silu_mul':
+        return { weights: [`W${si}a`, `W${si}b`], pair: 'zip', n: s.n, units: s.n, epilogue: { kind: 'silu_mul', out: `o${si}` }, nodes };
+      case 'rope':
+        hd = s.hd;
+        return { weights: [`W${si}`], pair: 'half', n: s.heads * s.hd, units: (s.heads * s.hd) / 2, epilogue: { kind: 'rope', out: `o${si}`, headDim: s.hd }, nodes };
+      case 'kv': {
+        const n = s.kvHeads * s.hd;
+        if (kvDim && kvDim !== n) throw new Error('test setup: kv segments disagree on kvDim');
+        kvDim = n;
+        if (s.plane === 'k') hd = s.hd;
+        return { weights: [`W${si}`], pair: 'half', n, units: n / 2, epilogue: { kind: 'kv', plane: s.plane, layer: 0, rope: s.plane === 'k', headDim: s.hd }, nodes };
+      }
+    }
+  });
+  const kvF16 = c.kvF16 ?? true;
+  const outWidth = segments.map((s) => (s.epilogue.kind === 'kv' ? kvDim : s.n));
+  const fk: MatmulKernel = {
+    family: 'matmul', nodes: segments.flatMap((s) => s.nodes), x: 'x', k: c.K,
+    norm: c.eps !== undefined ? { weight: 'g', eps: c.eps } : undefined, segments,
+  };
+  const ctx: MatmulContext = {
+    ctx: CTX, kvDim: kvDim || 8, kvF16,
+    outWidth: (seg) => outWidth[segments.indexOf(seg)],
+  };
+  if (c.chunkRows) {
+    if (segments.length !== 1) throw new Error('test setup: chunked cases have one segment');
+    ctx.chunk = { units: segments[0].pair === 'half' ? c.chunkRows / 2 : c.chunkRows };
+  }
+  return { fk, ctx, kvDim, kvF16, hd, outWidth };
+}
+
+interface MmData {
+  x: Float32Array;
+  g: Float32Array;
+  /** Weight values (f16-exact) and bits, by weight name. */
+  w: Map<string, { bits: Uint16Array; values: Float32Array }>;
+  /** Initial content of each segment's output buffer (kv segments: unused). */
+  init: Float32Array[];
+  kvInit: Float32Array;
+  kvInitBits?: Uint16Array;
+  rope?: Float32Array;
+}
+
+function seedOf(s: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+  return h >>> 0;
+}
+
+function makeData(c: MmCase, b: Built): MmData {
+  const rng = new Rng(seedOf(c.label));
+  const x = rng.floats(ROWS * c.K, c.xScale ?? 1);
+  const g = new Float32Array(c.K);
+  for (let i = 0; i < c.K; i++) g[i] = 1 + 0.25 * rng.normal();
+  const w = new Map<string, { bits: Uint16Array; values: Float32Array }>();
+  for (const seg of b.fk.segments) {
+    for (const name of seg.weights) w.set(name, toF16(rng.floats(seg.n * c.K, 1 / Math.sqrt(c.K))));
+  }
+  const init = b.fk.segments.map((s, si) => (s.epilogue.kind === 'kv' ? new Float32Array(0) : rng.floats(ROWS * b.outWidth[si])));
+  const kvRaw = rng.floats(2 * CTX * Math.max(b.kvDim, 1));
+  const data: MmData = { x, g, w, init, kvInit: kvRaw };
+  if (b.kvF16) {
+    const h = toF16(kvRaw);
+    data.kvInit = h.values;
+    data.kvInitBits = h.bits;
+  }
+  if (b.hd) data.rope = ropeTable(ROPE, b.hd, CTX);
+  return data;
+}
+
+interface Expected {
+  want: Float64Array;
+  tol: Float64Array;
+}
+
+/** What the output buffers of each segment (and the KV buffer) must hold after a dispatch over `r`. */
+function reference(c: MmCase, b: Built, d: MmData, r: RowRange): { outs: (Expected | undefined)[]; kv?: Expected } {
+  const K = c.K;
+  const outs = b.fk.segments.map((s, si) => (s.epilogue.kind === 'kv' ? undefined
+    : { want: Float64Array.from(d.init[si]), tol: new Float64Array(d.init[si].length) }));
+  const hasKv = b.fk.segments.some((s) => s.epilogue.kind === 'kv');
+  const kv = hasKv ? { want: Float64Array.from(d.kvInit), tol: new Float64Array(d.kvInit.length) } : undefined;
+  const xv = new Float64Array(K);
+  for (let row = r.rowStart; row < r.rowStart + r.rowCount; row++) {
+    const pos = r.posBase + row;
+    let inv = 1;
+    if (c.eps !== undefined) {
+      let ss = 0;
+      for (let k = 0; k < K; k++) ss += d.x[row * K + k] ** 2;
+      inv = 1 / Math.sqrt(ss / K + c.eps);
+    }
+    for (let k = 0; k < K; k++) xv[k] = d.x[row * K + k] * (c.eps !== undefined ? d.g[k] : 1);
+    /** (value, magnitude Σ|w·x|) of output row n of a weight, norm applied. */
+    const y = (wname: string, n: number): [number, number] => {
+      const wv = d.w.get(wname)!.values;
+      let s = 0;
+      let m = 0;
+      for (let k = 0; k < K; k++) {
+        const p = wv[n * K + k] * xv[k];
+        s += p;
+        m += Math.abs(p);
+      }
+      return [s * inv, m * inv];
+    };
+    b.fk.segments.forEach((seg, si) => {
+      const ep = seg.epilogue;
+      const ow = b.outWidth[si];
+      const o = outs[si];
+      if (ep.kind === 'store' || ep.kind === 'residual') {
+        for (let n = 0; n < seg.n; n++) {
+          const [v, m] = y(seg.weights[0], n);
+          const i = row * ow + n;
+          const prior = ep.kind === 'residual' ? o!.want[i] : 0;
+          o!.want[i] = prior + v;
+          o!.tol[i] = REL * (Math.abs(v) + m + Math.abs(prior));
+        }
+      } else if (ep.kind === 'silu_mul') {
+        for (let n = 0; n < seg.n; n++) {
+          const [gv, gm] = y(seg.weights[0], n);
+          const [uv, um] = y(seg.weights[1], n);
+          const silu = gv / (1 + Math.exp(-gv));
+          const v = silu * uv;
+          // |d silu/dg| ≤ 1.1
+          o!.want[row * ow + n] = v;
+          o!.tol[row * ow + n] = REL * (Math.abs(v) + 1.1 * gm * Math.abs(uv) + Math.abs(silu) * um);
+        }
+      } else {
+        const hd = ep.headDim;
+        const heads = seg.n / hd;
+        const rope = ep.kind === 'rope' || ep.rope;
+        for (let h = 0; h < heads; h++) {
+          for (let j = 0; j < hd / 2; j++) {
+            const c0 = h * hd + j;
+            const c1 = c0 + hd / 2;
+            const [v0, m0] = y(seg.weights[0], c0);
+            const [v1, m1] = y(seg.weights[0], c1);
+            let y0 = v0;
+            let y1 = v1;
+            let t0 = m0;
+            let t1 = m1;
+            if (rope) {
+              const cs = d.rope![(pos * (hd / 2) + j) * 2];
+              const sn = d.rope![(pos * (hd / 2) + j) * 2 + 1];
+              y0 = v0 * cs - v1 * sn;
+              y1 = v1 * cs + v0 * sn;
+              t0 = Math.abs(cs) * m0 + Math.abs(sn) * m1;
+              t1 = Math.abs(cs) * m1 + Math.abs(sn) * m0;
+            }
+            if (ep.kind === 'rope') {
+              o!.want[row * ow + c0] = y0;
+              o!.tol[row * ow + c0] = REL * (Math.abs(y0) + t0);
+              o!.want[row * ow + c1] = y1;
+              o!.tol[row * ow + c1] = REL * (Math.abs(y1) + t1);
+            } else {
+              const base = (ep.plane === 'v' ? CTX * b.kvDim : 0) + pos * b.kvDim;
+              for (const [col, v, t] of [[c0, y0, t0], [c1, y1, t1]] as const) {
+                const stored = b.kvF16 ? toF16(Float32Array.of(v)).values[0] : v;
+                kv!.want[base + col] = stored;
+                kv!.tol[base + col] = REL * (Math.abs(v) + t) + (b.kvF16 ? f16Ulp(v) : 0);
+              }
+            }
+          }
+        }
+      }
+    });
+  }
+  return { outs, kv };
+}
+
+interface RunBuffers {
+  outs: (GPUBuffer | undefined)[];
+  kv?: GPUBuffer;
+}
+
+/** Output buffers (fresh, holding the initial content) and the dispatches of one run over `r`. */
+function dispatchesFor(h: KernelHarness, src: KernelSource, c: MmCase, b: Built, d: MmData, r: RowRange,
+  x: GPUBuffer, shared: Map<string, GPUBuffer>): { dispatches: Dispatch[]; bufs: RunBuffers } {
+  const bufs: RunBuffers = { outs: [] };
+  const common: Record<string, GPUBuffer> = { x };
+  if (src.bindings.some((bd) => bd.name === 'g')) common.g = shared.get('g')!;
+  if (src.bindings.some((bd) => bd.name === 'rope')) common.rope = shared.get('rope')!;
+  b.fk.segments.forEach((seg, si) => {
+    if (seg.epilogue.kind === 'kv') {
+      bufs.kv ??= h.buffer(b.kvF16 ? d.kvInitBits! : d.kvInit, 'kv');
+      common.kv = bufs.kv;
+      bufs.outs.push(undefined);
+    } else {
+      const o = h.buffer(d.init[si], `out${si}`);
+      common[`out${si}`] = o;
+      bufs.outs.push(o);
+    }
+  });
+  if (!c.chunkRows) {
+    const buffers = { ...common };
+    b.fk.segments.forEach((seg, si) => seg.weights.forEach((w, wi) => { buffers[`w${si}_${wi}`] = shared.get(w)!; }));
+    return { dispatches: [{ src, buffers, range: r }], bufs };
+  }
+  const seg = b.fk.segments[0];
+  const unitsOf = (rows: number): number => (seg.pair === 'half' ? rows / 2 : rows);
+  const dispatches: Dispatch[] = [];
+  for (let r0 = 0; r0 < seg.n; r0 += c.chunkRows) {
+    const rows = Math.min(c.chunkRows, seg.n - r0);
+    const buffers = { ...common };
+    seg.weights.forEach((w, wi) => { buffers[`w0_${wi}`] = shared.get(`${w}#${r0}`)!; });
+    dispatches.push({ src, buffers, params: [unitsOf(r0), unitsOf(rows), r0, 0], range: r });
+  }
+  return { dispatches, bufs };
+}
+
+/** Read-only buffers of a case: norm weight, rope table, weights (whole, or each slice as `name#rowStart`). */
+function sharedBuffers(h: KernelHarness, c: MmCase, b: Built, d: MmData): Map<string, GPUBuffer> {
+  const m = new Map<string, GPUBuffer>();
+  m.set('g', h.buffer(d.g, 'g'));
+  if (d.rope) m.set('rope', h.buffer(d.rope, 'rope'));
+  for (const seg of b.fk.segments) {
+    for (const name of seg.weights) {
+      const bits = d.w.get(name)!.bits;
+      if (!c.chunkRows) {
+        m.set(name, h.buffer(bits, name));
+      } else {
+        for (let r0 = 0; r0 < seg.n; r0 += c.chunkRows) {
+          const rows = Math.min(c.chunkRows, seg.n - r0);
+          m.set(`${name}#${r0}`, h.buffer(bits.subarray(r0 * c.K, (r0 + rows) * c.K), `${name}#${r0}`));
+        }
+      }
+    }
+  }
+  return m;
+}
+
+/** x with the rows outside `r` set to NaN, so a kernel that reads them poisons its results. */
+function xFor(d: MmData, K: number, r: RowRange): Float32Array {
+  const x = Float32Array.from(d.x);
+  for (let row = 0; row < ROWS; row++) {
+    if (row < r.rowStart || row >= r.rowStart + r.rowCount) x.fill(NaN, row * K, (row + 1) * K);
+  }
+  return x;
+}
+
+function readKv(b: Built, bytes: ArrayBuffer): Float32Array {
+  const n = 2 * CTX * b.kvDim;
+  return b.kvF16 ? f16Values(new Uint16Array(bytes, 0, n)) : new Float32Array(bytes, 0, n);
+}
+
+async function checkCase(h: KernelHarness, c: MmCase, cfg: MatmulConfig, ranges = RANGES): Promise<void> {
+  const b = build(c);
+  const src = emitMatmul(b.fk, b.ctx, cfg);
+  assert.deepEqual(src.config, { ...cfg });
+  const d = makeData(c, b);
+  const shared = sharedBuffers(h, c, b, d);
+  const runs = ranges.map((r) => ({ r, ...dispatchesFor(h, src, c, b, d, r, h.buffer(xFor(d, c.K, r), 'x'), shared) }));
+  const reads = runs.flatMap((run) => [...run.bufs.outs.filter((o): o is GPUBuffer => !!o), ...(run.bufs.kv ? [run.bufs.kv] : [])]
+    .map((buffer) => ({ buffer })));
+  const bytes = await h.run(runs.flatMap((run) => run.dispatches), reads);
+  let ri = 0;
+  const problems: string[] = [];
+  for (const run of runs) {
+    const ref = reference(c, b, d, run.r);
+    const tag = `rows ${run.r.rowStart}+${run.r.rowCount} @${run.r.posBase}`;
+    b.fk.segments.forEach((seg, si) => {
+      if (!run.bufs.outs[si]) return;
+      const ow = b.outWidth[si];
+      const got = new Float32Array(bytes[ri++], 0, ROWS * ow);
+      const m = mismatches(got, ref.outs[si]!.want, (i) => ref.outs[si]!.tol[i]);
+      if (m.count) problems.push(describeMismatches(`${tag} segment ${si} (${seg.epilogue.kind})`, m, (i) => `row ${Math.floor(i / ow)} col ${i % ow}`));
+    });
+    if (run.bufs.kv) {
+      const got = readKv(b, bytes[ri++]);
+      const m = mismatches(got, ref.kv!.want, (i) => ref.kv!.tol[i]);
+      const kd = b.kvDim;
+      if (m.count) {
+        problems.push(describeMismatches(`${tag} kv`, m,
+          (i) => `${i >= CTX * kd ? 'v' : 'k'} pos ${Math.floor((i % (CTX * kd)) / kd)} col ${i % kd}`));
+      }
+    }
+  }
+  assert.equal(problems.length, 0, `${src.name} ${JSON.stringify(cfg)} ${c.label}\n${problems.join('\n')}`);
+}
+
+/**
+ * Batch invariance: each row of a 9-row dispatch must be bit-identical to the same row (same row
+ * index, same position) computed in a dispatch of its own.
+ */
+async function checkBatchInvariance(h: KernelHarness, c: MmCase, cfg: MatmulConfig): Promise<void> {
+  const b = build(c);
+  const src = emitMatmul(b.fk, b.ctx, cfg);
+  const d = makeData(c, b);
+  const shared = sharedBuffers(h, c, b, d);
+  const x = h.buffer(d.x, 'x');
+  const batch: RowRange = { rowStart: 2, rowCount: 9, posBase: 5 };
+  const singles: RowRange[] = Array.from({ length: batch.rowCount }, (_, i) => ({ rowStart: batch.rowStart + i, rowCount: 1, posBase: batch.posBase }));
+  const runs = [batch, ...singles].map((r) => ({ r, ...dispatchesFor(h, src, c, b, d, r, x, shared) }));
+  const reads = runs.flatMap((run) => [...run.bufs.outs.filter((o): o is GPUBuffer => !!o), ...(run.bufs.kv ? [run.bufs.kv] : [])]
+    .map((buffer) => ({ buffer })));
+  const bytes = await h.run(runs.flatMap((run) => run.dispatches), reads);
+  const perRun = bytes.length / runs.length;
+  const bitsOf = (run: number, k: number): Uint32Array | Uint16Array => {
+    const buf = bytes[run * perRun + k];
+    return b.kvF16 && k === perRun - 1 && runs[0].bufs.kv ? new Uint16Array(buf) : new Uint32Array(buf);
+  };
+  const outIdx = b.fk.segments.map((s, si) => si).filter((si) => runs[0].bufs.outs[si]);
+  for (let i = 0; i < singles.length; i++) {
+    const row = singles[i].rowStart;
+    const pos = singles[i].posBase + row;
+    outIdx.forEach((si, k) => {
+      const ow = b.outWidth[si];
+      const all = bitsOf(0, k).subarray(row * ow, (row + 1) * ow);
+      const one = bitsOf(i + 1, k).subarray(row * ow, (row + 1) * ow);
+      const init = new Uint32Array(d.init[si].buffer, row * ow * 4, ow);
+      assert.ok(all.some((v, j) => v !== init[j]), `${c.label}: row ${row} of segment ${si} was not written`);
+      const j = all.findIndex((v, jj) => v !== one[jj]);
+      assert.equal(j, -1, `${src.name} ${JSON.stringify(cfg)} ${c.label}: segment ${si} row ${row} col ${j} differs: `
+        + `rows 2..10 give bits ${all[j]?.toString(16)}, row alone gives ${one[j]?.toString(16)}`);
+    });
+    if (runs[0].bufs.kv) {
+      const k = perRun - 1;
+      for (const plane of [0, 1]) {
+        const at = plane * CTX * b.kvDim + pos * b.kvDim;
+        const all = bitsOf(0, k).subarray(at, at + b.kvDim);
+        const one = bitsOf(i + 1, k).subarray(at, at + b.kvDim);
+        const j = all.findIndex((v, jj) => v !== one[jj]);
+        assert.equal(j, -1, `${src.name} ${JSON.stringify(cfg)} ${c.label}: kv plane ${plane} pos ${pos} col ${j} differs`);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Single-segment kernels: every epilogue without and with the RMSNorm prologue, each on its own
+ * shape (K and N mostly not multiples of the 64-thread workgroup, nor of the split; K=8 is
+ * shorter than most splits). Compiling a pipeline on lavapipe takes ~1 s, so shapes are spread
+ * over the kernels rather than crossed with them. Small K (68, 100) with split 1 makes LLVM unroll
+ * the whole K loop and take 10-25 s, so K stays ≥ 132 except for the tiny K=8 case.
+ */
+const SINGLE: MmCase[] = [
+  mmCase(132, [{ kind: 'store', n: 203 }]),
+  mmCase(512, [{ kind: 'store', n: 520 }], { eps: EPS }),
+  mmCase(256, [{ kind: 'residual', n: 132 }]),
+  // activations so small that eps dominates the norm: the kernel must use the eps it was given
+  mmCase(8, [{ kind: 'residual', n: 5 }], { eps: 2.5e-7, xScale: 3e-4 }),
+  mmCase(260, [{ kind: 'rope', heads: 4, hd: 16 }]),
+  mmCase(132, [{ kind: 'rope', heads: 5, hd: 24 }], { eps: EPS }),
+  mmCase(132, [{ kind: 'kv', plane: 'k', kvHeads: 2, hd: 32 }], { kvF16: false }),
+  mmCase(260, [{ kind: 'kv', plane: 'k', kvHeads: 3, hd: 64 }], { eps: EPS }),
+  mmCase(132, [{ kind: 'kv', plane: 'v', kvHeads: 3, hd: 64 }]),
+  mmCase(260, [{ kind: 'kv', plane: 'v', kvHeads: 2, hd: 32 }], { eps: 1e-6, kvF16: false }),
+  mmCase(196, [{ kind: 'silu_mul', n: 77 }]),
+  mmCase(132, [{ kind: 'silu_mul', n: 333 }], { eps: EPS }),
+];
+
+/** Several segments in one kernel: q/k/v sharing the one kv binding, and a mix of every pairing. */
+const MULTI: MmCase[] = [
+  mmCase(256, [{ kind: 'rope', heads: 6, hd: 32 }, { kind: 'kv', plane: 'k', kvHeads: 2, hd: 32 }, { kind: 'kv', plane: 'v', kvHeads: 2, hd: 32 }], { eps: 1e-6 }),
+  mmCase(132, [{ kind: 'store', n: 37 }, { kind: 'silu_mul', n: 50 }, { kind: 'rope', heads: 3, hd: 8 }, { kind: 'residual', n: 21 }]),
+];
+
+/** Chunked weights (one dispatch per row slice of 128, the last one short). */
+const CHUNKED: MmCase[] = [
+  mmCase(132, [{ kind: 'store', n: 300 }], { eps: EPS, chunkRows: 128 }),
+  mmCase(132, [{ kind: 'silu_mul', n: 200 }], { chunkRows: 128 }),
+  mmCase(196, [{ kind: 'rope', heads: 6, hd: 32 }], { chunkRows: 128 }),
+];
+
+/** One kernel per epilogue kind (and q/k/v) for the batch-invariance check; all compiled above. */
+const INVARIANCE: MmCase[] = [SINGLE[1], SINGLE[2], SINGLE[5], SINGLE[7], SINGLE[8], SINGLE[11], MULTI[0]];
+
+describe('matmul kernels (codegen/matmul.ts)', function () {
+  let h: KernelHarness;
+
+  before(async function () {
+    h = await KernelHarness.create();
+  });
+  afterEach(function () {
+    h?.release();
+  });
+
+  it('rejects K not a multiple of 4', function () {
+    const b = build(mmCase(132, [{ kind: 'store', n: 10 }], { eps: 3e-6 }));
+    assert.throws(() => emitMatmul({ ...b.fk, k: 130 }, b.ctx, CONFIGS[0]), /multiple of 4/);
+  });
+
+  for (const cfg of CONFIGS) {
+    describe(`split ${cfg.split}, units ${cfg.units}, rowBlock ${cfg.rowBlock}, subgroup ${cfg.subgroup}`, function () {
+      beforeEach(function () {
+        // subgroup reduction: needs the feature and subgroups of at least `split` lanes (lavapipe: 8)
+        if (cfg.subgroup === 1 && (!h.gpu.features.has('subgroups') || (h.device.adapterInfo.subgroupMinSize ?? 0) < cfg.split)) this.skip();
+      });
+
+      for (const c of [...SINGLE, ...MULTI, ...CHUNKED]) {
+        it(`${c.label}: rows 1, 3, 9, 17 match the reference`, async function () {
+          await checkCase(h, c, cfg);
+        });
+      }
+
+      for (const c of INVARIANCE) {
+        it(`${c.label}: batch invariant (each of 9 rows = the row alone, bit for bit)`, async function () {
+          await checkBatchInvariance(h, c, cfg);
+        });
+      }
+    });
+  }
+});
