@@ -6,6 +6,8 @@ import { registerInspect } from './commands/inspect.js';
 import { registerGraph } from './commands/graph.js';
 import { registerGenerate } from './commands/generate.js';
 import { registerLogits } from './commands/logits.js';
+import { registerTune } from './commands/tune.js';
+import { registerBench } from './commands/bench.js';
 
 function version(): string {
   try {
@@ -28,6 +30,8 @@ export function buildProgram(): Command {
   registerGraph(program);
   registerGenerate(program);
   registerLogits(program);
+  registerBench(program);
+  registerTune(program);
   return program;
 }
 

@@ -5,8 +5,15 @@ import { NEG_BIG, RANGE_STRUCT, bindingsWgsl, paramsStruct, u, type KernelSource
  * Greedy pick per row, on the GPU so a decode or draft step can feed the next one without a
  * readback. Ties go to the lowest index (as torch.argmax). Writes tokens[outBase + row].
  */
-export function emitArgmax(k: Extract<FusedKernel, { family: 'argmax' }>): KernelSource {
-  const WG = 256;
+export interface ArgmaxConfig {
+  /** Threads per row (power of two): many on GPUs, few on CPU drivers where barriers are costly. */
+  threads: number;
+}
+
+export const DEFAULT_ARGMAX: ArgmaxConfig = { threads: 256 };
+
+export function emitArgmax(k: Extract<FusedKernel, { family: 'argmax' }>, cfg: ArgmaxConfig = DEFAULT_ARGMAX): KernelSource {
+  const WG = cfg.threads;
   const decls = [
     { name: 'rng', decl: 'var<uniform> $: Range' },
     { name: 'prm', decl: 'var<uniform> $: Params' },
@@ -50,6 +57,6 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
   return {
     family: 'argmax', name: 'argmax', wgsl, workgroupSize: WG,
     bindings: decls.map((d) => ({ name: d.name, type: d.name === 'rng' ? 'range' : d.name === 'prm' ? 'params' : d.name === 'tokens' ? 'rw' : 'read' })),
-    params: ['outBase', 'pad0', 'pad1', 'pad2'], grid: [{ perRow: 1 }, 1, 1], config: {}, features: [],
+    params: ['outBase', 'pad0', 'pad1', 'pad2'], grid: [{ perRow: 1 }, 1, 1], config: { ...cfg }, features: [],
   };
 }

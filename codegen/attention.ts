@@ -8,14 +8,21 @@ import { NEG_BIG, RANGE_STRUCT, bindingsWgsl, u, type KernelSource } from './ker
  * the k+1 rows of verify give exactly what k+1 decode steps give.
  */
 export interface AttentionConfig {
-  /** Threads per workgroup = positions per block. */
+  /** Threads per workgroup (positions per block in the blocked variant). */
   block: number;
+  /**
+   * 1: each thread keeps its own online softmax over positions t, t+block, ... and the threads
+   * combine once at the end (one barrier) — what CPU drivers such as lavapipe run fastest;
+   * block 1 is fully serial. Otherwise the blocked variant synchronises every block of positions.
+   */
+  lanes?: number;
 }
 
 export const DEFAULT_ATTENTION: AttentionConfig = { block: 64 };
 
 export function emitAttention(k: Extract<FusedKernel, { family: 'attention' }>,
   c: { ctx: number; kvF16: boolean }, cfg: AttentionConfig): KernelSource {
+  if (cfg.lanes === 1 || cfg.block === 1) return emitLanesAttention(k, c, cfg.block);
   const { heads: H, kvHeads: HKV, headDim: HD } = k;
   const B = cfg.block;
   const KVD = HKV * HD;
@@ -96,5 +103,79 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
     family: 'attention', name: 'attention', wgsl, workgroupSize: B,
     bindings: [{ name: 'rng', type: 'range' }, { name: 'q', type: 'read' }, { name: 'kv', type: 'read' }, { name: 'out', type: 'rw' }],
     params: [], grid: [H, { perRow: 1 }, 1], config: { block: B }, features: c.kvF16 ? ['shader-f16'] : [],
+  };
+}
+
+
+/**
+ * Each of B threads runs an online softmax over its positions (t, t+B, ...) with q and its
+ * partial output in registers; one barrier, then the partial (max, sum, output) triples are
+ * combined in a fixed order.
+ */
+function emitLanesAttention(k: Extract<FusedKernel, { family: 'attention' }>, c: { ctx: number; kvF16: boolean }, B: number): KernelSource {
+  const { heads: H, kvHeads: HKV, headDim: HD } = k;
+  if (HD % 4 !== 0) throw new Error(`internal: attention needs headDim % 4 == 0, got ${HD}`);
+  const D4 = HD / 4;
+  const KVD4 = (HKV * HD) / 4;
+  const t = c.kvF16 ? 'f16' : 'f32';
+  const decls = [
+    { name: 'rng', decl: 'var<uniform> $: Range' },
+    { name: 'q', decl: 'var<storage, read> $: array<vec4<f32>>' },
+    { name: 'kv', decl: `var<storage, read> $: array<vec4<${t}>>` },
+    { name: 'out', decl: 'var<storage, read_write> $: array<vec4<f32>>' },
+  ];
+  const outAt = `row * ${u((H * HD) / 4)} + h * ${u(D4)}`;
+  const combine = B === 1 ? `for (var d = 0u; d < ${u(D4)}; d++) { out[${outAt} + d] = acc[d] / l; }` : `pm[t] = m;
+  pl[t] = l;
+  for (var d = 0u; d < ${u(D4)}; d++) { pacc[t * ${u(D4)} + d] = acc[d]; }
+  workgroupBarrier();
+  var mx = pm[0];
+  for (var j = 1u; j < ${u(B)}; j++) { mx = max(mx, pm[j]); }
+  var tot = 0.0;
+  for (var j = 0u; j < ${u(B)}; j++) { tot += pl[j] * exp(pm[j] - mx); }
+  for (var d = t; d < ${u(D4)}; d += ${u(B)}) {
+    var o = vec4<f32>();
+    for (var j = 0u; j < ${u(B)}; j++) { o += pacc[j * ${u(D4)} + d] * exp(pm[j] - mx); }
+    out[${outAt} + d] = o / tot;
+  }`;
+  const wgsl = `${c.kvF16 ? 'enable f16;\n' : ''}${RANGE_STRUCT}
+${bindingsWgsl(decls)}
+${B > 1 ? `var<workgroup> pm: array<f32, ${B}>;
+var<workgroup> pl: array<f32, ${B}>;
+var<workgroup> pacc: array<vec4<f32>, ${B * D4}>;` : ''}
+
+@compute @workgroup_size(${B})
+fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let h = wid.x;
+  let r = wid.y;
+  if (r >= rng.rowCount) { return; }
+  let row = rng.rowStart + r;
+  let n = rng.posBase + row + 1u;          // causal: positions 0..pos
+  let kbase = (h / ${u(H / HKV)}) * ${u(D4)};
+  let vbase = ${u(c.ctx * KVD4)} + kbase;
+  var qv: array<vec4<f32>, ${D4}>;
+  var acc: array<vec4<f32>, ${D4}>;
+  for (var d = 0u; d < ${u(D4)}; d++) { qv[d] = q[${outAt} + d]; }
+  var m = ${NEG_BIG};
+  var l = 0.0;
+  for (var p = t; p < n; p += ${u(B)}) {
+    var s = 0.0;
+    for (var d = 0u; d < ${u(D4)}; d++) { s += dot(qv[d], vec4<f32>(kv[p * ${u(KVD4)} + kbase + d])); }
+    s = s * ${1 / Math.sqrt(HD)};
+    let mn = max(m, s);
+    let corr = exp(m - mn);
+    let e = exp(s - mn);
+    l = l * corr + e;
+    for (var d = 0u; d < ${u(D4)}; d++) { acc[d] = acc[d] * corr + e * vec4<f32>(kv[vbase + p * ${u(KVD4)} + d]); }
+    m = mn;
+  }
+  ${combine}
+}
+`;
+  return {
+    family: 'attention', name: B === 1 ? 'attention_serial' : 'attention_lanes', wgsl, workgroupSize: B,
+    bindings: [{ name: 'rng', type: 'range' }, { name: 'q', type: 'read' }, { name: 'kv', type: 'read' }, { name: 'out', type: 'rw' }],
+    params: [], grid: [H, { perRow: 1 }, 1], config: B === 1 ? { block: 1 } : { block: B, lanes: 1 },
+    features: c.kvF16 ? ['shader-f16'] : [],
   };
 }

@@ -5,23 +5,26 @@ import { RANGE_STRUCT, UNPACK4, bindingsWgsl, paramsStruct, u, type BindingDecl,
  * Fused matmul y = x · Wᵀ over the rows of a step, with an optional RMSNorm prologue and
  * per-segment epilogues (RoPE, KV-cache write, SiLU·mul, residual add).
  *
- * A workgroup owns `units` outputs; `split` threads share each output's K loop and reduce in a
- * fixed butterfly/tree. The RMSNorm sum of squares rides along the same K loop (x is loaded
- * once). A row's arithmetic never depends on how many rows run together, so verify over k+1
- * rows reproduces decode bit for bit.
+ * Work split: a workgroup owns `units` outputs; each thread computes `perThread` of them (they
+ * share every load of x) for `rowBlock` rows at a time (sharing every weight load), and `split`
+ * threads share each output's K loop, reduced in a fixed butterfly/tree. The RMSNorm sum of
+ * squares rides along the same K loop. A row's arithmetic never depends on how many rows run
+ * together, so verify over k+1 rows reproduces decode bit for bit.
  */
 export interface MatmulConfig {
   /** Threads cooperating on one output (power of two). */
   split: number;
-  /** Outputs per workgroup. */
+  /** Outputs per workgroup (a multiple of perThread). */
   units: number;
+  /** Outputs each thread computes (they share every load of x); default 1. */
+  perThread?: number;
   /** Rows computed together, sharing each weight load. */
   rowBlock: number;
   /** 1: reduce the split with subgroup shuffles (needs split ≤ subgroup size); 0: workgroup memory. */
   subgroup: number;
 }
 
-export const DEFAULT_MATMUL: MatmulConfig = { split: 1, units: 64, rowBlock: 1, subgroup: 0 };
+export const DEFAULT_MATMUL: MatmulConfig = { split: 1, units: 128, perThread: 4, rowBlock: 4, subgroup: 0 };
 
 export interface MatmulContext {
   ctx: number;
@@ -37,70 +40,74 @@ type Decl = { name: string; decl: string; type: BindingDecl['type'] };
 
 interface SegmentCode {
   decls: Decl[];
-  /** Computes gu, col0/col1 (output columns), r0/r1 (weight rows in the bound slice). */
-  rows: string;
-  /** Loads the weights for k4 into wa (and wb). */
-  load: string;
-  epilogue: string;
+  /** Computes, for output p of the thread: gu<p>, col0_<p>/col1_<p> (output columns), r0_<p>/r1_<p> (weight rows in the bound slice). */
+  rows: (p: number) => string;
+  /** Loads the weights of output p for k4 into wa<p> (and wb<p>). */
+  load: (p: number) => string;
+  /** Stores output p of one row from v0 (and v1); `row`, `pos` in scope. */
+  epilogue: (p: number) => string;
+  pair: boolean;
   start: number;
   end: number;
 }
 
 const usesRope = (s: Segment): boolean => s.epilogue.kind === 'rope' || (s.epilogue.kind === 'kv' && s.epilogue.rope);
 
-function segmentCode(seg: Segment, si: number, c: MatmulContext, K4: number, chunked: boolean, kvDeclared: { done: boolean }): Omit<SegmentCode, 'start' | 'end'> {
+function segmentCode(seg: Segment, si: number, c: MatmulContext, K4: number, chunked: boolean,
+  kvDeclared: { done: boolean }): Omit<SegmentCode, 'start' | 'end'> {
   const decls: Decl[] = [];
   const wNames = seg.weights.map((_, wi) => `w${si}_${wi}`);
   for (const n of wNames) decls.push({ name: n, decl: 'var<storage, read> $: array<vec2<u32>>', type: 'read' });
-  const gu = chunked ? 'prm.unitBase + lu' : 'lu';
   const rowBase = chunked ? 'prm.rowBase' : '0u';
-  let rows: string;
-  if (seg.pair === 'half') {
-    const hd = (seg.epilogue as { headDim: number }).headDim;
-    rows = `let gu = ${gu};
-      let head = gu / ${u(hd / 2)};
-      let jj = gu % ${u(hd / 2)};
-      let col0 = head * ${u(hd)} + jj;
-      let col1 = col0 + ${u(hd / 2)};
-      let r0 = col0 - ${rowBase};
-      let r1 = col1 - ${rowBase};`;
-  } else {
-    rows = `let gu = ${gu};
-      let col0 = gu;
-      let col1 = gu;
-      let r0 = gu - ${rowBase};
-      let r1 = r0;`;
-  }
+  // a thread's last outputs may run past the segment: clamp their loads, skip their stores
+  const count = chunked ? 'prm.unitCount' : u(seg.units);
+  const rows = (p: number): string => {
+    const gu = `${chunked ? 'prm.unitBase + ' : ''}min(lu + ${u(p)}, ${count} - 1u)`;
+    if (seg.pair === 'half') {
+      const hd = (seg.epilogue as { headDim: number }).headDim;
+      return `let gu${p} = ${gu};
+      let jj${p} = gu${p} % ${u(hd / 2)};
+      let col0_${p} = (gu${p} / ${u(hd / 2)}) * ${u(hd)} + jj${p};
+      let col1_${p} = col0_${p} + ${u(hd / 2)};
+      let r0_${p} = col0_${p} - ${rowBase};
+      let r1_${p} = col1_${p} - ${rowBase};`;
+    }
+    return `let gu${p} = ${gu};
+      let col0_${p} = gu${p};
+      let r0_${p} = gu${p} - ${rowBase};
+      let r1_${p} = r0_${p};`;
+  };
   const two = seg.pair !== 'none';
   const wb = seg.pair === 'zip' ? wNames[1] : wNames[0];
-  const load = `let wa = unpack4(${wNames[0]}[r0 * ${u(K4)} + k4]);${two ? `\n        let wb = unpack4(${wb}[r1 * ${u(K4)} + k4]);` : ''}`;
+  const load = (p: number): string => `let wa${p} = unpack4(${wNames[0]}[r0_${p} * ${u(K4)} + k4]);` +
+    (two ? `\n        let wb${p} = unpack4(${wb}[r1_${p} * ${u(K4)} + k4]);` : '');
   const ep = seg.epilogue;
   const outW = c.outWidth(seg);
   const at = (col: string): string => `row * ${u(outW)} + ${col}`;
-  const rope = (hd: number): string => `let cs = rope[pos * ${u(hd / 2)} + jj];
+  const rope = (hd: number, p: number): string => `let cs = rope[pos * ${u(hd / 2)} + jj${p}];
           let y0 = v0 * cs.x - v1 * cs.y;
           let y1 = v1 * cs.x + v0 * cs.y;`;
   const out = `out${si}`;
   const rw = (name: string, t = 'f32'): Decl => ({ name, decl: `var<storage, read_write> $: array<${t}>`, type: 'rw' });
-  let epilogue: string;
+  let epilogue: (p: number) => string;
   switch (ep.kind) {
     case 'store':
       decls.push(rw(out));
-      epilogue = `${out}[${at('col0')}] = v0;`;
+      epilogue = (p) => `${out}[${at(`col0_${p}`)}] = v0;`;
       break;
     case 'residual':
       decls.push(rw(out));
-      epilogue = `${out}[${at('col0')}] = ${out}[${at('col0')}] + v0;`;
+      epilogue = (p) => `${out}[${at(`col0_${p}`)}] = ${out}[${at(`col0_${p}`)}] + v0;`;
       break;
     case 'silu_mul':
       decls.push(rw(out));
-      epilogue = `${out}[${at('col0')}] = v0 / (1.0 + exp(-v0)) * v1;`;
+      epilogue = (p) => `${out}[${at(`col0_${p}`)}] = v0 / (1.0 + exp(-v0)) * v1;`;
       break;
     case 'rope':
       decls.push(rw(out));
-      epilogue = `${rope(ep.headDim)}
-          ${out}[${at('col0')}] = y0;
-          ${out}[${at('col1')}] = y1;`;
+      epilogue = (p) => `${rope(ep.headDim, p)}
+          ${out}[${at(`col0_${p}`)}] = y0;
+          ${out}[${at(`col1_${p}`)}] = y1;`;
       break;
     case 'kv': {
       const t = c.kvF16 ? 'f16' : 'f32';
@@ -108,23 +115,29 @@ function segmentCode(seg: Segment, si: number, c: MatmulContext, K4: number, chu
       if (!kvDeclared.done) decls.push(rw('kv', t));
       kvDeclared.done = true;
       const base = ep.plane === 'k' ? '' : `${u(c.ctx * c.kvDim)} + `;
-      epilogue = `${ep.rope ? rope(ep.headDim) : 'let y0 = v0;\n          let y1 = v1;'}
-          kv[${base}pos * ${u(c.kvDim)} + col0] = ${t}(y0);
-          kv[${base}pos * ${u(c.kvDim)} + col1] = ${t}(y1);`;
+      epilogue = (p) => `${ep.rope ? rope(ep.headDim, p) : 'let y0 = v0;\n          let y1 = v1;'}
+          kv[${base}pos * ${u(c.kvDim)} + col0_${p}] = ${t}(y0);
+          kv[${base}pos * ${u(c.kvDim)} + col1_${p}] = ${t}(y1);`;
       break;
     }
   }
-  return { decls, rows, load, epilogue };
+  const guarded = (p: number): string => `if (lu + ${u(p)} < ${count}) {
+          ${epilogue(p)}
+        }`;
+  return { decls, rows, load, epilogue: guarded, pair: two };
 }
 
 export function emitMatmul(k: Extract<FusedKernel, { family: 'matmul' }>, c: MatmulContext, cfg: MatmulConfig): KernelSource {
   if (k.k % 4 !== 0) throw new Error(`internal: matmul K=${k.k} must be a multiple of 4`);
   const K4 = k.k / 4;
   const { split: S, units: U, rowBlock: RB } = cfg;
-  const WG = S * U;
+  const chunked = c.chunk !== undefined;
+  // every thread's outputs must sit in one segment: segment boundaries at multiples of perThread
+  const PT = k.segments.slice(0, -1).every((s) => s.units % (cfg.perThread ?? 1) === 0) ? (cfg.perThread ?? 1) : 1;
+  if (U % PT !== 0) throw new Error(`internal: matmul units ${U} must be a multiple of perThread ${PT}`);
+  const WG = S * (U / PT);
   const P = Math.max(...k.segments.map((s) => (s.pair === 'none' ? 1 : 2)));
   const norm = k.norm;
-  const chunked = c.chunk !== undefined;
   if (chunked && k.segments.length !== 1) throw new Error('internal: a chunked matmul has one segment');
   const sub = cfg.subgroup === 1 && S > 1;
 
@@ -144,38 +157,41 @@ export function emitMatmul(k: Extract<FusedKernel, { family: 'matmul' }>, c: Mat
   for (const s of segs) decls.push(...s.decls);
   const totalUnits = chunked ? c.chunk!.units : start;
 
-  // accumulators per row of the block: a0 (and a1 for paired rows), ss (sum of squares for the norm)
+  // accumulators: a<p>_<pair>_<row> per output p, paired weight row and row of the block; ss_<row> for the norm
+  const acc = (p: number, q: number, j: number): string => `a${p}_${q}_${j}`;
   const accNames: string[] = [];
   for (let j = 0; j < RB; j++) {
-    accNames.push(`a0_${j}`);
-    if (P > 1) accNames.push(`a1_${j}`);
+    for (let p = 0; p < PT; p++) for (let q = 0; q < P; q++) accNames.push(acc(p, q, j));
     if (norm) accNames.push(`ss_${j}`);
   }
   const rowGuard = (j: number): string => `rb + ${u(j)} < rng.rowCount`;
-  const accumulate = (two: boolean): string => {
+  const each = (n: number, f: (i: number) => string, sep = '\n        '): string => Array.from({ length: n }, (_, i) => f(i)).join(sep);
+  const accumulate = (pair: boolean): string => {
     const lines: string[] = [];
     if (norm) lines.push('let gv = g[k4];');
     for (let j = 0; j < RB; j++) {
       const body = [`let xr = x[(rng.rowStart + rb + ${u(j)}) * ${u(K4)} + k4];`];
       if (norm) body.push(`ss_${j} += dot(xr, xr);`, 'let xv = xr * gv;');
       else body.push('let xv = xr;');
-      body.push(`a0_${j} += dot(wa, xv);`);
-      if (two) body.push(`a1_${j} += dot(wb, xv);`);
+      for (let p = 0; p < PT; p++) {
+        body.push(`${acc(p, 0, j)} += dot(wa${p}, xv);`);
+        if (pair) body.push(`${acc(p, 1, j)} += dot(wb${p}, xv);`);
+      }
       lines.push(`if (${rowGuard(j)}) {\n          ${body.join('\n          ')}\n        }`);
     }
     return lines.join('\n        ');
   };
-  const branches = (pick: (s: SegmentCode, si: number) => string): string => segs.map((s, si) => {
+  const branches = (pick: (s: SegmentCode) => string): string => segs.map((s, si) => {
     const cond = chunked || segs.length === 1 ? 'true' : `unit >= ${u(s.start)} && unit < ${u(s.end)}`;
     return `${si ? ' else ' : ''}if (${cond}) {
       let lu = ${chunked ? 'unit' : `unit - ${u(s.start)}`};
-      ${s.rows}
-      ${pick(s, si)}
+      ${each(PT, s.rows, '\n      ')}
+      ${pick(s)}
     }`;
   }).join('');
-  const mainLoop = branches((s, si) => `for (var k4 = s; k4 < ${u(K4)}; k4 += ${u(S)}) {
-        ${s.load}
-        ${accumulate(k.segments[si].pair !== 'none')}
+  const mainLoop = branches((s) => `for (var k4 = sp; k4 < ${u(K4)}; k4 += ${u(S)}) {
+        ${each(PT, s.load)}
+        ${accumulate(s.pair)}
       }`);
 
   let reduce = '';
@@ -187,7 +203,7 @@ export function emitMatmul(k: Extract<FusedKernel, { family: 'matmul' }>, c: Mat
     reduce = `${accNames.map((a, q) => `red[${u(q * WG)} + t] = ${a};`).join('\n    ')}
     workgroupBarrier();
     for (var st = ${u(S / 2)}; st > 0u; st = st >> 1u) {
-      if (s < st) {
+      if (sp < st) {
         for (var q = 0u; q < ${u(accNames.length)}; q++) {
           red[q * ${u(WG)} + t] = red[q * ${u(WG)} + t] + red[q * ${u(WG)} + t + st];
         }
@@ -200,9 +216,11 @@ export function emitMatmul(k: Extract<FusedKernel, { family: 'matmul' }>, c: Mat
         let row = rng.rowStart + rb + ${u(j)};
         let pos = rng.posBase + row;
         ${norm ? `let inv = inverseSqrt(ss_${j} / ${k.k}.0 + ${norm.eps});` : ''}
-        let v0 = a0_${j}${norm ? ' * inv' : ''};
-        let v1 = ${P > 1 ? `a1_${j}${norm ? ' * inv' : ''}` : '0.0'};
-        ${s.epilogue}
+        ${each(PT, (p) => `{
+          let v0 = ${acc(p, 0, j)}${norm ? ' * inv' : ''};
+          let v1 = ${P > 1 ? `${acc(p, P - 1, j)}${norm ? ' * inv' : ''}` : '0.0'};
+          ${s.epilogue(p)}
+        }`)}
       }`).join('\n      '));
 
   const name = `matmul${norm ? '_norm' : ''}_${k.segments.map((s) => s.epilogue.kind + (s.pair === 'none' ? '' : `_${s.pair}`)).join('_')}`;
@@ -216,8 +234,9 @@ ${S > 1 && !sub ? `var<workgroup> red: array<f32, ${WG * accNames.length}>;` : '
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  let s = t % ${u(S)};
-  let unit = wid.x * ${u(U)} + t / ${u(S)};
+  let sp = t % ${u(S)};
+  // first of this thread's ${PT} consecutive outputs
+  let unit = (wid.x * ${u(U / PT)} + t / ${u(S)}) * ${u(PT)};
   let live = unit < ${chunked ? 'prm.unitCount' : u(totalUnits)};
   for (var rb = 0u; rb < rng.rowCount; rb += ${u(RB)}) {
     ${accNames.map((a) => `var ${a} = 0.0;`).join('\n    ')}
@@ -225,7 +244,7 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
     ${mainLoop}
     }
     ${reduce}
-    if (live && s == 0u) {
+    if (live && sp == 0u) {
     ${epilogue}
     }
     ${S > 1 && !sub ? 'workgroupBarrier();' : ''}
@@ -237,7 +256,7 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
     bindings: decls.map((d) => ({ name: d.name, type: d.type })),
     params,
     grid: [Math.ceil(totalUnits / U), 1, 1],
-    config: { ...cfg },
+    config: PT === (cfg.perThread ?? 1) ? { ...cfg } : { ...cfg, perThread: PT },
     features: [...(needF16 ? ['shader-f16'] : []), ...(sub ? ['subgroups'] : [])],
   };
 }

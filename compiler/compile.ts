@@ -8,7 +8,8 @@ import { deriveEntryPoints } from './passes/entry-points.js';
 import { fuseStage, type FusedKernel } from './passes/fuse.js';
 import { planBuffers } from './passes/plan-buffers.js';
 import { planWeights } from './passes/plan-weights.js';
-import { Scheduler, type TuningChoices } from './passes/schedule.js';
+import { Scheduler, type Tunable, type TuningChoices } from './passes/schedule.js';
+import { DEFAULT_ARGMAX } from '../codegen/argmax.js';
 import { DEFAULT_MATMUL } from '../codegen/matmul.js';
 import { DEFAULT_ATTENTION } from '../codegen/attention.js';
 import type { Plan, PlanBuffer, PlanEntry, PlanLimits } from './plan.js';
@@ -40,6 +41,8 @@ export interface CompiledPlan {
   plan: Plan;
   /** kernel id -> WGSL source */
   wgsl: Map<string, string>;
+  /** Kernel shapes the tuner can re-emit with other configurations. */
+  tunables: Tunable[];
 }
 
 export function graphHash(graph: Graph): string {
@@ -112,8 +115,9 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
     width: (id) => (typed.values.get(id)!.shape[1] as number) ?? 1, tokenOutBase: verifyBase,
     ropeBuffer: ropeBuffer.id, tokensBuffer: 'io:tokens',
     tuning: {
-      matmul: opts.tuning?.matmul ?? (() => DEFAULT_MATMUL),
-      attention: opts.tuning?.attention ?? (() => DEFAULT_ATTENTION),
+      matmul: (k, key) => opts.tuning?.matmul?.(k, key) ?? DEFAULT_MATMUL,
+      attention: (k, key) => opts.tuning?.attention?.(k, key) ?? DEFAULT_ATTENTION,
+      argmax: (k, key) => opts.tuning?.argmax?.(k, key) ?? DEFAULT_ARGMAX,
     },
   });
   const planEntries: PlanEntry[] = fused.map(({ entry, stages }) => ({
@@ -157,5 +161,5 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
     entries: planEntries,
     fusion,
   };
-  return { plan, wgsl: new Map(kernels.map((k) => [k.id, k.wgsl])) };
+  return { plan, wgsl: new Map(kernels.map((k) => [k.id, k.wgsl])), tunables: [...scheduler.tunables.values()] };
 }

@@ -1,9 +1,10 @@
 import './gpu-globals.js';
 import { evalDimExpr } from '../compiler/ir/dims.js';
 import { RANGE_SLOT_BYTES, type Plan, type PlanDispatch, type PlanEntry, type PlanKernel } from '../compiler/plan.js';
-import type { GridDim } from '../codegen/kernel.js';
+import type { GridDim, KernelSource } from '../codegen/kernel.js';
 import type { GpuContext } from './device.js';
 import { ropeTable } from './rope-table.js';
+import { GpuWaiter } from './gpu-wait.js';
 
 /** Runtime symbols of a range expression (see compiler/passes/entry-points.ts). */
 export interface RangeSymbols {
@@ -37,15 +38,17 @@ const U = GPUBufferUsage;
 export class Executor {
   readonly buffers = new Map<string, GPUBuffer>();
   private readonly pipelines = new Map<string, GPUComputePipeline>();
-  private readonly bindGroups = new Map<PlanDispatch, GPUBindGroup>();
+  /** Per dispatch: its bind group entries, and one bind group per range slot (made on first use). */
+  private readonly bindings = new Map<PlanDispatch, { layout: GPUBindGroupLayout; entries: GPUBindGroupEntry[]; rangeAt: number; bySlot: GPUBindGroup[] }>();
   private readonly kernels: Map<string, PlanKernel>;
   private readonly entries: Map<string, PlanEntry>;
   private readonly rangeBuffer: GPUBuffer;
   private readonly rangeWords: Uint32Array;
-  private readonly offsets: number[][];
   private readonly staging: GPUBuffer[] = [];
   /** Bytes of the buffers this executor allocated (weights are counted by their loader). */
   allocatedBytes = 0;
+  /** @internal */
+  readonly waiter = new GpuWaiter();
 
   private constructor(readonly gpu: GpuContext, readonly plan: Plan) {
     this.kernels = new Map(plan.kernels.map((k) => [k.id, k]));
@@ -54,7 +57,6 @@ export class Executor {
     this.rangeBuffer = gpu.device.createBuffer({ size: slots * RANGE_SLOT_BYTES, usage: U.UNIFORM | U.COPY_DST, label: 'ranges' });
     this.allocatedBytes += slots * RANGE_SLOT_BYTES;
     this.rangeWords = new Uint32Array((slots * RANGE_SLOT_BYTES) / 4);
-    this.offsets = Array.from({ length: slots }, (_, s) => [s * RANGE_SLOT_BYTES]);
   }
 
   static async create(gpu: GpuContext, plan: Plan, wgsl: Map<string, string>, weights: Map<string, GPUBuffer>): Promise<Executor> {
@@ -96,7 +98,8 @@ export class Executor {
         entries: k.bindings.map((b, i) => ({
           binding: i,
           visibility: GPUShaderStage.COMPUTE,
-          buffer: b.type === 'range' ? { type: 'uniform', hasDynamicOffset: true, minBindingSize: 16 }
+          // a static range slot per bind group: dynamic offsets cost lavapipe ~30 µs a dispatch
+          buffer: b.type === 'range' ? { type: 'uniform', minBindingSize: 16 }
             : b.type === 'params' ? { type: 'uniform' }
               : { type: b.type === 'read' ? 'read-only-storage' : 'storage' },
         })),
@@ -138,10 +141,73 @@ export class Executor {
             if (!buf) throw new Error(`internal: buffer ${id} not allocated`);
             return { binding: i, resource: { buffer: buf } };
           });
-          this.bindGroups.set(disp, d.createBindGroup({ layout: this.pipelines.get(k.id)!.getBindGroupLayout(0), entries }));
+          this.bindings.set(disp, {
+            layout: this.pipelines.get(k.id)!.getBindGroupLayout(0), entries,
+            rangeAt: k.bindings.findIndex((b) => b.type === 'range'), bySlot: [],
+          });
         }
       }
     }
+  }
+
+  private bindGroup(disp: PlanDispatch, slot: number): GPUBindGroup {
+    const b = this.bindings.get(disp)!;
+    let bg = b.bySlot[slot];
+    if (!bg) {
+      const entries = b.entries.map((e, i) => (i === b.rangeAt
+        ? { binding: i, resource: { buffer: this.rangeBuffer, offset: slot * RANGE_SLOT_BYTES, size: 16 } } : e));
+      bg = b.bySlot[slot] = this.gpu.device.createBindGroup({ layout: b.layout, entries });
+    }
+    return bg;
+  }
+
+  /**
+   * Times `src` run with the bindings of `disp` over `rows` rows: median milliseconds per
+   * dispatch over `reps` submissions of `batch` dispatches. Infinity when it fails to compile.
+   */
+  async timeKernel(src: KernelSource, disp: PlanDispatch, rows: number, opts: { batch?: number; reps?: number; posBase?: number } = {}): Promise<number> {
+    const d = this.gpu.device;
+    const batch = opts.batch ?? 20;
+    const reps = opts.reps ?? 5;
+    d.pushErrorScope('validation');
+    const module = d.createShaderModule({ code: src.wgsl });
+    const info = await module.getCompilationInfo();
+    if (info.messages.some((m) => m.type === 'error')) { await d.popErrorScope(); return Infinity; }
+    const layout = d.createBindGroupLayout({
+      entries: src.bindings.map((b, i) => ({
+        binding: i, visibility: GPUShaderStage.COMPUTE,
+        buffer: b.type === 'range' || b.type === 'params' ? { type: 'uniform' as const }
+          : { type: b.type === 'read' ? 'read-only-storage' as const : 'storage' as const },
+      })),
+    });
+    const pipeline = await d.createComputePipelineAsync({ layout: d.createPipelineLayout({ bindGroupLayouts: [layout] }), compute: { module, entryPoint: 'main' } })
+      .catch(() => undefined);
+    const template = this.bindings.get(disp)!;
+    const slot = this.plan.rows.rangeSlots - 1;
+    const bg = pipeline && d.createBindGroup({
+      layout, entries: template.entries.map((e, i) => (i === template.rangeAt
+        ? { binding: i, resource: { buffer: this.rangeBuffer, offset: slot * RANGE_SLOT_BYTES, size: 16 } } : e)),
+    });
+    if (await d.popErrorScope() || !pipeline || !bg) return Infinity;
+    d.queue.writeBuffer(this.rangeBuffer, slot * RANGE_SLOT_BYTES, new Uint32Array([0, rows, opts.posBase ?? 0, 0]));
+    const g = (x: GridDim): number => (typeof x === 'number' ? x : x.perRow * rows);
+    const run = async (): Promise<number> => {
+      const enc = d.createCommandEncoder();
+      const pass = enc.beginComputePass();
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, bg);
+      for (let i = 0; i < batch; i++) pass.dispatchWorkgroups(g(src.grid[0]), g(src.grid[1]), g(src.grid[2]));
+      pass.end();
+      const t0 = performance.now();
+      d.queue.submit([enc.finish()]);
+      await d.queue.onSubmittedWorkDone();
+      return (performance.now() - t0) / batch;
+    };
+    await run(); // first use compiles on some drivers
+    const times: number[] = [];
+    for (let r = 0; r < reps; r++) times.push(await run());
+    times.sort((a, b) => a - b);
+    return times[times.length >> 1];
   }
 
   entry(name: string): PlanEntry {
@@ -189,7 +255,7 @@ export class Executor {
     for (const disp of st.dispatches) {
       const k = this.kernels.get(disp.kernel)!;
       pass.setPipeline(this.pipelines.get(disp.kernel)!);
-      pass.setBindGroup(0, this.bindGroups.get(disp)!, this.offsets[s]);
+      pass.setBindGroup(0, this.bindGroup(disp, s));
       pass.dispatchWorkgroups(g(k.grid[0]), g(k.grid[1]), g(k.grid[2]));
     }
   }
@@ -224,6 +290,8 @@ export class Submission {
   private readonly encoder: GPUCommandEncoder;
   private pass: GPUComputePassEncoder | null;
   private slots = 0;
+  /** The shape of this submission (entries and rows), for the expected-duration sleep. */
+  private signature = '';
   private readonly reads: ReadRequest[] = [];
   private readBytes = 0;
 
@@ -241,6 +309,7 @@ export class Submission {
   run(entry: string, sym: RangeSymbols): this {
     if (!this.pass) throw new Error('internal: run after submit');
     this.ex.encodeEntry(this.pass, entry, sym, this.nextSlot);
+    this.signature += `${entry}:${sym.k ?? ''}:${sym.T ?? ''};`;
     return this;
   }
 
@@ -248,6 +317,7 @@ export class Submission {
   runStage(entry: string, stage: string, range: StageRange): this {
     if (!this.pass) throw new Error('internal: run after submit');
     this.ex.encodeStage(this.pass, entry, stage, range, this.nextSlot);
+    this.signature += `${entry}/${stage}:${range.rowCount};`;
     return this;
   }
 
@@ -270,12 +340,16 @@ export class Submission {
         this.encoder.copyBufferToBuffer(this.ex.buffers.get(r.buffer)!, r.offset, staging, r.stagingOffset, r.bytes);
       }
     }
+    const t0 = performance.now();
     this.ex.gpu.device.queue.submit([this.encoder.finish()]);
+    this.ex.waiter.sleep(this.signature);
     if (!staging) {
       await this.ex.gpu.device.queue.onSubmittedWorkDone();
+      this.ex.waiter.record(this.signature, performance.now() - t0);
       return [];
     }
     await staging.mapAsync(GPUMapMode.READ, 0, Math.ceil(this.readBytes / 8) * 8);
+    this.ex.waiter.record(this.signature, performance.now() - t0);
     const mapped = staging.getMappedRange(0, Math.ceil(this.readBytes / 8) * 8);
     const out = this.reads.map((r) => mapped.slice(r.stagingOffset, r.stagingOffset + r.bytes));
     staging.unmap();

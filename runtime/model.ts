@@ -2,6 +2,7 @@ import path from 'node:path';
 import { LscError } from '../compiler/errors.js';
 import { compileGraph, type CompileOptions } from '../compiler/compile.js';
 import type { Plan } from '../compiler/plan.js';
+import type { Tunable } from '../compiler/passes/schedule.js';
 import type { Graph } from '../compiler/ir/graph.js';
 import { checkPlanFits, openDevice, type DeviceOptions, type GpuContext } from './device.js';
 import { Executor } from './executor.js';
@@ -80,9 +81,11 @@ export class LscModel {
     const { graph } = modelGraph(dir, { graphFile: opts.graph });
     const tokenizer = LscTokenizer.load(dir);
     const ckpt = SafetensorsCheckpoint.open(dir);
-    const gpu = opts.gpu ?? await openDevice(opts.device);
+    // small models are dispatch-bound: on a CPU driver, one shader thread beats fork/join per dispatch
+    const small = ckpt.totalBytes() < 64 * 2 ** 20;
+    const gpu = opts.gpu ?? await openDevice({ ...(small ? { cpuDriverThreads: 0 } : {}), ...opts.device });
     try {
-      const { plan, wgsl } = opts.plan ? loadArtifact(opts.plan, graph) : compileGraph(graph, {
+      const { plan, wgsl, tunables } = opts.plan ? { ...loadArtifact(opts.plan, graph), tunables: [] } : compileGraph(graph, {
         file: opts.graph, ctx: opts.ctx, prefillChunk: opts.prefillChunk, decodeSteps: opts.decodeSteps,
         limits: {
           maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize,
@@ -102,13 +105,18 @@ export class LscModel {
       const w = weightBytes(plan);
       // activations, io and constants of the plan, plus the runtime's uniforms and staging
       const act = executor.allocatedBytes - kv;
-      return new LscModel(path.resolve(dir), graph, plan, tokenizer, gpu, !opts.gpu, executor, new Steps(executor),
+      const model = new LscModel(path.resolve(dir), graph, plan, tokenizer, gpu, !opts.gpu, executor, new Steps(executor),
         { weights: w, kvCache: kv, activations: act, total: w + kv + act });
+      model.tunables = tunables;
+      return model;
     } catch (e) {
       if (!opts.gpu) gpu.dispose();
       throw e;
     }
   }
+
+  /** Kernel shapes `lsc tune` can re-time with other configurations (empty for loaded artifacts). */
+  tunables: Tunable[] = [];
 
   get layers(): number { return this.plan.dims.layers; }
   get exitCandidates(): number[] { return this.plan.exits.candidates; }

@@ -1,7 +1,96 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { TuningChoices } from '../compiler/passes/schedule.js';
 import type { GpuContext } from './device.js';
 
-/** Tuned kernel decisions for this adapter (none stored yet: defaults apply). */
-export function loadTuning(_gpu: GpuContext): Partial<TuningChoices> | undefined {
-  return undefined;
+/**
+ * Tuning records, Triton-style: every configuration tried is stored with its time (failed ones
+ * as null), as JSON lines keyed by adapter and kernel shape. Decisions are the fastest record
+ * per key. The user's database (~/.cache/lsc/tuning.jsonl, or $LSC_TUNING_DB) is read first;
+ * records shipped in the repository's tuning/ directory fill in for adapters tuned by us.
+ */
+export interface TuningRecord {
+  adapter: string;
+  key: string;
+  family: 'matmul' | 'attention' | 'argmax';
+  config: Record<string, number>;
+  /** Score: milliseconds per dispatch summed over the tuned row counts; null when it failed. */
+  ms: number | null;
+  rows: number[];
+  date: string;
+}
+
+export function userDbPath(): string {
+  return process.env.LSC_TUNING_DB ?? path.join(os.homedir(), '.cache', 'lsc', 'tuning.jsonl');
+}
+
+const shippedDir = fileURLToPath(new URL('../../tuning/', import.meta.url));
+
+/** Identifies an adapter and driver: records from one never apply to another. */
+export function adapterKey(gpu: Pick<GpuContext, 'adapterInfo'>): string {
+  const i = gpu.adapterInfo;
+  return [i.vendor, i.architecture, i.device, i.description].map((s) => s || '-').join('|');
+}
+
+function readRecords(file: string): TuningRecord[] {
+  if (!fs.existsSync(file)) return [];
+  const out: TuningRecord[] = [];
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const r = JSON.parse(line) as TuningRecord;
+      if (r && typeof r.key === 'string' && typeof r.adapter === 'string' && r.config) out.push(r);
+    } catch {
+      // a torn line from an interrupted run: skip it
+    }
+  }
+  return out;
+}
+
+export function allRecords(): TuningRecord[] {
+  const shipped = fs.existsSync(shippedDir)
+    ? fs.readdirSync(shippedDir).filter((f) => f.endsWith('.jsonl')).flatMap((f) => readRecords(path.join(shippedDir, f)))
+    : [];
+  return [...readRecords(userDbPath()), ...shipped];
+}
+
+export function appendRecords(records: TuningRecord[], file = userDbPath()): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.appendFileSync(file, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+}
+
+/** The driver family of an adapter key ("mesa|llvmpipe"): shipped records apply across its versions. */
+export function adapterFamily(adapter: string): string {
+  const [vendor, arch] = adapter.split('|');
+  return [vendor, (arch ?? '').split('-')[0]].join('|');
+}
+
+/**
+ * Fastest configuration per kernel key: records of this exact adapter first, then records of
+ * the same driver family (e.g. the lavapipe decisions shipped in tuning/, whatever the Mesa or LLVM version).
+ */
+export function decisions(adapter: string, records = allRecords()): Map<string, TuningRecord> {
+  const pickBest = (match: (r: TuningRecord) => boolean): Map<string, TuningRecord> => {
+    const best = new Map<string, TuningRecord>();
+    for (const r of records) {
+      if (!match(r) || r.ms === null) continue;
+      const b = best.get(r.key);
+      if (!b || r.ms < (b.ms ?? Infinity)) best.set(r.key, r);
+    }
+    return best;
+  };
+  const family = adapterFamily(adapter);
+  const exact = pickBest((r) => r.adapter === adapter);
+  for (const [key, r] of pickBest((r) => adapterFamily(r.adapter) === family)) if (!exact.has(key)) exact.set(key, r);
+  return exact;
+}
+
+/** Tuned kernel decisions for this adapter; kernels never tuned keep the compiler's defaults. */
+export function loadTuning(gpu: GpuContext): Partial<TuningChoices> | undefined {
+  const best = decisions(adapterKey(gpu));
+  if (!best.size) return undefined;
+  const pick = <T>() => (_k: unknown, key: string): T | undefined => best.get(key)?.config as T | undefined;
+  return { matmul: pick(), attention: pick(), argmax: pick() };
 }

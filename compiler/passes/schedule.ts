@@ -3,14 +3,26 @@ import type { KernelSource } from '../../codegen/kernel.js';
 import { emitMatmul, type MatmulConfig } from '../../codegen/matmul.js';
 import { emitAttention, type AttentionConfig } from '../../codegen/attention.js';
 import { emitEmbed } from '../../codegen/embed.js';
-import { emitArgmax } from '../../codegen/argmax.js';
+import { emitArgmax, type ArgmaxConfig } from '../../codegen/argmax.js';
 import type { PlanDispatch, PlanKernel, PlanWeight } from '../plan.js';
 import type { FusedKernel, Segment } from './fuse.js';
 
-/** Picks tuning choices per kernel (defaults, or decisions from the tuning database). */
+/** Picks tuning choices per kernel (undefined: the default). */
 export interface TuningChoices {
-  matmul(k: Extract<FusedKernel, { family: 'matmul' }>, key: string): MatmulConfig;
-  attention(k: Extract<FusedKernel, { family: 'attention' }>, key: string): AttentionConfig;
+  matmul(k: Extract<FusedKernel, { family: 'matmul' }>, key: string): MatmulConfig | undefined;
+  attention(k: Extract<FusedKernel, { family: 'attention' }>, key: string): AttentionConfig | undefined;
+  argmax(k: Extract<FusedKernel, { family: 'argmax' }>, key: string): ArgmaxConfig | undefined;
+}
+
+/** A kernel shape whose configuration the tuner can vary: re-emit it with another config. */
+export interface Tunable {
+  /** Structural key: the same for every layer and entry point that runs this shape. */
+  key: string;
+  family: 'matmul' | 'attention' | 'argmax';
+  config: Record<string, number>;
+  /** Kernel ids (one per chunking variant) emitted for this key with `config`. */
+  kernelIds: Set<string>;
+  emit(cfg: Record<string, number>): KernelSource;
 }
 
 export interface ScheduleContext {
@@ -21,7 +33,7 @@ export interface ScheduleContext {
   valueBuffer: Map<string, string>;
   width: (value: string) => number;
   tokenOutBase: number;
-  tuning: TuningChoices;
+  tuning: { [F in keyof TuningChoices]: (...a: Parameters<TuningChoices[F]>) => NonNullable<ReturnType<TuningChoices[F]>> };
   ropeBuffer: string;
   tokensBuffer: string;
 }
@@ -31,6 +43,13 @@ export class Scheduler {
   readonly kernels = new Map<string, PlanKernel & { wgsl: string }>();
   /** Emitted sources by structural key: layers share kernels, so each shape is emitted once. */
   private readonly emitted = new Map<string, { id: string; src: KernelSource }>();
+  readonly tunables = new Map<string, Tunable>();
+
+  private tunable(key: string, family: Tunable['family'], config: object, id: string, emit: (cfg: Record<string, number>) => KernelSource): void {
+    let t = this.tunables.get(key);
+    if (!t) this.tunables.set(key, (t = { key, family, config: { ...config } as Record<string, number>, kernelIds: new Set(), emit }));
+    t.kernelIds.add(id);
+  }
 
   constructor(private readonly c: ScheduleContext) {}
 
@@ -74,13 +93,18 @@ export class Scheduler {
     switch (k.family) {
       case 'embed': return this.embed(k);
       case 'argmax': {
-        const { id } = this.memo(`argmax:${k.n}`, k.nodes, () => emitArgmax(k));
+        const key = `argmax:${k.n}`;
+        const cfg = this.c.tuning.argmax(k, key);
+        const { id } = this.memo(`${key}:${JSON.stringify(cfg)}`, k.nodes, () => emitArgmax(k, cfg));
+        this.tunable(key, 'argmax', cfg, id, (c) => emitArgmax(k, c as unknown as ArgmaxConfig));
         return [{ kernel: id, buffers: [this.buf(k.x), this.c.tokensBuffer], params: [verify ? this.c.tokenOutBase : 1, 0, 0, 0], nodes: k.nodes }];
       }
       case 'attention': {
         const key = `attention:${k.heads}x${k.kvHeads}x${k.headDim}`;
         const cfg = this.c.tuning.attention(k, key);
-        const { id } = this.memo(`${key}:${JSON.stringify(cfg)}`, k.nodes, () => emitAttention(k, { ctx: this.c.ctx, kvF16: this.c.kvF16 }, cfg));
+        const ctxt = { ctx: this.c.ctx, kvF16: this.c.kvF16 };
+        const { id } = this.memo(`${key}:${JSON.stringify(cfg)}`, k.nodes, () => emitAttention(k, ctxt, cfg));
+        this.tunable(key, 'attention', cfg, id, (c) => emitAttention(k, ctxt, c as unknown as AttentionConfig));
         return [{ kernel: id, buffers: [this.buf(k.q), `kv:${k.layer}`, this.buf(k.out)], params: [], nodes: k.nodes }];
       }
       case 'matmul': return this.matmul(k);
@@ -130,6 +154,7 @@ export class Scheduler {
     const base = { ctx: this.c.ctx, kvDim: this.c.kvDim, kvF16: this.c.kvF16, outWidth };
     if (!chunked) {
       const { id, src } = this.memo(`${key}:${JSON.stringify(cfg)}`, k.nodes, () => emitMatmul(k, base, cfg));
+      this.tunable(key, 'matmul', cfg, id, (c) => emitMatmul(k, base, c as unknown as MatmulConfig));
       return [{ kernel: id, buffers: this.matmulBuffers(src, k), params: [], nodes: k.nodes }];
     }
     // a weight is split across bindings: each segment runs alone, one dispatch per row slice
@@ -143,6 +168,8 @@ export class Scheduler {
       const units = unitsOf(maxRows);
       const { id, src } = this.memo(`matmul:${shape(single)}:chunk${units}:${JSON.stringify(cfg)}`, nodes,
         () => emitMatmul(single, { ...base, chunk: { units } }, cfg));
+      this.tunable(`matmul:${shape(single)}:chunk${units}`, 'matmul', cfg, id,
+        (c) => emitMatmul(single, { ...base, chunk: { units } }, c as unknown as MatmulConfig));
       chunks.forEach((ch, ci) => {
         out.push({
           kernel: id, buffers: this.matmulBuffers(src, single, ci),

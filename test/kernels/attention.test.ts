@@ -33,12 +33,16 @@ const COMBOS = [
  * 128 for a few (a pipeline takes 4-17 s to compile on lavapipe). headDim > block gives a
  * thread several output dims (64/32, 128/64), headDim < block leaves threads without one.
  */
-const VARIANTS: { combo: number; kvF16: boolean; block: number }[] = [
+const VARIANTS: { combo: number; kvF16: boolean; block: number; lanes?: number }[] = [
   ...[0, 1, 2].flatMap((combo) => [true, false].map((kvF16) => ({ combo, kvF16, block: 64 }))),
   { combo: 0, kvF16: true, block: 32 },
   { combo: 1, kvF16: false, block: 32 },
   { combo: 1, kvF16: true, block: 128 },
   { combo: 2, kvF16: false, block: 128 },
+  // block 1: the serial variant (one thread per head and row); lanes: per-thread softmax, one combine
+  ...[0, 1, 2].map((combo) => ({ combo, kvF16: combo !== 1, block: 1 })),
+  { combo: 0, kvF16: true, block: 8, lanes: 1 },
+  { combo: 1, kvF16: false, block: 4, lanes: 1 },
 ];
 const POSITIONS = [0, 1, 63, 64, 65, 200];
 const NAN_F16 = 0x7e00;
@@ -164,11 +168,11 @@ describe('attention kernel (codegen/attention.ts)', function () {
     assert.deepEqual(emitAttention(kernelOf(COMBOS[1]), { ctx: CTX, kvF16: false }, { block: 64 }).features, []);
   });
 
-  for (const { combo: ci, kvF16, block } of VARIANTS) {
+  for (const { combo: ci, kvF16, block, lanes } of VARIANTS) {
     const combo = COMBOS[ci];
-    const label = `heads/kvHeads/headDim ${comboLabel(combo)}, kv ${kvF16 ? 'f16' : 'f32'}, block ${block}`;
+    const label = `heads/kvHeads/headDim ${comboLabel(combo)}, kv ${kvF16 ? 'f16' : 'f32'}, block ${block}${lanes ? ' lanes' : ''}`;
     let src: KernelSource;
-    const source = (): KernelSource => (src ??= emitAttention(kernelOf(combo), { ctx: CTX, kvF16 }, { block }));
+    const source = (): KernelSource => (src ??= emitAttention(kernelOf(combo), { ctx: CTX, kvF16 }, { block, lanes }));
 
     it(`${label}: rows 1 and 5 at positions ${POSITIONS.join(', ')} match the reference`, async function () {
       if (kvF16 && !h.gpu.features.has('shader-f16')) this.skip();

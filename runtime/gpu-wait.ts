@@ -1,0 +1,28 @@
+/**
+ * dawn.node resolves mapAsync/onSubmittedWorkDone by polling on the JS thread (setImmediate
+ * ticks), which keeps a CPU core busy for as long as the GPU works; on a 2-core machine running
+ * lavapipe that core is half of the "GPU". So after a submit we first block-sleep (Atomics.wait,
+ * no spinning) for most of the time that submissions of the same shape took before, then poll.
+ */
+export class GpuWaiter {
+  private readonly samples = new Map<string, number[]>();
+  private readonly cell = new Int32Array(new SharedArrayBuffer(4));
+
+  constructor(private readonly fraction = 0.85, private readonly keep = 8) {}
+
+  /** Sleeps for the expected part of a submission of this shape. */
+  sleep(signature: string): void {
+    const s = this.samples.get(signature);
+    if (!s || s.length < 2 || process.env.LSC_GPU_WAIT === "poll") return;
+    const sorted = [...s].sort((a, b) => a - b);
+    const ms = sorted[sorted.length >> 1] * this.fraction;
+    if (ms >= 0.05) Atomics.wait(this.cell, 0, 0, ms);
+  }
+
+  record(signature: string, ms: number): void {
+    let s = this.samples.get(signature);
+    if (!s) this.samples.set(signature, (s = []));
+    s.push(ms);
+    if (s.length > this.keep) s.shift();
+  }
+}
