@@ -68,7 +68,7 @@ function entryLines(e: PlanEntry, kernels: Map<string, PlanKernel>): string[] {
 }
 
 function kernelLines(k: PlanKernel): string[] {
-  const grid = k.grid.map((g) => (typeof g === 'number' ? String(g) : `${g.perRow}/row`)).join(' × ');
+  const grid = k.grid.map((g) => (typeof g === 'number' ? String(g) : `${g.perRow}/${g.rowsPerGroup ? `${g.rowsPerGroup} rows` : 'row'}`)).join(' × ');
   const cfg = Object.entries(k.config).map(([a, b]) => `${a}=${b}`).join(' ');
   return [
     `  ${k.id} (${k.family}): workgroup ${k.workgroupSize}, grid ${grid}${cfg ? `, ${cfg}` : ''}${k.features.length ? `, needs ${k.features.join(', ')}` : ''}`,

@@ -16,13 +16,15 @@ export interface AttentionConfig {
    * block 1 is fully serial. Otherwise the blocked variant synchronises every block of positions.
    */
   lanes?: number;
+  /** Lanes variant: rows of a head handled by one workgroup, sharing every K/V load (default 1). */
+  rows?: number;
 }
 
 export const DEFAULT_ATTENTION: AttentionConfig = { block: 64 };
 
 export function emitAttention(k: Extract<FusedKernel, { family: 'attention' }>,
   c: { ctx: number; kvF16: boolean }, cfg: AttentionConfig): KernelSource {
-  if (cfg.lanes === 1 || cfg.block === 1) return emitLanesAttention(k, c, cfg.block);
+  if (cfg.lanes === 1 || cfg.block === 1) return emitLanesAttention(k, c, cfg.block, cfg.rows ?? 1);
   const { heads: H, kvHeads: HKV, headDim: HD } = k;
   const B = cfg.block;
   const KVD = HKV * HD;
@@ -109,10 +111,11 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
 
 /**
  * Each of B threads runs an online softmax over its positions (t, t+B, ...) with q and its
- * partial output in registers; one barrier, then the partial (max, sum, output) triples are
- * combined in a fixed order.
+ * partial output in registers, for R rows of one head at once (each K/V row is loaded once for
+ * all of them); one barrier, then the partial (max, sum, output) triples of the threads are
+ * combined in a fixed order. A row's arithmetic is the same whichever rows run with it.
  */
-function emitLanesAttention(k: Extract<FusedKernel, { family: 'attention' }>, c: { ctx: number; kvF16: boolean }, B: number): KernelSource {
+function emitLanesAttention(k: Extract<FusedKernel, { family: 'attention' }>, c: { ctx: number; kvF16: boolean }, B: number, R: number): KernelSource {
   const { heads: H, kvHeads: HKV, headDim: HD } = k;
   if (HD % 4 !== 0) throw new Error(`internal: attention needs headDim % 4 == 0, got ${HD}`);
   const D4 = HD / 4;
@@ -124,58 +127,77 @@ function emitLanesAttention(k: Extract<FusedKernel, { family: 'attention' }>, c:
     { name: 'kv', decl: `var<storage, read> $: array<vec4<${t}>>` },
     { name: 'out', decl: 'var<storage, read_write> $: array<vec4<f32>>' },
   ];
-  const outAt = `row * ${u((H * HD) / 4)} + h * ${u(D4)}`;
-  const combine = B === 1 ? `for (var d = 0u; d < ${u(D4)}; d++) { out[${outAt} + d] = acc[d] / l; }` : `pm[t] = m;
-  pl[t] = l;
-  for (var d = 0u; d < ${u(D4)}; d++) { pacc[t * ${u(D4)} + d] = acc[d]; }
-  workgroupBarrier();
-  var mx = pm[0];
-  for (var j = 1u; j < ${u(B)}; j++) { mx = max(mx, pm[j]); }
-  var tot = 0.0;
-  for (var j = 0u; j < ${u(B)}; j++) { tot += pl[j] * exp(pm[j] - mx); }
-  for (var d = t; d < ${u(D4)}; d += ${u(B)}) {
-    var o = vec4<f32>();
-    for (var j = 0u; j < ${u(B)}; j++) { o += pacc[j * ${u(D4)} + d] * exp(pm[j] - mx); }
-    out[${outAt} + d] = o / tot;
+  const rowOf = (j: number): string => `rng.rowStart + r0 + ${u(j)}`;
+  const outAt = (j: number): string => `(${rowOf(j)}) * ${u((H * HD) / 4)} + h * ${u(D4)}`;
+  const each = (f: (j: number) => string): string => Array.from({ length: R }, (_, j) => f(j)).join('\n  ');
+  const live = (j: number): string => `r0 + ${u(j)} < rng.rowCount`;
+  const combine = (j: number): string => B === 1
+    ? `if (${live(j)}) { for (var d = 0u; d < ${u(D4)}; d++) { out[${outAt(j)} + d] = acc${j}[d] / l${j}; } }`
+    : `{
+    workgroupBarrier();
+    pm[t] = m${j};
+    pl[t] = l${j};
+    for (var d = 0u; d < ${u(D4)}; d++) { pacc[t * ${u(D4)} + d] = acc${j}[d]; }
+    workgroupBarrier();
+    if (${live(j)}) {
+      var mx = pm[0];
+      for (var i = 1u; i < ${u(B)}; i++) { mx = max(mx, pm[i]); }
+      var tot = 0.0;
+      for (var i = 0u; i < ${u(B)}; i++) { tot += pl[i] * exp(pm[i] - mx); }
+      for (var d = t; d < ${u(D4)}; d += ${u(B)}) {
+        var o = vec4<f32>();
+        for (var i = 0u; i < ${u(B)}; i++) { o += pacc[i * ${u(D4)} + d] * exp(pm[i] - mx); }
+        out[${outAt(j)} + d] = o / tot;
+      }
+    }
   }`;
+  const update = (j: number): string => `if (p < n${j}) {
+      var s = 0.0;
+      for (var d = 0u; d < ${u(D4)}; d++) { s += dot(q${j}[d], kr[d]); }
+      s = s * ${1 / Math.sqrt(HD)};
+      let mn = max(m${j}, s);
+      let corr = exp(m${j} - mn);
+      let e = exp(s - mn);
+      l${j} = l${j} * corr + e;
+      for (var d = 0u; d < ${u(D4)}; d++) { acc${j}[d] = acc${j}[d] * corr + e * vr[d]; }
+      m${j} = mn;
+    }`;
   const wgsl = `${c.kvF16 ? 'enable f16;\n' : ''}${RANGE_STRUCT}
 ${bindingsWgsl(decls)}
-${B > 1 ? `var<workgroup> pm: array<f32, ${B}>;
-var<workgroup> pl: array<f32, ${B}>;
-var<workgroup> pacc: array<vec4<f32>, ${B * D4}>;` : ''}
+${B > 1 ? `var<workgroup> pm: array<f32, ${B}>;\nvar<workgroup> pl: array<f32, ${B}>;\nvar<workgroup> pacc: array<vec4<f32>, ${B * D4}>;` : ''}
 
 @compute @workgroup_size(${B})
 fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>) {
   let h = wid.x;
-  let r = wid.y;
-  if (r >= rng.rowCount) { return; }
-  let row = rng.rowStart + r;
-  let n = rng.posBase + row + 1u;          // causal: positions 0..pos
+  let r0 = wid.y * ${u(R)};
+  if (r0 >= rng.rowCount) { return; }
   let kbase = (h / ${u(H / HKV)}) * ${u(D4)};
   let vbase = ${u(c.ctx * KVD4)} + kbase;
-  var qv: array<vec4<f32>, ${D4}>;
-  var acc: array<vec4<f32>, ${D4}>;
-  for (var d = 0u; d < ${u(D4)}; d++) { qv[d] = q[${outAt} + d]; }
-  var m = ${NEG_BIG};
-  var l = 0.0;
-  for (var p = t; p < n; p += ${u(B)}) {
-    var s = 0.0;
-    for (var d = 0u; d < ${u(D4)}; d++) { s += dot(qv[d], vec4<f32>(kv[p * ${u(KVD4)} + kbase + d])); }
-    s = s * ${1 / Math.sqrt(HD)};
-    let mn = max(m, s);
-    let corr = exp(m - mn);
-    let e = exp(s - mn);
-    l = l * corr + e;
-    for (var d = 0u; d < ${u(D4)}; d++) { acc[d] = acc[d] * corr + e * vec4<f32>(kv[vbase + p * ${u(KVD4)} + d]); }
-    m = mn;
+  // causal: row j attends to positions 0..pos_j (rows past the end attend to nothing)
+  ${each((j) => `let n${j} = select(0u, rng.posBase + ${rowOf(j)} + 1u, ${live(j)});
+  var q${j}: array<vec4<f32>, ${D4}>;
+  var acc${j}: array<vec4<f32>, ${D4}>;
+  var m${j} = ${NEG_BIG};
+  var l${j} = 0.0;
+  if (${live(j)}) { for (var d = 0u; d < ${u(D4)}; d++) { q${j}[d] = q[${outAt(j)} + d]; } }`)}
+  let nmax = ${Array.from({ length: R }, (_, j) => `n${j}`).reduce((a, b) => `max(${a}, ${b})`)};
+  var kr: array<vec4<f32>, ${D4}>;
+  var vr: array<vec4<f32>, ${D4}>;
+  for (var p = t; p < nmax; p += ${u(B)}) {
+    for (var d = 0u; d < ${u(D4)}; d++) {
+      kr[d] = vec4<f32>(kv[p * ${u(KVD4)} + kbase + d]);
+      vr[d] = vec4<f32>(kv[vbase + p * ${u(KVD4)} + d]);
+    }
+    ${each(update)}
   }
-  ${combine}
+  ${each(combine)}
 }
 `;
   return {
     family: 'attention', name: B === 1 ? 'attention_serial' : 'attention_lanes', wgsl, workgroupSize: B,
     bindings: [{ name: 'rng', type: 'range' }, { name: 'q', type: 'read' }, { name: 'kv', type: 'read' }, { name: 'out', type: 'rw' }],
-    params: [], grid: [H, { perRow: 1 }, 1], config: B === 1 ? { block: 1 } : { block: B, lanes: 1 },
+    params: [], grid: [H, R === 1 ? { perRow: 1 } : { perRow: 1, rowsPerGroup: R }, 1],
+    config: { block: B, ...(B === 1 ? {} : { lanes: 1 }), ...(R === 1 ? {} : { rows: R }) },
     features: c.kvF16 ? ['shader-f16'] : [],
   };
 }

@@ -11,7 +11,12 @@ export interface BindingDecl {
 }
 
 /** Launch size per dimension: a constant, or a count that grows with the dispatch's rows. */
-export type GridDim = number | { perRow: number };
+export type GridDim = number | { perRow: number; rowsPerGroup?: number };
+
+/** Workgroups along a grid dimension for `rows` rows: perRow per group of rowsPerGroup (default 1) rows. */
+export function gridSize(g: GridDim, rows: number): number {
+  return typeof g === 'number' ? g : g.perRow * Math.ceil(rows / (g.rowsPerGroup ?? 1));
+}
 
 export interface KernelSource {
   family: string;

@@ -1,7 +1,7 @@
 import './gpu-globals.js';
 import { evalDimExpr } from '../compiler/ir/dims.js';
 import { RANGE_SLOT_BYTES, type Plan, type PlanDispatch, type PlanEntry, type PlanKernel } from '../compiler/plan.js';
-import type { GridDim, KernelSource } from '../codegen/kernel.js';
+import { gridSize, type GridDim, type KernelSource } from '../codegen/kernel.js';
 import type { GpuContext } from './device.js';
 import { ropeTable } from './rope-table.js';
 import { GpuWaiter } from './gpu-wait.js';
@@ -190,7 +190,7 @@ export class Executor {
     });
     if (await d.popErrorScope() || !pipeline || !bg) return Infinity;
     d.queue.writeBuffer(this.rangeBuffer, slot * RANGE_SLOT_BYTES, new Uint32Array([0, rows, opts.posBase ?? 0, 0]));
-    const g = (x: GridDim): number => (typeof x === 'number' ? x : x.perRow * rows);
+    const g = (x: GridDim): number => gridSize(x, rows);
     const run = async (): Promise<number> => {
       const enc = d.createCommandEncoder();
       const pass = enc.beginComputePass();
@@ -251,7 +251,7 @@ export class Executor {
     this.rangeWords[s * 64] = r.rowStart;
     this.rangeWords[s * 64 + 1] = r.rowCount;
     this.rangeWords[s * 64 + 2] = r.posBase;
-    const g = (x: GridDim): number => (typeof x === 'number' ? x : x.perRow * r.rowCount);
+    const g = (x: GridDim): number => gridSize(x, r.rowCount);
     for (const disp of st.dispatches) {
       const k = this.kernels.get(disp.kernel)!;
       pass.setPipeline(this.pipelines.get(disp.kernel)!);

@@ -33,7 +33,8 @@ const pow2 = (n: number): boolean => n > 0 && (n & (n - 1)) === 0;
 export function candidates(t: Tunable, subgroupSize = 0): Record<string, number>[] {
   if (t.family === 'argmax') return [1, 8, 32, 64, 128, 256].map((threads) => ({ threads }));
   if (t.family === 'attention') {
-    return [...[1, 2, 4, 8, 16].map((block) => (block === 1 ? { block } : { block, lanes: 1 })), ...[8, 16, 32, 64, 128].map((block) => ({ block }))];
+    const lanes = [1, 4, 8, 16].flatMap((block) => [1, 2, 4, 8].map((rows) => ({ block, ...(block > 1 ? { lanes: 1 } : {}), ...(rows > 1 ? { rows } : {}) })));
+    return [...lanes, ...[16, 32, 64, 128].map((block) => ({ block }))];
   }
   const out: Record<string, number>[] = [];
   const add = (split: number, perThread: number, threads: number, rowBlock: number): void => {

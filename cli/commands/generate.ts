@@ -8,7 +8,7 @@ import { checkExitLayer } from '../checks.js';
 interface Opts {
   model: string; prompt: string; maxNewTokens: number; strategy: Strategy;
   exitLayer?: number; numSpeculations?: number; temperature: number; topP?: number; topK?: number;
-  seed?: number; stop?: string[]; graph?: string; plan?: string; ctx?: number; json?: boolean;
+  seed?: number; stop?: string[]; graph?: string; plan?: string; ctx?: number; json?: boolean; compare?: boolean;
   check?: ModelFlags['check'];
 }
 
@@ -36,6 +36,18 @@ export function statsLine(s: GenerateStats): string {
   return `lsc: ${parts.join(' · ')}\n`;
 }
 
+/** The strategy against the autoregressive baseline on the same prompt. */
+function compareLine(r: GenerateResult, base: GenerateResult): { speedup: number; autoregressiveTokensPerSecond: number; identical: boolean; line: string } {
+  const speedup = base.stats.tokensPerSecond > 0 ? r.stats.tokensPerSecond / base.stats.tokensPerSecond : 0;
+  const identical = r.tokens.join() === base.tokens.join();
+  const acc = r.stats.acceptanceRate === null ? '' : `, acceptance ${(r.stats.acceptanceRate * 100).toFixed(1)}%`;
+  const same = r.stats.strategy === 'self-speculative' || identical ? `; output ${identical ? 'identical to' : 'differs from'} autoregressive` : '';
+  return {
+    speedup, autoregressiveTokensPerSecond: base.stats.tokensPerSecond, identical,
+    line: `${r.stats.strategy} ${r.stats.tokensPerSecond.toFixed(1)} tok/s vs autoregressive ${base.stats.tokensPerSecond.toFixed(1)} tok/s: speedup ×${speedup.toFixed(2)}${acc}${same}`,
+  };
+}
+
 export function registerGenerate(program: Command): void {
   program.command('generate')
     .description('generate text; streams it to stdout (stats to stderr), or prints one JSON object with --json')
@@ -55,8 +67,12 @@ export function registerGenerate(program: Command): void {
     .option('--plan <dir>', 'run this compiled artifact (lsc compile) instead of compiling')
     .option('--ctx <n>', "KV-cache context length (default: the graph's)", positiveInt)
     .option('--json', 'print {"text","promptTokens","tokens","stats"} instead of streaming')
+    .option('--compare', 'also decode autoregressively first (warm-up, then timed) and report the speedup and whether the outputs match')
     .action(async (o: Opts) => {
       checkStrategyFlags(o);
+      if (o.compare && o.strategy === 'autoregressive') {
+        throw new LscError('--compare measures a strategy against autoregressive decoding', {}, 'add --strategy self-speculative (or early-exit)');
+      }
       // fail before the weights upload: exit layer, k and prompt length against the plan
       o.check = (plan, tok) => {
         if (o.strategy !== 'autoregressive') checkExitLayer(plan, o.exitLayer);
@@ -72,16 +88,25 @@ export function registerGenerate(program: Command): void {
         maxNewTokens: o.maxNewTokens, strategy: o.strategy, exitLayer: o.exitLayer, numSpeculations: o.numSpeculations,
         temperature: o.temperature, topP: o.topP, topK: o.topK, seed: o.seed, stop: o.stop,
       };
+      let baseline: GenerateResult | undefined;
       const result = await withModel(o, !o.json && process.stderr.isTTY === true, async (model) => {
+        if (o.compare) {
+          // warm both paths (pipelines, caches), then time the autoregressive baseline
+          await model.complete(o.prompt, { ...gen, maxNewTokens: Math.min(8, gen.maxNewTokens ?? 8) });
+          await model.complete(o.prompt, { ...gen, strategy: 'autoregressive', maxNewTokens: Math.min(8, gen.maxNewTokens ?? 8) });
+          baseline = await model.complete(o.prompt, { ...gen, strategy: 'autoregressive', exitLayer: undefined, numSpeculations: undefined });
+        }
         const run = model.generate(o.prompt, gen);
         for await (const chunk of run) if (!o.json && chunk.text) process.stdout.write(chunk.text);
         return run.result;
       });
+      const comparison = baseline && compareLine(result, baseline);
       if (o.json) {
-        process.stdout.write(JSON.stringify(result) + '\n');
+        process.stdout.write(JSON.stringify(baseline ? { ...result, comparison } : result) + '\n');
       } else {
         process.stdout.write('\n');
         process.stderr.write(statsLine(result.stats));
+        if (comparison) process.stderr.write(`lsc: ${comparison.line}\n`);
       }
     });
 }

@@ -1,6 +1,6 @@
 import '../../runtime/gpu-globals.js';
 import { RANGE_SLOT_BYTES } from '../../compiler/plan.js';
-import type { GridDim, KernelSource } from '../../codegen/kernel.js';
+import { gridSize, type GridDim, type KernelSource } from '../../codegen/kernel.js';
 import { f16BitsToF32, f32ToF16Bits } from '../../runtime/dtype-convert.js';
 import type { GpuContext } from '../../runtime/device.js';
 import { testGpu } from './gpu.js';
@@ -37,7 +37,7 @@ const U = GPUBufferUsage;
 
 /** Workgroup counts of a launch over `rowCount` rows. */
 export function gridFor(grid: KernelSource['grid'], rowCount: number): [number, number, number] {
-  const g = (x: GridDim): number => (typeof x === 'number' ? x : x.perRow * rowCount);
+  const g = (x: GridDim): number => gridSize(x, rowCount);
   return [g(grid[0]), g(grid[1]), g(grid[2])];
 }
 

@@ -33,7 +33,7 @@ const COMBOS = [
  * 128 for a few (a pipeline takes 4-17 s to compile on lavapipe). headDim > block gives a
  * thread several output dims (64/32, 128/64), headDim < block leaves threads without one.
  */
-const VARIANTS: { combo: number; kvF16: boolean; block: number; lanes?: number }[] = [
+const VARIANTS: { combo: number; kvF16: boolean; block: number; lanes?: number; rows?: number }[] = [
   ...[0, 1, 2].flatMap((combo) => [true, false].map((kvF16) => ({ combo, kvF16, block: 64 }))),
   { combo: 0, kvF16: true, block: 32 },
   { combo: 1, kvF16: false, block: 32 },
@@ -43,6 +43,9 @@ const VARIANTS: { combo: number; kvF16: boolean; block: number; lanes?: number }
   ...[0, 1, 2].map((combo) => ({ combo, kvF16: combo !== 1, block: 1 })),
   { combo: 0, kvF16: true, block: 8, lanes: 1 },
   { combo: 1, kvF16: false, block: 4, lanes: 1 },
+  // several rows of a head per workgroup, sharing K/V loads
+  { combo: 0, kvF16: true, block: 8, lanes: 1, rows: 4 },
+  { combo: 1, kvF16: true, block: 1, rows: 3 },
 ];
 const POSITIONS = [0, 1, 63, 64, 65, 200];
 const NAN_F16 = 0x7e00;
@@ -168,11 +171,11 @@ describe('attention kernel (codegen/attention.ts)', function () {
     assert.deepEqual(emitAttention(kernelOf(COMBOS[1]), { ctx: CTX, kvF16: false }, { block: 64 }).features, []);
   });
 
-  for (const { combo: ci, kvF16, block, lanes } of VARIANTS) {
+  for (const { combo: ci, kvF16, block, lanes, rows } of VARIANTS) {
     const combo = COMBOS[ci];
-    const label = `heads/kvHeads/headDim ${comboLabel(combo)}, kv ${kvF16 ? 'f16' : 'f32'}, block ${block}${lanes ? ' lanes' : ''}`;
+    const label = `heads/kvHeads/headDim ${comboLabel(combo)}, kv ${kvF16 ? 'f16' : 'f32'}, block ${block}${lanes ? ' lanes' : ''}${rows ? ` ×${rows} rows` : ''}`;
     let src: KernelSource;
-    const source = (): KernelSource => (src ??= emitAttention(kernelOf(combo), { ctx: CTX, kvF16 }, { block, lanes }));
+    const source = (): KernelSource => (src ??= emitAttention(kernelOf(combo), { ctx: CTX, kvF16 }, { block, lanes, rows }));
 
     it(`${label}: rows 1 and 5 at positions ${POSITIONS.join(', ')} match the reference`, async function () {
       if (kvF16 && !h.gpu.features.has('shader-f16')) this.skip();
