@@ -10,9 +10,7 @@ export interface ArgmaxConfig {
   threads: number;
 }
 
-export const DEFAULT_ARGMAX: ArgmaxConfig = { threads: 256 };
-
-export function emitArgmax(k: Extract<FusedKernel, { family: 'argmax' }>, cfg: ArgmaxConfig = DEFAULT_ARGMAX): KernelSource {
+export function emitArgmax(k: Extract<FusedKernel, { family: 'argmax' }>, cfg: ArgmaxConfig = { threads: 256 }): KernelSource {
   const WG = cfg.threads;
   const decls = [
     { name: 'rng', decl: 'var<uniform> $: Range' },

@@ -20,7 +20,6 @@ export interface AttentionConfig {
   rows?: number;
 }
 
-export const DEFAULT_ATTENTION: AttentionConfig = { block: 64 };
 
 export function emitAttention(k: Extract<FusedKernel, { family: 'attention' }>,
   c: { ctx: number; kvF16: boolean }, cfg: AttentionConfig): KernelSource {

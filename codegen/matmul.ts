@@ -24,7 +24,6 @@ export interface MatmulConfig {
   subgroup: number;
 }
 
-export const DEFAULT_MATMUL: MatmulConfig = { split: 1, units: 128, perThread: 4, rowBlock: 4, subgroup: 0 };
 
 export interface MatmulContext {
   ctx: number;

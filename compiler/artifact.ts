@@ -25,7 +25,7 @@ export function isArtifactDir(dir: string): boolean {
  * never leaves a half-written artifact. An existing `dir` is replaced only if it is empty or an
  * artifact: never delete a directory the user had something else in.
  */
-export function writeArtifact(dir: string, compiled: CompiledPlan, graph: Graph): void {
+export function writeArtifact(dir: string, compiled: CompiledPlan, graph: Graph, extra: Record<string, string> = {}): void {
   const target = path.resolve(dir);
   if (fs.existsSync(target)) {
     if (!fs.statSync(target).isDirectory()) {
@@ -49,6 +49,7 @@ export function writeArtifact(dir: string, compiled: CompiledPlan, graph: Graph)
       fs.writeFileSync(path.join(tmp, k.file), src);
     }
     fs.writeFileSync(path.join(tmp, GRAPH_FILE), json(graph));
+    for (const [name, text] of Object.entries(extra)) fs.writeFileSync(path.join(tmp, name), text);
     // plan.json last: its presence marks a complete artifact
     fs.writeFileSync(path.join(tmp, PLAN_FILE), json(compiled.plan));
     if (fs.existsSync(target)) fs.renameSync(target, old);

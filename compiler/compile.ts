@@ -9,9 +9,7 @@ import { fuseStage, type FusedKernel } from './passes/fuse.js';
 import { planBuffers } from './passes/plan-buffers.js';
 import { planWeights } from './passes/plan-weights.js';
 import { Scheduler, type Tunable, type TuningChoices } from './passes/schedule.js';
-import { DEFAULT_ARGMAX } from '../codegen/argmax.js';
-import { DEFAULT_MATMUL } from '../codegen/matmul.js';
-import { DEFAULT_ATTENTION } from '../codegen/attention.js';
+import { KERNEL_DEFAULTS, type Target } from '../codegen/defaults.js';
 import type { Plan, PlanBuffer, PlanEntry, PlanLimits } from './plan.js';
 import { LscError } from './errors.js';
 
@@ -33,6 +31,8 @@ export interface CompileOptions {
   prefillChunk?: number;
   decodeSteps?: number;
   tuning?: Partial<TuningChoices>;
+  /** Kernel defaults for GPUs (default) or CPU drivers, where the tuning database has no decision. */
+  target?: Target;
   /** Called after each phase with its name and output (IR dumps, timing). */
   instrument?: (phase: string, output: unknown) => void;
 }
@@ -108,6 +108,7 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
   const kvBuffers: PlanBuffer[] = Array.from({ length: v.layers }, (_, l) => ({
     id: `kv:${l}`, kind: 'kv', bytes: kvBytes, doc: `layer ${l} K and V [2, ${ctx}, ${kvDim}] ${kvF16 ? 'f16' : 'f32'}`,
   }));
+  const defaults = KERNEL_DEFAULTS[opts.target ?? 'gpu'];
   const ropeBuffer: PlanBuffer = { id: 'const:rope', kind: 'constant', bytes: ctx * (v.headDim / 2) * 8, doc: `RoPE cos/sin [${ctx}, ${v.headDim / 2}] f32` };
 
   const scheduler = new Scheduler({
@@ -115,9 +116,9 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
     width: (id) => (typed.values.get(id)!.shape[1] as number) ?? 1, tokenOutBase: verifyBase,
     ropeBuffer: ropeBuffer.id, tokensBuffer: 'io:tokens',
     tuning: {
-      matmul: (k, key) => opts.tuning?.matmul?.(k, key) ?? DEFAULT_MATMUL,
-      attention: (k, key) => opts.tuning?.attention?.(k, key) ?? DEFAULT_ATTENTION,
-      argmax: (k, key) => opts.tuning?.argmax?.(k, key) ?? DEFAULT_ARGMAX,
+      matmul: (k, key) => opts.tuning?.matmul?.(k, key) ?? defaults.matmul,
+      attention: (k, key) => opts.tuning?.attention?.(k, key) ?? defaults.attention,
+      argmax: (k, key) => opts.tuning?.argmax?.(k, key) ?? defaults.argmax,
     },
   });
   const planEntries: PlanEntry[] = fused.map(({ entry, stages }) => ({

@@ -10,6 +10,8 @@ export interface GpuContext {
   device: GPUDevice;
   adapterInfo: { vendor: string; architecture: string; device: string; description: string };
   features: Set<string>;
+  /** A CPU implementation (Mesa lavapipe / llvmpipe, SwiftShader): host memory, few cores. */
+  isCpu: boolean;
   limits: PlanLimits & { minUniformBufferOffsetAlignment: number; minStorageBufferOffsetAlignment: number };
   /** Destroys the device and lets node exit. */
   dispose(): void;
@@ -71,6 +73,7 @@ export async function openDevice(opts: DeviceOptions = {}): Promise<GpuContext> 
     device,
     adapterInfo: { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description },
     features: new Set([...device.features] as string[]),
+    isCpu: /llvmpipe|lavapipe|swiftshader|software/i.test(`${info.vendor} ${info.architecture} ${info.description}`),
     limits: {
       maxStorageBufferBindingSize: dl.maxStorageBufferBindingSize,
       maxStorageBuffersPerShaderStage: dl.maxStorageBuffersPerShaderStage,

@@ -22,6 +22,8 @@ export interface GenerateOptions {
   stop?: string[];
   /** Stop at the model's EOS ids (default true). */
   stopAtEos?: boolean;
+  /** End-of-sequence ids to stop at instead of the model's. */
+  eosTokens?: number[];
 }
 
 export interface GenerateStats {
@@ -104,7 +106,7 @@ export async function* generate(model: LscModel, prompt: string | number[], o: G
   const ctx = model.plan.dims.ctx;
   const stream = new TextStream(model.tokenizer, promptIds);
   const stopText = new StopFilter(o.stop ?? []);
-  const eos = new Set(o.stopAtEos === false ? [] : model.tokenizer.eosIds);
+  const eos = new Set(o.eosTokens ?? (o.stopAtEos === false ? [] : model.tokenizer.eosIds));
   const tokens: number[] = [];
   let stopReason: GenerateStats['stopReason'] | undefined;
   let drafted = 0;

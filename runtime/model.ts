@@ -95,6 +95,7 @@ export class LscModel {
           maxBufferSize: gpu.limits.maxBufferSize,
         },
         tuning: opts.tuningOverride ?? (opts.tuned === false ? undefined : loadTuning(gpu)),
+        target: gpu.isCpu ? 'cpu' : 'gpu',
       });
       checkPlanFits(gpu.limits, gpu.features, plan);
       opts.beforeUpload?.(plan, tokenizer);

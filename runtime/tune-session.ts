@@ -39,7 +39,7 @@ export async function tuneSession(source: { modelDir: string } | { graph: Graph;
       tunables = model.tunables;
     } else {
       const compiled = compileGraph(source.graph, {
-        file: source.file, ctx: o.ctx,
+        file: source.file, ctx: o.ctx, target: gpu.isCpu ? 'cpu' : 'gpu',
         limits: {
           maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize,
           maxStorageBuffersPerShaderStage: gpu.limits.maxStorageBuffersPerShaderStage,

@@ -35,6 +35,34 @@ describe('self-speculative decoding on tiny-code', function () {
     }
   });
 
+  it('stops exactly mid-round: max tokens, stop strings and EOS give the autoregressive result', async () => {
+    const prompt = prompts[0];
+    const ar = await model.complete(prompt, { maxNewTokens: 40, stopAtEos: false });
+    // a stop string that first appears somewhere inside the continuation
+    const stop = ar.text.slice(17, 22);
+    for (const [E, k] of [[2, 3], [3, 5], [1, 8]]) {
+      for (const n of [1, 2, 7, 13]) {
+        const a = await model.complete(prompt, { maxNewTokens: n, stopAtEos: false });
+        const b = await model.complete(prompt, { maxNewTokens: n, stopAtEos: false, strategy: 'self-speculative', exitLayer: E, numSpeculations: k });
+        assert.deepEqual(b.tokens, a.tokens, `max ${n} tokens, E=${E} k=${k}`);
+        assert.equal(b.tokens.length, n);
+      }
+      const a = await model.complete(prompt, { maxNewTokens: 40, stopAtEos: false, stop: [stop] });
+      const b = await model.complete(prompt, { maxNewTokens: 40, stopAtEos: false, stop: [stop], strategy: 'self-speculative', exitLayer: E, numSpeculations: k });
+      assert.equal(a.stats.stopReason, 'stop-string');
+      assert.equal(b.stats.stopReason, 'stop-string');
+      assert.equal(b.text, a.text);
+      assert.equal(a.text, ar.text.slice(0, ar.text.indexOf(stop)));
+      assert.deepEqual(b.tokens, a.tokens);
+      // EOS: treat the 6th generated token as the end of sequence
+      const eosAt = ar.tokens[5];
+      const first = ar.tokens.indexOf(eosAt);
+      const c = await model.complete(prompt, { maxNewTokens: 40, stopAtEos: false, stop: [], strategy: 'self-speculative', exitLayer: E, numSpeculations: k, eosTokens: [eosAt] });
+      assert.equal(c.stats.stopReason, 'eos');
+      assert.deepEqual(c.tokens, ar.tokens.slice(0, first + 1));
+    }
+  });
+
   it("verify's logits for each position equal decode's bit for bit", async () => {
     const ids = model.tokenizer.encode(prompts[0]);
     const p = ids.length;

@@ -1,12 +1,13 @@
 import path from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { compileGraph } from '../../compiler/compile.js';
 import { writeArtifact } from '../../compiler/artifact.js';
+import { emitTypedModule } from '../../codegen/typescript.js';
 import { formatSummary, summaryJson } from '../../compiler/summary.js';
 import { positiveInt } from '../options.js';
 import { loadGraphSource, withCtx } from '../sources.js';
 
-interface Opts { out?: string; ctx?: number; json?: boolean }
+interface Opts { out?: string; ctx?: number; json?: boolean; target?: 'gpu' | 'cpu'; emitTs?: boolean }
 
 export function registerCompile(program: Command): void {
   program.command('compile')
@@ -14,13 +15,15 @@ export function registerCompile(program: Command): void {
     .argument('<graph>', 'graph file (lsc.graph/1 JSON), or a model dir with config.json')
     .option('-o, --out <dir>', 'artifact directory (default: out/<graph name>)')
     .option('--ctx <n>', "KV-cache context length (default: the graph's)", positiveInt)
+    .addOption(new Option('--target <kind>', 'kernel defaults for GPUs or CPU drivers (lavapipe); tuned decisions apply at load').choices(['gpu', 'cpu']).default('gpu'))
+    .option('--emit-ts', 'also write model.ts: typed exits, dims and a load() for this artifact (for embedders)')
     .option('--json', 'print the summary as JSON')
     .action((graphPath: string, opts: Opts) => {
       const src = loadGraphSource(graphPath);
       const graph = withCtx(src.graph, opts.ctx);
-      const compiled = compileGraph(graph, { file: src.file });
+      const compiled = compileGraph(graph, { file: src.file, target: opts.target });
       const dir = opts.out ?? path.join('out', graph.name);
-      writeArtifact(dir, compiled, graph);
+      writeArtifact(dir, compiled, graph, opts.emitTs ? { 'model.ts': emitTypedModule(compiled.plan) } : {});
       if (opts.json) {
         process.stdout.write(JSON.stringify({ artifact: dir, ...summaryJson(compiled.plan) }, null, 2) + '\n');
       } else {

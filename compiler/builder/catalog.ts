@@ -14,7 +14,8 @@ export interface CatalogEntry {
 }
 
 export const CATALOG: CatalogEntry[] = [
-  { name: 'tiny-code', config: 'examples/models/tiny-code/config.json', options: { ctx: 1024, kMax: 8, exitLayer: 3, numSpeculations: 3 } },
+  // the bundled model: builder defaults, so the graph lsc builds from its config.json is this one
+  { name: 'tiny-code', config: 'examples/models/tiny-code/config.json', options: { ctx: 1024, kMax: 8 } },
   { name: 'llama2-7b', config: 'graphs/configs/llama2-7b.config.json', options: { ctx: 4096, exitLayer: 8, numSpeculations: 6 } },
   { name: 'llama2-13b', config: 'graphs/configs/llama2-13b.config.json', options: { ctx: 4096, exitLayer: 8, numSpeculations: 6 } },
   { name: 'llama2-70b', config: 'graphs/configs/llama2-70b.config.json', options: { ctx: 4096, exitLayer: 10, numSpeculations: 6 } },

@@ -83,8 +83,10 @@ export function buildLlamaGraph(c: LlamaHfConfig, opts: BuildOptions): Graph {
   const ctx = opts.ctx ?? Math.min(c.max_position_embeddings, 4096);
   const kMax = opts.kMax ?? 8;
   const candidates = opts.exitCandidates ?? defaultExitCandidates(L);
-  const exitLayer = opts.exitLayer ?? candidates[Math.min(candidates.length - 1, Math.floor(candidates.length / 2))];
-  const k = opts.numSpeculations ?? Math.min(4, kMax);
+  // default exit: the candidate nearest a quarter of the depth (LayerSkip's llama2-7B pick is 8 of 32)
+  const quarter = Math.max(1, Math.round(L / 4));
+  const exitLayer = opts.exitLayer ?? candidates.reduce((b, c) => (Math.abs(c - quarter) < Math.abs(b - quarter) ? c : b));
+  const k = opts.numSpeculations ?? Math.min(3, kMax);
   const weights: Record<string, WeightDecl> = {
     embed: { hf: 'model.embed_tokens.weight', shape: ['vocab', 'd'] },
     attn_norm: layerWeight('input_layernorm.weight', ['d']),

@@ -1,0 +1,29 @@
+import type { MatmulConfig } from './matmul.js';
+import type { AttentionConfig } from './attention.js';
+import type { ArgmaxConfig } from './argmax.js';
+
+/**
+ * Kernel configurations used where the tuning database has no decision. GPUs want many threads
+ * per output row (coalesced loads, tree reductions); CPU drivers such as lavapipe want one thread
+ * per group of outputs and few barriers. `lsc tune` replaces these per adapter.
+ */
+export type Target = 'gpu' | 'cpu';
+
+export interface KernelDefaults {
+  matmul: MatmulConfig;
+  attention: AttentionConfig;
+  argmax: ArgmaxConfig;
+}
+
+export const KERNEL_DEFAULTS: Record<Target, KernelDefaults> = {
+  gpu: {
+    matmul: { split: 32, units: 8, perThread: 1, rowBlock: 2, subgroup: 0 },
+    attention: { block: 64 },
+    argmax: { threads: 256 },
+  },
+  cpu: {
+    matmul: { split: 1, units: 256, perThread: 4, rowBlock: 4, subgroup: 0 },
+    attention: { block: 8, lanes: 1, rows: 4 },
+    argmax: { threads: 8 },
+  },
+};

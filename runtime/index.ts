@@ -1,0 +1,11 @@
+/**
+ * lsc as a library: load a Hugging Face Llama checkpoint, generate with any strategy, read stats,
+ * dispose. See examples/embed.ts.
+ */
+export { LscModel, type LoadOptions, type GpuBytes } from './model.js';
+export { GenerationRun } from './generation-run.js';
+export type { GenerateOptions, GenerateEvent, GenerateResult, GenerateStats, Strategy } from './generate.js';
+export { openDevice, type GpuContext, type DeviceOptions } from './device.js';
+export { LscTokenizer } from './tokenizer.js';
+export { runBench, sweepGrid, type BenchOptions, type BenchReport } from './bench.js';
+export { LscError } from '../compiler/errors.js';
