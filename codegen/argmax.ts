@@ -39,7 +39,7 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
   bv[t] = best;
   bi[t] = idx;
   workgroupBarrier();
-  for (var st = ${u(WG / 2)}; st > 0u; st = st >> 1u) {
+  for (var st = ${u(Math.floor(WG / 2))}; st > 0u; st = st >> 1u) {
     if (t < st) {
       let ov = bv[t + st];
       let oi = bi[t + st];

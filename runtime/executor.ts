@@ -15,6 +15,14 @@ export interface RangeSymbols {
   c0?: number;
 }
 
+/** A kernel that the device cannot compile (a codegen bug, or a corrupted artifact). */
+export class KernelCompileError extends Error {
+  constructor(readonly kernel: string, detail: string) {
+    super(`kernel ${kernel} failed to compile: ${detail}`);
+    this.name = 'KernelCompileError';
+  }
+}
+
 export interface StageRange {
   rowStart: number;
   rowCount: number;
@@ -45,6 +53,7 @@ export class Executor {
   private readonly rangeBuffer: GPUBuffer;
   private readonly rangeWords: Uint32Array;
   private readonly staging: GPUBuffer[] = [];
+  private readonly paramBuffers = new Map<string, GPUBuffer>();
   /** Bytes of the buffers this executor allocated (weights are counted by their loader). */
   allocatedBytes = 0;
   /** @internal */
@@ -59,12 +68,18 @@ export class Executor {
     this.rangeWords = new Uint32Array((slots * RANGE_SLOT_BYTES) / 4);
   }
 
+  /** Takes ownership of `weights`: they are destroyed with the executor, or if creation fails. */
   static async create(gpu: GpuContext, plan: Plan, wgsl: Map<string, string>, weights: Map<string, GPUBuffer>): Promise<Executor> {
     const ex = new Executor(gpu, plan);
     for (const [id, b] of weights) ex.buffers.set(id, b);
-    ex.allocate();
-    await ex.buildPipelines(wgsl);
-    ex.buildBindGroups();
+    try {
+      ex.allocate();
+      await ex.buildPipelines(wgsl);
+      ex.buildBindGroups();
+    } catch (e) {
+      ex.destroy();
+      throw e;
+    }
     return ex;
   }
 
@@ -84,15 +99,23 @@ export class Executor {
 
   private async buildPipelines(wgsl: Map<string, string>): Promise<void> {
     const d = this.gpu.device;
-    await Promise.all(this.plan.kernels.map(async (k) => {
+    // modules one by one, each in its own error scope (scopes are a single stack per device)
+    const modules = this.plan.kernels.map((k) => {
       const code = wgsl.get(k.id);
-      if (!code) throw new Error(`internal: no WGSL for kernel ${k.id}`);
+      if (code === undefined) throw new KernelCompileError(k.id, 'no WGSL source');
+      d.pushErrorScope('validation');
       const module = d.createShaderModule({ code, label: k.id });
+      return { k, module, scope: d.popErrorScope() };
+    });
+    for (const { k, module, scope } of modules) {
       const info = await module.getCompilationInfo();
       const errors = info.messages.filter((m) => m.type === 'error');
-      if (errors.length) {
-        throw new Error(`kernel ${k.id} failed to compile:\n${errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('\n')}`);
+      const scoped = await scope;
+      if (errors.length || scoped) {
+        throw new KernelCompileError(k.id, errors.length ? errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ') : scoped!.message);
       }
+    }
+    await Promise.all(modules.map(async ({ k, module }) => {
       const layout = d.createBindGroupLayout({
         label: k.id,
         entries: k.bindings.map((b, i) => ({
@@ -104,20 +127,21 @@ export class Executor {
               : { type: b.type === 'read' ? 'read-only-storage' : 'storage' },
         })),
       });
-      d.pushErrorScope('validation');
-      const pipeline = await d.createComputePipelineAsync({
-        label: k.id, layout: d.createPipelineLayout({ bindGroupLayouts: [layout] }),
-        compute: { module, entryPoint: 'main' },
-      });
-      const err = await d.popErrorScope();
-      if (err) throw new Error(`kernel ${k.id}: ${err.message}`);
-      this.pipelines.set(k.id, pipeline);
+      try {
+        const pipeline = await d.createComputePipelineAsync({
+          label: k.id, layout: d.createPipelineLayout({ bindGroupLayouts: [layout] }),
+          compute: { module, entryPoint: 'main' },
+        });
+        this.pipelines.set(k.id, pipeline);
+      } catch (e) {
+        throw new KernelCompileError(k.id, (e as Error).message);
+      }
     }));
   }
 
   private buildBindGroups(): void {
     const d = this.gpu.device;
-    const paramBuffers = new Map<string, GPUBuffer>();
+    const paramBuffers = this.paramBuffers;
     for (const e of this.plan.entries) {
       for (const st of e.stages) {
         for (const disp of st.dispatches) {
@@ -281,6 +305,7 @@ export class Executor {
   destroy(): void {
     for (const b of this.buffers.values()) b.destroy();
     for (const b of this.staging) b.destroy();
+    for (const b of this.paramBuffers.values()) b.destroy();
     this.rangeBuffer.destroy();
   }
 }

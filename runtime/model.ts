@@ -5,7 +5,7 @@ import type { Plan } from '../compiler/plan.js';
 import type { Tunable } from '../compiler/passes/schedule.js';
 import type { Graph } from '../compiler/ir/graph.js';
 import { checkPlanFits, openDevice, type DeviceOptions, type GpuContext } from './device.js';
-import { Executor } from './executor.js';
+import { Executor, KernelCompileError } from './executor.js';
 import { checkModelDir, modelGraph } from './model-dir.js';
 import { SafetensorsCheckpoint } from './safetensors.js';
 import { Steps } from './steps.js';
@@ -83,7 +83,13 @@ export class LscModel {
     const ckpt = SafetensorsCheckpoint.open(dir);
     // small models are dispatch-bound: on a CPU driver, one shader thread beats fork/join per dispatch
     const small = ckpt.totalBytes() < 64 * 2 ** 20;
-    const gpu = opts.gpu ?? await openDevice({ ...(small ? { cpuDriverThreads: 0 } : {}), ...opts.device });
+    let gpu: GpuContext;
+    try {
+      gpu = opts.gpu ?? await openDevice({ ...(small ? { cpuDriverThreads: 0 } : {}), ...opts.device });
+    } catch (e) {
+      ckpt.close();
+      throw e;
+    }
     try {
       const { plan, wgsl, tunables } = opts.plan ? { ...loadArtifact(opts.plan, graph), tunables: [] } : compileGraph(graph, {
         file: opts.graph, ctx: opts.ctx, prefillChunk: opts.prefillChunk, decodeSteps: opts.decodeSteps,
@@ -100,7 +106,6 @@ export class LscModel {
       checkPlanFits(gpu.limits, gpu.features, plan);
       opts.beforeUpload?.(plan, tokenizer);
       const weights = await uploadWeights(gpu.device, plan, ckpt, opts.onProgress);
-      ckpt.close();
       const executor = await Executor.create(gpu, plan, wgsl, weights);
       const kv = plan.buffers.filter((b) => b.kind === 'kv').reduce((a, b) => a + b.bytes, 0);
       const w = weightBytes(plan);
@@ -112,7 +117,13 @@ export class LscModel {
       return model;
     } catch (e) {
       if (!opts.gpu) gpu.dispose();
+      if (e instanceof KernelCompileError && opts.plan) {
+        const file = path.join(opts.plan, 'kernels', `${e.kernel}.wgsl`);
+        throw new LscError(`the artifact's ${e.message}`, { file }, 'recompile the artifact with lsc compile');
+      }
       throw e;
+    } finally {
+      ckpt.close();
     }
   }
 

@@ -12,8 +12,12 @@ const readJson = (name: string) => JSON.parse(fs.readFileSync(path.join(modelDir
 interface RefPrompt { text: string; tokens: number[]; greedy: number[]; greedyText: string }
 const reference = readJson('reference.json') as { prompts: RefPrompt[] };
 
+const made: string[] = [];
+after(() => { for (const d of made) fs.rmSync(d, { recursive: true, force: true }); });
+
 function tmpDir(files: Record<string, string>): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lsc-tok-'));
+  made.push(dir);
   for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), text);
   return dir;
 }

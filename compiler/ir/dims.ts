@@ -1,4 +1,4 @@
-import { LscError } from '../errors.js';
+import { LscError, pointer } from '../errors.js';
 import type { DimExpr, Graph, SymbolicDim } from './graph.js';
 
 /**
@@ -59,17 +59,17 @@ export function resolveDims(graph: Graph, file?: string): DimTable {
     if (decl === undefined) throw new Error(`unknown dim '${name}'`);
     if (visiting.has(name)) throw new Error(`dim '${name}' is defined in terms of itself`);
     visiting.add(name);
-    const pointer = `/dims/${name}`;
+    const at = pointer('dims', name);
     let v: number;
     try {
       v = evalDimExpr(isSymbolic(decl) ? decl.max : decl, resolve);
     } catch (e) {
       if (e instanceof LscError) throw e;
-      throw new LscError(`dim '${name}': ${(e as Error).message}`, { file, pointer });
+      throw new LscError(`dim '${name}': ${(e as Error).message}`, { file, pointer: at });
     }
     visiting.delete(name);
     if (!Number.isInteger(v) || v <= 0) {
-      throw new LscError(`dim '${name}' must be a positive integer, got ${v}`, { file, pointer });
+      throw new LscError(`dim '${name}' must be a positive integer, got ${v}`, { file, pointer: at });
     }
     if (isSymbolic(decl)) symbolic.add(name);
     values[name] = v;

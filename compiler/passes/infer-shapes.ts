@@ -1,6 +1,6 @@
 import type { DType, Graph } from '../ir/graph.js';
 import { dimValue, type DimTable } from '../ir/dims.js';
-import { LscError } from '../errors.js';
+import { LscError, pointer, pointerToken } from '../errors.js';
 import type { FlatGraph, FlatInput, FlatNode } from './expand-layers.js';
 
 /** A resolved dim: a number, or the name of a symbolic dim ('T'). */
@@ -25,7 +25,7 @@ function attrDim(node: FlatNode, key: string, dims: DimTable, file?: string): nu
   if (typeof v !== 'number' && typeof v !== 'string') {
     throw new LscError(`${node.op} needs attribute '${key}'`, { file, pointer: `${node.pointer}/attrs` });
   }
-  return dimValue(dims, v, { file, pointer: `${node.pointer}/attrs/${key}` });
+  return dimValue(dims, v, { file, pointer: `${node.pointer}/attrs/${pointerToken(key)}` });
 }
 
 /** Computes the shape and dtype of every value and checks that operands agree. */
@@ -35,9 +35,9 @@ export function inferShapes(graph: Graph, flat: FlatGraph, dims: DimTable, file?
 
   const weightShapes = new Map<string, number[]>();
   for (const w of flat.weights.values()) {
-    const shape = resolveShape(graph.weights[w.decl].shape, `/weights/${w.decl}/shape`);
+    const shape = resolveShape(graph.weights[w.decl].shape, pointer('weights', w.decl, 'shape'));
     if (shape.some((d) => typeof d !== 'number')) {
-      throw new LscError(`weight '${w.decl}' has a symbolic dim`, { file, pointer: `/weights/${w.decl}/shape` });
+      throw new LscError(`weight '${w.decl}' has a symbolic dim`, { file, pointer: pointer('weights', w.decl, 'shape') });
     }
     weightShapes.set(w.id, shape as number[]);
   }
@@ -46,7 +46,7 @@ export function inferShapes(graph: Graph, flat: FlatGraph, dims: DimTable, file?
     if (inp.kind === 'weight') return { shape: weightShapes.get(inp.id)!, dtype: 'f16' };
     if (inp.kind === 'input') {
       const decl = graph.inputs[inp.name];
-      return { shape: resolveShape(decl.shape, `/inputs/${inp.name}/shape`), dtype: decl.dtype };
+      return { shape: resolveShape(decl.shape, pointer('inputs', inp.name, 'shape')), dtype: decl.dtype };
     }
     const v = values.get(inp.id);
     if (!v) throw new Error(`internal: value ${inp.id} used before definition`);
