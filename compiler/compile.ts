@@ -117,7 +117,7 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
     ropeBuffer: ropeBuffer.id, tokensBuffer: 'io:tokens',
     tuning: {
       matmul: (k, key) => opts.tuning?.matmul?.(k, key) ?? defaults.matmul,
-      attention: (k, key) => opts.tuning?.attention?.(k, key) ?? defaults.attention,
+      attention: (k, key) => opts.tuning?.attention?.(k, key) ?? defaults.attention(k.headDim),
       argmax: (k, key) => opts.tuning?.argmax?.(k, key) ?? defaults.argmax,
     },
   });

@@ -15,7 +15,27 @@ export interface BenchOptions {
   repeat: number;
   /** One (E, k) pair, or a sweep over a grid. */
   pairs: { exitLayer: number; numSpeculations: number }[];
+  /** Also break the time of one extra run of each strategy down by phase (GPU timestamps). */
+  profile?: boolean;
   onProgress?: (line: string) => void;
+}
+
+/** Where decoding time goes, per generated token and (self-speculative) per round, in ms. */
+export interface PhaseProfile {
+  tokens: number;
+  rounds: number;
+  submissions: number;
+  decodeMs: number;
+  /** GPU time by section: decode (autoregressive), draft and verify (self-speculative). */
+  gpuMs: Record<string, number>;
+  /** Submit → results on the CPU, minus the GPU time: queue, driver and readback latency. */
+  latencyMs: number;
+  /** Recording commands on the CPU. */
+  encodeMs: number;
+  /** The rest of the loop on the CPU: acceptance, detokenizing, stops. */
+  cpuMs: number;
+  perToken: Record<string, number>;
+  perRound?: Record<string, number>;
 }
 
 export interface RunFigures {
@@ -52,6 +72,46 @@ export interface BenchReport {
   acceptanceRate: number;
   sweep?: SpecFigures[];
   gpuBytes: { autoregressive: number; selfSpeculative: number };
+  profile?: { autoregressive: PhaseProfile; selfSpeculative: PhaseProfile };
+}
+
+async function profileRun(model: LscModel, o: BenchOptions, gen: GenerateOptions): Promise<PhaseProfile> {
+  const ex = model.executor;
+  ex.gpuSections.clear();
+  model.steps.profile = true;
+  let tokens = 0;
+  let rounds = 0;
+  let decodeMs = 0;
+  let waitMs = 0;
+  let encodeMs = 0;
+  let submissions = 0;
+  try {
+    for (const [i, prompt] of o.prompts.entries()) {
+      const r = await model.complete(prompt, { ...gen, seed: (o.seed ?? 0) + i, stopAtEos: false });
+      tokens += Math.max(0, r.tokens.length - 1);
+      rounds += r.stats.rounds;
+      decodeMs += r.stats.decodeMs;
+      waitMs += r.stats.waitMs;
+      encodeMs += r.stats.encodeMs;
+      submissions += r.stats.submissions;
+    }
+  } finally {
+    model.steps.profile = false;
+  }
+  const gpuMs: Record<string, number> = {};
+  for (const [name, v] of ex.gpuSections) gpuMs[name] = v.ms;
+  const gpuTotal = Object.values(gpuMs).reduce((a, b) => a + b, 0);
+  const latencyMs = Math.max(0, waitMs - gpuTotal);
+  const cpuMs = Math.max(0, decodeMs - waitMs - encodeMs);
+  const per = (n: number): Record<string, number> => {
+    const out: Record<string, number> = {};
+    for (const [k, v] of Object.entries(gpuMs)) out[`gpu.${k}`] = v / n;
+    return { ...out, latency: latencyMs / n, encode: encodeMs / n, cpu: cpuMs / n, total: decodeMs / n };
+  };
+  return {
+    tokens, rounds, submissions, decodeMs, gpuMs, latencyMs, encodeMs, cpuMs,
+    perToken: per(tokens), ...(rounds ? { perRound: per(rounds) } : {}),
+  };
 }
 
 const median = (xs: number[]): number => {
@@ -125,6 +185,10 @@ export async function runBench(model: LscModel, o: BenchOptions): Promise<BenchR
     };
   });
   const best = specFigs.reduce((b, s) => (s.tokensPerSecond > b.tokensPerSecond ? s : b));
+  const profile = o.profile ? {
+    autoregressive: await profileRun(model, o, { ...base, strategy: 'autoregressive' }),
+    selfSpeculative: await profileRun(model, o, spec({ exitLayer: best.exitLayer, numSpeculations: best.numSpeculations })),
+  } : undefined;
   return {
     model: model.dir,
     prompts: o.prompts.length,
@@ -137,6 +201,7 @@ export async function runBench(model: LscModel, o: BenchOptions): Promise<BenchR
     ...(o.pairs.length > 1 ? { sweep: specFigs } : {}),
     // one plan serves every strategy: the buffers are the same
     gpuBytes: { autoregressive: model.gpuBytes.total, selfSpeculative: model.gpuBytes.total },
+    ...(profile ? { profile } : {}),
   };
 }
 

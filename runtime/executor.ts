@@ -31,6 +31,8 @@ export interface StageRange {
 
 interface ReadRequest {
   buffer: string;
+  /** A buffer outside the plan (query results). */
+  src?: GPUBuffer;
   offset: number;
   bytes: number;
   stagingOffset: number;
@@ -58,6 +60,24 @@ export class Executor {
   allocatedBytes = 0;
   /** @internal */
   readonly waiter = new GpuWaiter();
+  /** Cumulative time in submissions: encoding on the CPU, and submit → results on the CPU. */
+  readonly timing = { submissions: 0, encodeMs: 0, waitMs: 0 };
+  /** GPU time per named section (profiling submissions with timestamp queries). */
+  readonly gpuSections = new Map<string, { count: number; ms: number }>();
+  private querySet?: GPUQuerySet;
+  private queryResolve?: GPUBuffer;
+
+  /** Whether GPU timestamps can be taken (the adapter has timestamp-query). */
+  get canTimestamp(): boolean {
+    return this.gpu.features.has('timestamp-query');
+  }
+
+  /** @internal */
+  timestamps(): { set: GPUQuerySet; resolve: GPUBuffer } {
+    this.querySet ??= this.gpu.device.createQuerySet({ type: 'timestamp', count: 32 });
+    this.queryResolve ??= this.gpu.device.createBuffer({ size: 32 * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    return { set: this.querySet, resolve: this.queryResolve };
+  }
 
   private constructor(readonly gpu: GpuContext, readonly plan: Plan) {
     this.kernels = new Map(plan.kernels.map((k) => [k.id, k]));
@@ -306,6 +326,8 @@ export class Executor {
     for (const b of this.buffers.values()) b.destroy();
     for (const b of this.staging) b.destroy();
     for (const b of this.paramBuffers.values()) b.destroy();
+    this.querySet?.destroy();
+    this.queryResolve?.destroy();
     this.rangeBuffer.destroy();
   }
 }
@@ -319,10 +341,28 @@ export class Submission {
   private signature = '';
   private readonly reads: ReadRequest[] = [];
   private readBytes = 0;
+  private readonly t0 = performance.now();
+  /** Named compute passes with GPU timestamps (profiling only). */
+  private readonly sections: string[] = [];
 
   constructor(private readonly ex: Executor) {
     this.encoder = ex.gpu.device.createCommandEncoder();
     this.pass = this.encoder.beginComputePass();
+  }
+
+  /**
+   * Profiling: what follows runs in its own compute pass whose GPU time is added to
+   * `executor.gpuSections[name]` (needs timestamp-query; otherwise a no-op).
+   */
+  section(name: string): this {
+    if (!this.ex.canTimestamp || !this.pass) return this;
+    const i = this.sections.length;
+    if (i >= 16) throw new Error('internal: too many profiled sections');
+    this.pass.end();
+    this.sections.push(name);
+    const { set } = this.ex.timestamps();
+    this.pass = this.encoder.beginComputePass({ timestampWrites: { querySet: set, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+    return this;
   }
 
   private nextSlot = (): number => {
@@ -358,26 +398,46 @@ export class Submission {
     this.pass?.end();
     this.pass = null;
     this.ex.flushRanges(this.slots);
+    if (this.sections.length) {
+      const { set, resolve } = this.ex.timestamps();
+      this.encoder.resolveQuerySet(set, 0, 2 * this.sections.length, resolve, 0);
+      this.reads.push({ buffer: '', offset: 0, bytes: 16 * this.sections.length, stagingOffset: this.readBytes, src: resolve });
+      this.readBytes += 16 * this.sections.length;
+    }
     let staging: GPUBuffer | undefined;
     if (this.reads.length) {
       staging = this.ex.stagingBuffer(this.readBytes);
       for (const r of this.reads) {
-        this.encoder.copyBufferToBuffer(this.ex.buffers.get(r.buffer)!, r.offset, staging, r.stagingOffset, r.bytes);
+        this.encoder.copyBufferToBuffer(r.src ?? this.ex.buffers.get(r.buffer)!, r.offset, staging, r.stagingOffset, r.bytes);
       }
     }
     const t0 = performance.now();
+    const timing = this.ex.timing;
+    timing.submissions++;
+    timing.encodeMs += t0 - this.t0;
     this.ex.gpu.device.queue.submit([this.encoder.finish()]);
     this.ex.waiter.sleep(this.signature);
     if (!staging) {
       await this.ex.gpu.device.queue.onSubmittedWorkDone();
       this.ex.waiter.record(this.signature, performance.now() - t0);
+      timing.waitMs += performance.now() - t0;
       return [];
     }
     await staging.mapAsync(GPUMapMode.READ, 0, Math.ceil(this.readBytes / 8) * 8);
     this.ex.waiter.record(this.signature, performance.now() - t0);
+    timing.waitMs += performance.now() - t0;
     const mapped = staging.getMappedRange(0, Math.ceil(this.readBytes / 8) * 8);
     const out = this.reads.map((r) => mapped.slice(r.stagingOffset, r.stagingOffset + r.bytes));
     staging.unmap();
+    if (this.sections.length) {
+      const ts = new BigUint64Array(out.pop()!);
+      this.sections.forEach((name, i) => {
+        const e = this.ex.gpuSections.get(name) ?? { count: 0, ms: 0 };
+        e.count++;
+        e.ms += Number(ts[2 * i + 1] - ts[2 * i]) / 1e6;
+        this.ex.gpuSections.set(name, e);
+      });
+    }
     return out;
   }
 }

@@ -42,6 +42,10 @@ export interface GenerateStats {
   rounds: number;
   stopReason: 'eos' | 'max-tokens' | 'stop-string' | 'context';
   gpuBytes: GpuBytes;
+  /** Decode phase on the CPU: GPU submissions, time recording them, time from submit to results. */
+  submissions: number;
+  encodeMs: number;
+  waitMs: number;
 }
 
 export interface GenerateEvent {
@@ -136,6 +140,7 @@ export async function* generate(model: LscModel, prompt: string | number[], o: G
   const first = await steps.prefill(promptIds, { exitLayer: exitOnly, wantLogits: !r.greedy });
   const firstId = r.greedy ? first.next : sample(distribution(first.logits!, r.sampling), r.rng);
   const t1 = performance.now();
+  const timing0 = { ...model.executor.timing };
   yield accept([firstId]);
   let cur = firstId;
   let p = promptIds.length; // position of `cur`
@@ -185,6 +190,9 @@ export async function* generate(model: LscModel, prompt: string | number[], o: G
     rounds,
     stopReason: stopReason ?? 'max-tokens',
     gpuBytes: model.gpuBytes,
+    submissions: model.executor.timing.submissions - timing0.submissions,
+    encodeMs: model.executor.timing.encodeMs - timing0.encodeMs,
+    waitMs: model.executor.timing.waitMs - timing0.waitMs,
   };
   return { text: stopText.text, promptTokens: promptIds, tokens, stats };
 }

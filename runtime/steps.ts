@@ -10,6 +10,9 @@ export class Steps {
   readonly layers: number;
   readonly ctx: number;
 
+  /** Profiling: split greedy rounds into timestamped draft and verify passes. */
+  profile = false;
+
   constructor(readonly ex: Executor) {
     this.vocab = ex.plan.dims.vocab;
     this.layers = ex.plan.dims.layers;
@@ -69,6 +72,7 @@ export class Steps {
     const entry = this.full(exitLayer) ? 'decode' : `draft@${exitLayer}`;
     this.ex.writeTokens(0, [cur]);
     const sub = this.ex.begin();
+    if (this.profile) sub.section(entry === 'decode' ? 'decode' : 'early-exit');
     for (let i = 0; i < n; i++) sub.run(entry, { p, i });
     sub.read(this.tokens, 4, n * 4);
     const [buf] = await sub.submit();
@@ -93,7 +97,9 @@ export class Steps {
   async greedyRound(cur: number, p: number, k: number, E: number): Promise<{ drafts: number[]; picks: number[] }> {
     this.ex.writeTokens(0, [cur]);
     const sub = this.ex.begin();
+    if (this.profile) sub.section('draft');
     for (let i = 0; i < k; i++) sub.run(`draft@${E}`, { p, i });
+    if (this.profile) sub.section('verify');
     sub.run(`verify@${E}`, { p, k });
     sub.read(this.tokens, 4, k * 4);
     sub.read(this.tokens, this.ex.plan.tokenSlots.verifyBase * 4, (k + 1) * 4);

@@ -116,7 +116,7 @@ describe('lsc command line', function () {
     for (let n = 0; n < 2; n++) {
       const r = await lsc('compile', graphFile, '-o', out);
       assert.equal(r.code, 0, r.stderr);
-      for (const want of [/Kernels: \d+ distinct/, /prefill/, /decode/, /draft@4/, /verify@4/, /KV cache\s+4\.00 MiB/,
+      for (const want of [/Kernels: \d+ distinct/, /prefill/, /decode/, /draft@2/, /verify@2/, /KV cache\s+4\.00 MiB/,
         /rms_norm → matmul prologue/, /share the weight and KV-cache buffers/, /exit query cache/]) {
         assert.match(r.stdout, want);
       }

@@ -10,6 +10,7 @@ import { runBench, sweepGrid, type BenchReport } from '../../runtime/bench.js';
 interface Opts {
   model: string; prompts?: string; maxNewTokens: number; temperature: number; exitLayer?: number;
   numSpeculations?: number; sweep?: boolean; repeat: number; json?: boolean; graph?: string; ctx?: number; seed?: number;
+  profile?: boolean;
 }
 
 const DEFAULT_PROMPTS = fileURLToPath(new URL('../../../examples/prompts/code.json', import.meta.url));
@@ -42,6 +43,14 @@ function table(r: BenchReport): string {
   }
   lines.push(`self-speculative ${row(r.selfSpeculative)}`);
   lines.push(`speedup ×${r.speedup.toFixed(2)} · acceptance ${(r.acceptanceRate * 100).toFixed(1)}%`);
+  if (r.profile) {
+    const fmt = (x: Record<string, number>): string => Object.entries(x).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(' · ');
+    lines.push('profile (ms):');
+    lines.push(`  autoregressive per token: ${fmt(r.profile.autoregressive.perToken)}`);
+    const sp = r.profile.selfSpeculative;
+    if (sp.perRound) lines.push(`  self-speculative per round (${(sp.tokens / Math.max(1, sp.rounds)).toFixed(2)} tokens): ${fmt(sp.perRound)}`);
+    lines.push(`  self-speculative per token: ${fmt(sp.perToken)}`);
+  }
   return lines.join('\n') + '\n';
 }
 
@@ -57,6 +66,7 @@ export function registerBench(program: Command): void {
     .option('--num-speculations <k>', "drafts per round (default: the graph's)", positiveInt)
     .option('--sweep', 'sweep a grid of (exit layer, k) and report the best pair')
     .option('--repeat <r>', 'repeats after the warm-up', positiveInt, 3)
+    .option('--profile', 'also break one run of each strategy down by phase: GPU draft/verify/decode, latency, encoding, CPU')
     .option('--graph <file>', 'use this graph file instead of building one from config.json')
     .option('--ctx <n>', "KV-cache context length (default: the graph's)", positiveInt)
     .option('--json', 'print the report as JSON')
@@ -72,7 +82,7 @@ export function registerBench(program: Command): void {
           numSpeculations: o.numSpeculations ?? model.plan.exits.defaultNumSpeculations,
         }];
         return runBench(model, {
-          prompts, maxNewTokens: o.maxNewTokens, temperature: o.temperature, seed: o.seed, repeat: o.repeat, pairs,
+          prompts, maxNewTokens: o.maxNewTokens, temperature: o.temperature, seed: o.seed, repeat: o.repeat, pairs, profile: o.profile,
           onProgress: o.json ? undefined : (line) => process.stderr.write(`lsc: ${line}\n`),
         });
       });
