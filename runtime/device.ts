@@ -37,7 +37,7 @@ export async function openDevice(opts: DeviceOptions = {}): Promise<GpuContext> 
     process.env.LP_NUM_THREADS = String(opts.cpuDriverThreads);
   }
   // f16 on NVIDIA's Vulkan driver is behind a Dawn toggle
-  let gpu: GPU | undefined = create(['enable-dawn-features=vulkan_enable_f16_on_nvidia', ...(opts.flags ?? [])]);
+  let gpu: GPU | undefined = create([`enable-dawn-features=${['vulkan_enable_f16_on_nvidia', ...(process.env.LSC_DAWN_TOGGLES ? process.env.LSC_DAWN_TOGGLES.split(',') : [])].join(',')}`, ...(opts.flags ?? [])]);
   let adapter: GPUAdapter | null = null;
   try {
     adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
