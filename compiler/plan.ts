@@ -1,5 +1,5 @@
 import type { GraphDtypes, RopeConfig } from './ir/graph.js';
-import type { BindingDecl, GridDim } from '../codegen/kernel.js';
+import type { KernelSource } from '../codegen/kernel.js';
 import type { RowRange } from './passes/entry-points.js';
 
 /**
@@ -36,18 +36,11 @@ export interface PlanWeight {
   tiedTo?: string;
 }
 
-export interface PlanKernel {
+/** A kernel of the plan: its source description without the WGSL text, which lives in `file`. */
+export interface PlanKernel extends Omit<KernelSource, 'wgsl'> {
   id: string;
-  family: string;
-  name: string;
   /** Relative path of the WGSL file in the artifact. */
   file: string;
-  workgroupSize: number;
-  bindings: BindingDecl[];
-  params: string[];
-  grid: [GridDim, GridDim, GridDim];
-  config: Record<string, number>;
-  features: string[];
   /** Graph nodes this kernel computes in its first use (for inspect). */
   fused: string[];
 }

@@ -91,6 +91,18 @@ export async function openDevice(opts: DeviceOptions = {}): Promise<GpuContext> 
   };
 }
 
+/** The limits a plan compiled for this device may use. */
+export function planLimits(gpu: GpuContext): PlanLimits {
+  const l = gpu.limits;
+  return {
+    maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+    maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+    maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+    maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+    maxBufferSize: l.maxBufferSize,
+  };
+}
+
 /** Checks that a plan fits this device, before anything is allocated. */
 export function checkPlanFits(limits: GpuContext['limits'], features: Set<string>, plan: {
   limits: PlanLimits; features: string[]; buffers: { bytes: number; id: string }[];

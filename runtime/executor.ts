@@ -1,5 +1,5 @@
 import './gpu-globals.js';
-import { evalDimExpr } from '../compiler/ir/dims.js';
+import { compileDimExpr } from '../compiler/ir/dims.js';
 import { RANGE_SLOT_BYTES, type Plan, type PlanDispatch, type PlanEntry, type PlanKernel } from '../compiler/plan.js';
 import { gridSize, type GridDim, type KernelSource } from '../codegen/kernel.js';
 import type { GpuContext } from './device.js';
@@ -265,6 +265,9 @@ export class Executor {
     return new Submission(this);
   }
 
+  /** Range expressions of every stage, parsed once. */
+  private readonly rangeFns = new Map<PlanEntry['stages'][number], ((look: (n: string) => number) => number)[]>();
+
   /** @internal Encodes every stage of an entry point, ranges from the plan's expressions. */
   encodeEntry(pass: GPUComputePassEncoder, name: string, sym: RangeSymbols, slot: () => number): void {
     const e = this.entry(name);
@@ -274,11 +277,9 @@ export class Executor {
       return v;
     };
     for (const st of e.stages) {
-      this.encodeStage(pass, name, st, {
-        rowStart: evalDimExpr(st.range.rowStart, look),
-        rowCount: evalDimExpr(st.range.rowCount, look),
-        posBase: evalDimExpr(st.range.posBase, look),
-      }, slot);
+      let fns = this.rangeFns.get(st);
+      if (!fns) this.rangeFns.set(st, (fns = [st.range.rowStart, st.range.rowCount, st.range.posBase].map(compileDimExpr)));
+      this.encodeStage(pass, name, st, { rowStart: fns[0](look), rowCount: fns[1](look), posBase: fns[2](look) }, slot);
     }
   }
 

@@ -4,7 +4,7 @@ import { compileGraph, type CompileOptions } from '../compiler/compile.js';
 import type { Plan } from '../compiler/plan.js';
 import type { Tunable } from '../compiler/passes/schedule.js';
 import type { Graph } from '../compiler/ir/graph.js';
-import { checkPlanFits, openDevice, type DeviceOptions, type GpuContext } from './device.js';
+import { checkPlanFits, openDevice, planLimits, type DeviceOptions, type GpuContext } from './device.js';
 import { Executor, KernelCompileError } from './executor.js';
 import { checkModelDir, modelGraph } from './model-dir.js';
 import { SafetensorsCheckpoint } from './safetensors.js';
@@ -93,13 +93,7 @@ export class LscModel {
     try {
       const { plan, wgsl, tunables } = opts.plan ? { ...loadArtifact(opts.plan, graph), tunables: [] } : compileGraph(graph, {
         file: opts.graph, ctx: opts.ctx, prefillChunk: opts.prefillChunk, decodeSteps: opts.decodeSteps,
-        limits: {
-          maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize,
-          maxStorageBuffersPerShaderStage: gpu.limits.maxStorageBuffersPerShaderStage,
-          maxComputeWorkgroupStorageSize: gpu.limits.maxComputeWorkgroupStorageSize,
-          maxComputeInvocationsPerWorkgroup: gpu.limits.maxComputeInvocationsPerWorkgroup,
-          maxBufferSize: gpu.limits.maxBufferSize,
-        },
+        limits: planLimits(gpu),
         tuning: opts.tuningOverride ?? (opts.tuned === false ? undefined : loadTuning(gpu)),
         target: gpu.isCpu ? 'cpu' : 'gpu',
       });

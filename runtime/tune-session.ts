@@ -1,7 +1,7 @@
 import './gpu-globals.js';
 import type { Graph } from '../compiler/ir/graph.js';
 import { compileGraph } from '../compiler/compile.js';
-import { checkPlanFits, openDevice, type GpuContext } from './device.js';
+import { checkPlanFits, openDevice, planLimits, type GpuContext } from './device.js';
 import { Executor } from './executor.js';
 import { LscModel } from './model.js';
 import { tune, type TuneOptions, type TuneResult } from './tuner.js';
@@ -40,13 +40,7 @@ export async function tuneSession(source: { modelDir: string } | { graph: Graph;
     } else {
       const compiled = compileGraph(source.graph, {
         file: source.file, ctx: o.ctx, target: gpu.isCpu ? 'cpu' : 'gpu',
-        limits: {
-          maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize,
-          maxStorageBuffersPerShaderStage: gpu.limits.maxStorageBuffersPerShaderStage,
-          maxComputeWorkgroupStorageSize: gpu.limits.maxComputeWorkgroupStorageSize,
-          maxComputeInvocationsPerWorkgroup: gpu.limits.maxComputeInvocationsPerWorkgroup,
-          maxBufferSize: gpu.limits.maxBufferSize,
-        },
+        limits: planLimits(gpu),
       });
       checkPlanFits(gpu.limits, gpu.features, compiled.plan);
       const weights = new Map(compiled.plan.buffers.filter((b) => b.kind === 'weight').map((b) => [b.id,

@@ -17,9 +17,12 @@ function isSymbolic(v: DimExpr | SymbolicDim): v is SymbolicDim {
 
 const TOKEN = /\s*(\d+|[A-Za-z_][A-Za-z0-9_]*|[+*-])\s*/y;
 
-/** Evaluates `expr` given a lookup for names; throws Error (callers wrap with location). */
-export function evalDimExpr(expr: DimExpr, lookup: (name: string) => number): number {
-  if (typeof expr === 'number') return expr;
+/**
+ * Parses a dim expression once into a function of a name lookup (the runtime evaluates range
+ * expressions per submission: no re-parsing on that path). Throws Error on bad syntax.
+ */
+export function compileDimExpr(expr: DimExpr): (lookup: (name: string) => number) => number {
+  if (typeof expr === 'number') return () => expr;
   const tokens: string[] = [];
   TOKEN.lastIndex = 0;
   while (TOKEN.lastIndex < expr.length) {
@@ -27,25 +30,39 @@ export function evalDimExpr(expr: DimExpr, lookup: (name: string) => number): nu
     if (!m) throw new Error(`cannot parse dim expression '${expr}'`);
     tokens.push(m[1]);
   }
-  // sum of products
-  let total = 0;
-  let sign = 1;
+  // sum of products: terms[i] = [sign, factors]
+  const terms: { sign: number; factors: (number | string)[] }[] = [];
   let i = 0;
-  const operand = (): number => {
+  let sign = 1;
+  const operand = (): number | string => {
     const t = tokens[i++];
     if (t === undefined || '+-*'.includes(t)) throw new Error(`cannot parse dim expression '${expr}'`);
-    return /^\d+$/.test(t) ? Number(t) : lookup(t);
+    return /^\d+$/.test(t) ? Number(t) : t;
   };
   while (i < tokens.length) {
-    let term = operand();
-    while (tokens[i] === '*') { i++; term *= operand(); }
-    total += sign * term;
+    const factors = [operand()];
+    while (tokens[i] === '*') { i++; factors.push(operand()); }
+    terms.push({ sign, factors });
     const op = tokens[i++];
     if (op === undefined) break;
     if (op !== '+' && op !== '-') throw new Error(`cannot parse dim expression '${expr}'`);
     sign = op === '+' ? 1 : -1;
   }
-  return total;
+  if (!terms.length) throw new Error(`cannot parse dim expression '${expr}'`);
+  return (lookup) => {
+    let total = 0;
+    for (const t of terms) {
+      let v = 1;
+      for (const f of t.factors) v *= typeof f === 'number' ? f : lookup(f);
+      total += t.sign * v;
+    }
+    return total;
+  };
+}
+
+/** Evaluates `expr` given a lookup for names; throws Error (callers wrap with location). */
+export function evalDimExpr(expr: DimExpr, lookup: (name: string) => number): number {
+  return compileDimExpr(expr)(lookup);
 }
 
 /** Resolves graph.dims into numbers (symbolic dims to their bound), detecting cycles and bad names. */
