@@ -147,7 +147,7 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
     tokens: withCtx.tokens,
     limits,
     features: [...new Set(kernels.flatMap((k) => k.features))].sort(),
-    rows: { max: maxRows, prefillChunk, decodeSteps, kMax, rangeSlots: Math.max(decodeSteps, kMax + 2, 2) },
+    rows: { max: maxRows, prefillChunk, decodeSteps, kMax, rangeSlots: Math.max(decodeSteps, kMax + 3, 64) },
     tokenSlots: { verifyBase, length: tokenSlots },
     io: { tokens: 'io:tokens', logits: 'io:logits', trunk: 'act:trunk', rope: ropeBuffer.id },
     exits: {

@@ -1,3 +1,4 @@
+import { acceptStateBytes } from '../codegen/accept.js';
 import type { Plan, PlanEntry } from './plan.js';
 
 /**
@@ -31,6 +32,8 @@ export interface PlanSummary {
     ownBuffers: string[];
     /** Bytes of those buffers: what self-speculation allocates beyond autoregressive decoding. */
     extraAllocatedBytes: number;
+    /** The runtime's state for greedy rounds chained on the GPU (codegen/accept.ts), made on first use. */
+    acceptStateBytes: number;
     exitQueryCache: { bytes: number; buffer: string };
     verifyLogits: { bytes: number; buffer: string };
   };
@@ -82,6 +85,7 @@ export function summaryJson(plan: Plan): PlanSummary {
       sharesBuffersWithDecode: own.size === 0,
       ownBuffers: [...own],
       extraAllocatedBytes: sum([...own].map((b) => size.get(b) ?? 0)),
+      acceptStateBytes: acceptStateBytes(plan.rows.kMax),
       // the draft stores the layer-E input of rows 0..k in the trunk buffer; verify reads it there
       exitQueryCache: { bytes: rows * v.d * 4, buffer: plan.io.trunk },
       verifyLogits: { bytes: rows * v.vocab * 4, buffer: plan.io.logits },
@@ -150,7 +154,8 @@ export function formatSummary(plan: Plan): string {
     : `  draft/verify bind buffers decode does not: ${sp.ownBuffers.join(', ')} (${formatBytes(sp.extraAllocatedBytes)})`);
   out.push(`  exit query cache  ${formatBytes(sp.exitQueryCache.bytes)} = (kMax+1)·d·4, rows 0..k of ${sp.exitQueryCache.buffer}`);
   out.push(`  verify logits     ${formatBytes(sp.verifyLogits.bytes)} = (kMax+1)·vocab·4, rows 0..k of ${sp.verifyLogits.buffer}`);
-  out.push(`  memory beyond autoregressive decoding: ${formatBytes(sp.extraAllocatedBytes)}` +
-    (sp.sharesBuffersWithDecode ? ' (both live in buffers decode already has)' : ''));
+  out.push(`  acceptance state  ${formatBytes(sp.acceptStateBytes)}: greedy rounds chained on the GPU (runtime, on first use)`);
+  out.push(`  memory beyond autoregressive decoding: ${formatBytes(sp.extraAllocatedBytes + sp.acceptStateBytes)}` +
+    (sp.sharesBuffersWithDecode ? ' (the acceptance state; the cache and logits live in buffers decode already has)' : ''));
   return out.join('\n') + '\n';
 }

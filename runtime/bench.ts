@@ -1,6 +1,7 @@
 import { LscError } from '../compiler/errors.js';
 import type { LscModel } from './model.js';
 import type { GenerateOptions, GenerateResult } from './generate.js';
+import { speculationBounds, type SpeculationBounds } from './speculation-bounds.js';
 
 /**
  * Autoregressive vs self-speculative decoding on the same prompts, in one process, with a
@@ -15,6 +16,8 @@ export interface BenchOptions {
   repeat: number;
   /** One (E, k) pair, or a sweep over a grid. */
   pairs: { exitLayer: number; numSpeculations: number }[];
+  /** Greedy rounds chained per GPU submission (see GenerateOptions). */
+  roundsPerSubmission?: number;
   /** Also break the time of one extra run of each strategy down by phase (GPU timestamps). */
   profile?: boolean;
   onProgress?: (line: string) => void;
@@ -62,6 +65,8 @@ export interface SpecFigures extends RunFigures {
   speedup: number;
   /** Ratio of the summed throughputs (more exposed to drift during the benchmark). */
   speedupOfTotals: number;
+  /** Best speedups at this run's tokens per round on idealized devices (speculation-bounds.ts). */
+  bounds: SpeculationBounds;
 }
 
 export interface BenchReport {
@@ -164,11 +169,15 @@ export async function runBench(model: LscModel, o: BenchOptions): Promise<BenchR
   if (!o.prompts.length) throw new LscError('no prompts to benchmark');
   if (!o.pairs.length) throw new LscError('no (exit layer, speculations) pair to benchmark');
   const base: GenerateOptions = { maxNewTokens: o.maxNewTokens, temperature: o.temperature };
-  const spec = (p: BenchOptions['pairs'][number]): GenerateOptions => ({ ...base, strategy: 'self-speculative', ...p });
+  const spec = (p: BenchOptions['pairs'][number]): GenerateOptions => ({ ...base, strategy: 'self-speculative', roundsPerSubmission: o.roundsPerSubmission, ...p });
   const greedy = o.temperature === 0;
   // warm-up: pipelines, caches, and the driver's first-use costs
   const reference = await runAll(model, o, { ...base, strategy: 'autoregressive' }, null);
-  for (const p of o.pairs) await runAll(model, { ...o, prompts: o.prompts.slice(0, 1) }, spec(p), null);
+  let firstSpec: GenerateResult | undefined;
+  for (const p of o.pairs) {
+    const [r] = await runAll(model, { ...o, prompts: o.prompts.slice(0, 1) }, spec(p), null);
+    firstSpec ??= r;
+  }
 
   const ar = newAcc();
   const ss = o.pairs.map(newAcc);
@@ -208,6 +217,7 @@ export async function runBench(model: LscModel, o: BenchOptions): Promise<BenchR
       matchesAutoregressive: greedy ? matches[pi] : null,
       speedup: median(ratios[pi]),
       speedupOfTotals: arFig.tokensPerSecond ? f.tokensPerSecond / arFig.tokensPerSecond : 0,
+      bounds: speculationBounds(model.plan, p.exitLayer, p.numSpeculations, a.rounds ? (a.accepted + a.rounds) / a.rounds : 0),
     };
   });
   const best = specFigs.reduce((b, s) => (s.speedup > b.speedup ? s : b));
@@ -225,8 +235,8 @@ export async function runBench(model: LscModel, o: BenchOptions): Promise<BenchR
     speedup: best.speedup,
     acceptanceRate: best.acceptanceRate,
     ...(o.pairs.length > 1 ? { sweep: specFigs } : {}),
-    // one plan serves every strategy: the buffers are the same
-    gpuBytes: { autoregressive: model.gpuBytes.total, selfSpeculative: model.gpuBytes.total },
+    // as each strategy's first run saw them: self-speculation adds only its GPU acceptance state
+    gpuBytes: { autoregressive: reference[0].stats.gpuBytes.total, selfSpeculative: firstSpec!.stats.gpuBytes.total },
     ...(profile ? { profile } : {}),
   };
 }

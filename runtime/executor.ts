@@ -52,7 +52,8 @@ export class Executor {
   private readonly bindings = new Map<PlanDispatch, { layout: GPUBindGroupLayout; entries: GPUBindGroupEntry[]; rangeAt: number; bySlot: GPUBindGroup[] }>();
   private readonly kernels: Map<string, PlanKernel>;
   private readonly entries: Map<string, PlanEntry>;
-  private readonly rangeBuffer: GPUBuffer;
+  /** @internal Row ranges, one RANGE_SLOT_BYTES slot per encoded stage of a submission. */
+  readonly rangeBuffer: GPUBuffer;
   private readonly rangeWords: Uint32Array;
   private readonly staging: GPUBuffer[] = [];
   private readonly paramBuffers = new Map<string, GPUBuffer>();
@@ -83,7 +84,8 @@ export class Executor {
     this.kernels = new Map(plan.kernels.map((k) => [k.id, k]));
     this.entries = new Map(plan.entries.map((e) => [e.name, e]));
     const slots = plan.rows.rangeSlots;
-    this.rangeBuffer = gpu.device.createBuffer({ size: slots * RANGE_SLOT_BYTES, usage: U.UNIFORM | U.COPY_DST, label: 'ranges' });
+    // STORAGE too: chained speculation rounds write the next round's positions on the GPU
+    this.rangeBuffer = gpu.device.createBuffer({ size: slots * RANGE_SLOT_BYTES, usage: U.UNIFORM | U.STORAGE | U.COPY_DST, label: 'ranges' });
     this.allocatedBytes += slots * RANGE_SLOT_BYTES;
     this.rangeWords = new Uint32Array((slots * RANGE_SLOT_BYTES) / 4);
   }
@@ -371,6 +373,21 @@ export class Submission {
     return this.slots++;
   };
 
+  /** Range slots used so far (a stage takes the next one). */
+  get slotsUsed(): number {
+    return this.slots;
+  }
+
+  /** Encodes a kernel outside the plan (runtime-internal kernels such as GPU acceptance). */
+  dispatch(pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, groups = 1): this {
+    if (!this.pass) throw new Error('internal: run after submit');
+    this.pass.setPipeline(pipeline);
+    this.pass.setBindGroup(0, bindGroup);
+    this.pass.dispatchWorkgroups(groups);
+    this.signature += 'raw;';
+    return this;
+  }
+
   /** Encodes an entry point with its ranges evaluated at `sym`. */
   run(entry: string, sym: RangeSymbols): this {
     if (!this.pass) throw new Error('internal: run after submit');
@@ -390,6 +407,13 @@ export class Submission {
   /** Reads `bytes` at `offset` of a buffer once the work is done; returns the read's index. */
   read(buffer: string, offset: number, bytes: number): number {
     this.reads.push({ buffer, offset, bytes, stagingOffset: this.readBytes });
+    this.readBytes += Math.ceil(bytes / 8) * 8;
+    return this.reads.length - 1;
+  }
+
+  /** Reads `bytes` at `offset` of a buffer outside the plan; returns the read's index. */
+  readFrom(src: GPUBuffer, offset: number, bytes: number): number {
+    this.reads.push({ buffer: src.label, src, offset, bytes, stagingOffset: this.readBytes });
     this.readBytes += Math.ceil(bytes / 8) * 8;
     return this.reads.length - 1;
   }

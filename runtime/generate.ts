@@ -24,6 +24,11 @@ export interface GenerateOptions {
   stopAtEos?: boolean;
   /** End-of-sequence ids to stop at instead of the model's. */
   eosTokens?: number[];
+  /**
+   * Greedy self-speculative rounds chained in one GPU submission, with acceptance on the GPU
+   * (default 8; 1 reads back after every round). Output is the same either way.
+   */
+  roundsPerSubmission?: number;
 }
 
 export interface GenerateStats {
@@ -70,6 +75,7 @@ export interface Resolved {
   sampling: SamplingOptions;
   greedy: boolean;
   rng: Rng;
+  chain: number;
 }
 
 function resolve(model: LscModel, o: GenerateOptions): Resolved {
@@ -94,8 +100,10 @@ function resolve(model: LscModel, o: GenerateOptions): Resolved {
   if (!(t >= 0) || !Number.isFinite(t)) throw new LscError(`temperature must be ≥ 0, got ${o.temperature}`);
   if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) throw new LscError(`top-p must be in (0, 1], got ${o.topP}`);
   if (o.topK !== undefined && !(Number.isInteger(o.topK) && o.topK >= 0)) throw new LscError(`top-k must be a non-negative integer, got ${o.topK}`);
+  const chain = o.roundsPerSubmission ?? 8;
+  if (!Number.isInteger(chain) || chain < 1) throw new LscError(`rounds per submission must be a positive integer, got ${chain}`);
   const sampling = { temperature: t, topK: o.topK, topP: o.topP };
-  return { strategy, maxNew, E, K, sampling, greedy: t === 0, rng: new Rng(o.seed ?? 0) };
+  return { strategy, maxNew, E, K, sampling, greedy: t === 0, rng: new Rng(o.seed ?? 0), chain };
 }
 
 /**
@@ -153,6 +161,28 @@ export async function* generate(model: LscModel, prompt: string | number[], o: G
       break;
     }
     let out: number[];
+    const chained = r.strategy === 'self-speculative' && r.greedy && r.chain > 1
+      ? Math.min(r.chain, steps.maxChainedRounds(r.E, r.K), Math.floor(left / (r.K + 1))) : 0;
+    if (chained > 1) {
+      // R whole rounds never pass max tokens or the context; stops inside are applied exactly
+      const perRound = await steps.greedyRounds(cur, p, r.K, r.E, chained);
+      out = [];
+      const ev: GenerateEvent = { text: '', tokens: [] };
+      for (const toks of perRound) {
+        if (stopReason) break;
+        rounds++;
+        drafted += r.K;
+        accepted += toks.length - 1;
+        const e = accept(toks);
+        ev.text += e.text;
+        ev.tokens.push(...e.tokens);
+        out.push(...toks);
+      }
+      if (ev.tokens.length || ev.text) yield ev;
+      p += out.length;
+      cur = out[out.length - 1];
+      continue;
+    }
     if (r.strategy === 'self-speculative' && left >= 2) {
       // k clamped so the round never passes max tokens or the context
       const k = Math.min(r.K, left - 1);

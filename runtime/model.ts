@@ -73,8 +73,18 @@ export class LscModel {
     private readonly ownsGpu: boolean,
     readonly executor: Executor,
     readonly steps: Steps,
-    readonly gpuBytes: GpuBytes,
+    private readonly fixedBytes: { weights: number; kvCache: number },
   ) {}
+
+  /**
+   * GPU memory the model holds now: weights, KV cache, and activations with the runtime's
+   * uniforms (the GPU acceptance state of chained speculation rounds joins on first use).
+   */
+  get gpuBytes(): GpuBytes {
+    const { weights, kvCache } = this.fixedBytes;
+    const activations = this.executor.allocatedBytes - kvCache;
+    return { weights, kvCache, activations, total: weights + kvCache + activations };
+  }
 
   static async load(dir: string, opts: LoadOptions = {}): Promise<LscModel> {
     checkModelDir(dir);
@@ -102,11 +112,8 @@ export class LscModel {
       const weights = await uploadWeights(gpu.device, plan, ckpt, opts.onProgress);
       const executor = await Executor.create(gpu, plan, wgsl, weights);
       const kv = plan.buffers.filter((b) => b.kind === 'kv').reduce((a, b) => a + b.bytes, 0);
-      const w = weightBytes(plan);
-      // activations, io and constants of the plan, plus the runtime's uniforms and staging
-      const act = executor.allocatedBytes - kv;
       const model = new LscModel(path.resolve(dir), graph, plan, tokenizer, gpu, !opts.gpu, executor, new Steps(executor),
-        { weights: w, kvCache: kv, activations: act, total: w + kv + act });
+        { weights: weightBytes(plan), kvCache: kv });
       model.tunables = tunables;
       return model;
     } catch (e) {

@@ -1,4 +1,5 @@
 import type { Executor } from './executor.js';
+import { GreedyChain } from './greedy-chain.js';
 
 /**
  * The GPU work of generation, one method per kind of submission. Greedy paths keep the loop on
@@ -12,6 +13,8 @@ export class Steps {
 
   /** Profiling: split greedy rounds into timestamped draft and verify passes. */
   profile = false;
+
+  private chain?: GreedyChain;
 
   constructor(readonly ex: Executor) {
     this.vocab = ex.plan.dims.vocab;
@@ -105,6 +108,22 @@ export class Steps {
     sub.read(this.tokens, this.ex.plan.tokenSlots.verifyBase * 4, (k + 1) * 4);
     const [d, v] = await sub.submit();
     return { drafts: [...new Uint32Array(d)], picks: [...new Uint32Array(v)] };
+  }
+
+  /** Most greedy rounds of exit E with k drafts that one submission can chain. */
+  maxChainedRounds(E: number, k: number): number {
+    this.chain ??= new GreedyChain(this.ex);
+    // profiling takes two timestamped sections per round, of at most 16
+    return Math.min(this.chain.maxRounds(E, k), this.profile ? 8 : Infinity);
+  }
+
+  /**
+   * R greedy rounds in one submission, acceptance on the GPU (see greedy-chain.ts): the tokens
+   * each round emits. The caller keeps R (k + 1) positions within the context.
+   */
+  async greedyRounds(cur: number, p: number, k: number, E: number, R: number): Promise<number[][]> {
+    this.chain ??= new GreedyChain(this.ex);
+    return (await this.chain.run(cur, p, k, E, R, this.profile)).rounds;
   }
 
   /** Verify's logits for the k+1 positions whose tokens are in slots 0..k. */

@@ -6,5 +6,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 prompt=$'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n'
 printf '%s' "$prompt"
+# E=2, k=2: the best pair of the sweep in BENCHMARKS.md
 node dist/cli/main.js generate --model examples/models/tiny-code --prompt "$prompt" \
-  --strategy self-speculative --max-new-tokens 128 --compare "$@"
+  --strategy self-speculative --exit-layer 2 --num-speculations 2 --max-new-tokens 128 --compare "$@"

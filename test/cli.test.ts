@@ -169,6 +169,19 @@ describe('lsc command line', function () {
     assert.ok(s.stats.acceptanceRate > 0 && s.stats.acceptanceRate <= 1);
   });
 
+  it('generate --compare: interleaved runs of both strategies, the same tokens, and the figures it reports', async () => {
+    const r = await lsc('generate', '--model', tiny, '--prompt', p0.text, '--max-new-tokens', '32', '--strategy', 'self-speculative',
+      '--exit-layer', '2', '--num-speculations', '2', '--compare', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.deepEqual(j.tokens, p0.greedy.slice(0, 32));
+    const c = j.comparison;
+    assert.equal(c.pairs, 3);
+    assert.equal(c.identical, true);
+    assert.ok(c.tokensPerSecond > 0 && c.autoregressiveTokensPerSecond > 0 && c.speedup > 0);
+    assert.match(c.line, /^self-speculative [\d.]+ tok\/s vs autoregressive [\d.]+ tok\/s \(medians of 3 interleaved runs\): speedup ×[\d.]+, acceptance [\d.]+%; output identical to autoregressive$/);
+  });
+
   it('user errors exit 2 with one line and no stack trace', async () => {
     const noTok = path.join(tmp, 'no-tokenizer');
     fs.mkdirSync(noTok);

@@ -63,6 +63,29 @@ describe('self-speculative decoding on tiny-code', function () {
     }
   });
 
+  it('rounds chained on the GPU (acceptance kernel) give the tokens and statistics of one round per submission', async () => {
+    const prompt = prompts[0];
+    const ar = await model.complete(prompt, { maxNewTokens: 60, stopAtEos: false });
+    // an EOS that first appears well inside the continuation, so it lands inside a chain of rounds
+    const eosAt = ar.tokens.find((t, i) => i >= 24 && ar.tokens.indexOf(t) === i)!;
+    assert.ok(eosAt !== undefined);
+    for (const [E, k] of [[1, 1], [2, 3], [4, 2], [6, 5]]) {
+      for (const eos of [[], [eosAt]]) {
+        const o = { maxNewTokens: 60, stopAtEos: false, eosTokens: eos, strategy: 'self-speculative' as const, exitLayer: E, numSpeculations: k };
+        const one = await model.complete(prompt, { ...o, roundsPerSubmission: 1 });
+        const chained = await model.complete(prompt, { ...o, roundsPerSubmission: 8 });
+        const what = `E=${E} k=${k} eos=${eos.join()}`;
+        assert.deepEqual(chained.tokens, one.tokens, what);
+        assert.deepEqual(chained.tokens, eos.length ? ar.tokens.slice(0, ar.tokens.indexOf(eosAt) + 1) : ar.tokens, what);
+        assert.equal(chained.text, one.text, what);
+        for (const key of ['rounds', 'draftedTokens', 'acceptedTokens', 'stopReason'] as const) {
+          assert.equal(chained.stats[key], one.stats[key], `${what}: ${key}`);
+        }
+        assert.ok(chained.stats.submissions < one.stats.submissions, `${what}: ${chained.stats.submissions} submissions chained, ${one.stats.submissions} not`);
+      }
+    }
+  });
+
   it("verify's logits for each position equal decode's bit for bit", async () => {
     const ids = model.tokenizer.encode(prompts[0]);
     const p = ids.length;
@@ -110,7 +133,7 @@ describe('self-speculative decoding on tiny-code', function () {
     let rejected = 0;
     for (let s = 0; s < N; s++) {
       const out = await sampledRound(model, cur, p, k, {
-        strategy: 'self-speculative', maxNew: 100, E, K: k, sampling, greedy: false, rng: new Rng(1000 + s),
+        strategy: 'self-speculative', maxNew: 100, E, K: k, sampling, greedy: false, rng: new Rng(1000 + s), chain: 1,
       });
       counts.set(out[0], (counts.get(out[0]) ?? 0) + 1);
       if (out.length === 1) rejected++;
@@ -127,7 +150,7 @@ describe('self-speculative decoding on tiny-code', function () {
     assert.ok(chi2 < 25.7, `chi-square ${chi2.toFixed(2)} (counts ${JSON.stringify([...counts])}, target ${JSON.stringify([...target.probs].map((x) => +x.toFixed(3)))})`);
   });
 
-  it('needs no GPU memory beyond autoregressive decoding: draft and verify use only shared buffers', async () => {
+  it('adds no GPU memory but the acceptance state: draft and verify use only shared buffers', async () => {
     const plan = model.plan;
     const used = (pred: (name: string) => boolean): Set<string> => new Set(plan.entries.filter((e) => pred(e.name))
       .flatMap((e) => e.stages.flatMap((s) => s.dispatches.flatMap((d) => d.buffers))));
@@ -135,10 +158,20 @@ describe('self-speculative decoding on tiny-code', function () {
     const spec = used((n) => n.startsWith('draft@') || n.startsWith('verify@'));
     const extra = [...spec].filter((b) => !plain.has(b));
     assert.deepEqual(extra, ['io:tokens'].filter((b) => !plain.has(b)), 'buffers only self-speculation uses');
-    const ar = await model.complete(prompts[0], { maxNewTokens: 8 });
-    const ss = await model.complete(prompts[0], { maxNewTokens: 8, strategy: 'self-speculative', exitLayer: 3, numSpeculations: 4 });
-    const bound = model.exitQueryCacheBytes + (4 + 1) * plan.dims.vocab * 4;
-    assert.ok(ss.stats.gpuBytes.total - ar.stats.gpuBytes.total <= bound);
-    assert.equal(ss.stats.gpuBytes.total, ar.stats.gpuBytes.total);
+    // a fresh model, so the autoregressive figure precedes anything self-speculation allocates
+    const fresh = await LscModel.load(tinyDir, { gpu: await testGpu() });
+    try {
+      const ar = await fresh.complete(prompts[0], { maxNewTokens: 40 });
+      const ss = await fresh.complete(prompts[0], { maxNewTokens: 40, strategy: 'self-speculative', exitLayer: 3, numSpeculations: 4 });
+      assert.ok(ss.stats.rounds > 1 && ss.stats.submissions < ss.stats.rounds, 'rounds were chained');
+      const bound = fresh.exitQueryCacheBytes + (4 + 1) * plan.dims.vocab * 4;
+      const extra = ss.stats.gpuBytes.total - ar.stats.gpuBytes.total;
+      // the acceptance state of chained rounds is all self-speculation adds
+      assert.ok(extra > 0 && extra <= bound, `self-speculative adds ${extra} bytes; bound ${bound}`);
+      assert.equal(ss.stats.gpuBytes.weights, ar.stats.gpuBytes.weights);
+      assert.equal(ss.stats.gpuBytes.kvCache, ar.stats.gpuBytes.kvCache);
+    } finally {
+      fresh.dispose();
+    }
   });
 });

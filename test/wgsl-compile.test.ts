@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CATALOG } from '../compiler/builder/catalog.js';
+import { emitAccept } from '../codegen/accept.js';
 import { compileGraph, type CompileOptions } from '../compiler/compile.js';
 import type { Graph } from '../compiler/ir/graph.js';
 import { candidates } from '../runtime/tuner.js';
@@ -118,6 +119,11 @@ describe('emitted WGSL compiles (shader modules, no pipelines)', function () {
     if (process.env.LSC_TEST_VERBOSE) console.log(`      ${tried} configs, ${sources.length} emitted, not emitted:\n${notEmitted.join('\n')}`);
     // a candidate the emitter rejects is a wasted tuning slot, never most of them
     assert.ok(notEmitted.length <= tried / 4, `${notEmitted.length} of ${tried} candidates cannot be emitted:\n${notEmitted.join('\n')}`);
+  });
+
+  it('the runtime kernel of GPU acceptance (codegen/accept.ts)', async () => {
+    const errors = await shaderErrors(gpu, [{ label: 'accept', wgsl: emitAccept(), features: [] }], new Set(), { compiled: 0, skipped: [] });
+    assert.deepEqual(errors, []);
   });
 
   it('a broken kernel is reported (the check above can fail)', async () => {

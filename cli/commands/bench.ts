@@ -9,7 +9,7 @@ import { runBench, sweepGrid, type BenchReport } from '../../runtime/bench.js';
 
 interface Opts {
   model: string; prompts?: string; maxNewTokens: number; temperature: number; exitLayer?: number;
-  numSpeculations?: number; sweep?: boolean; repeat: number; json?: boolean; graph?: string; ctx?: number; seed?: number;
+  numSpeculations?: number; roundsPerSubmission?: number; sweep?: boolean; repeat: number; json?: boolean; graph?: string; ctx?: number; seed?: number;
   profile?: boolean;
 }
 
@@ -43,6 +43,8 @@ function table(r: BenchReport): string {
   }
   lines.push(`self-speculative ${row(r.selfSpeculative)}`);
   lines.push(`speedup ×${r.speedup.toFixed(2)} · acceptance ${(r.acceptanceRate * 100).toFixed(1)}%`);
+  const b = r.selfSpeculative.bounds;
+  lines.push(`at ${r.selfSpeculative.tokensPerRound.toFixed(2)} tokens/round the weights allow at most ×${b.bandwidthBound.toFixed(2)} where reading them bounds the time (GPU), ×${b.computeBound.toFixed(2)} where multiply-adds do (CPU)`);
   if (r.profile) {
     const fmt = (x: Record<string, number>): string => Object.entries(x).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(' · ');
     lines.push('profile (ms):');
@@ -64,6 +66,7 @@ export function registerBench(program: Command): void {
     .option('--seed <s>', 'seed of the first prompt (the others follow)', positiveInt)
     .option('--exit-layer <e>', "exit layer (default: the graph's)", positiveInt)
     .option('--num-speculations <k>', "drafts per round (default: the graph's)", positiveInt)
+    .option('--rounds-per-submission <r>', 'greedy speculation rounds chained on the GPU per submission (default 8; 1: read back every round)', positiveInt)
     .option('--sweep', 'sweep a grid of (exit layer, k) and report the best pair')
     .option('--repeat <r>', 'repeats after the warm-up', positiveInt, 3)
     .option('--profile', 'also break one run of each strategy down by phase: GPU draft/verify/decode, latency, encoding, CPU')
@@ -83,6 +86,7 @@ export function registerBench(program: Command): void {
         }];
         return runBench(model, {
           prompts, maxNewTokens: o.maxNewTokens, temperature: o.temperature, seed: o.seed, repeat: o.repeat, pairs, profile: o.profile,
+          roundsPerSubmission: o.roundsPerSubmission,
           onProgress: o.json ? undefined : (line) => process.stderr.write(`lsc: ${line}\n`),
         });
       });

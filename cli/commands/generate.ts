@@ -7,7 +7,7 @@ import { checkExitLayer } from '../checks.js';
 
 interface Opts {
   model: string; prompt: string; maxNewTokens: number; strategy: Strategy;
-  exitLayer?: number; numSpeculations?: number; temperature: number; topP?: number; topK?: number;
+  exitLayer?: number; numSpeculations?: number; roundsPerSubmission?: number; temperature: number; topP?: number; topK?: number;
   seed?: number; stop?: string[]; graph?: string; plan?: string; ctx?: number; json?: boolean; compare?: boolean;
   check?: ModelFlags['check'];
 }
@@ -19,6 +19,9 @@ function checkStrategyFlags(o: Opts): void {
   }
   if (o.numSpeculations !== undefined && o.strategy !== 'self-speculative') {
     throw new LscError('--num-speculations applies to --strategy self-speculative', {}, 'add --strategy self-speculative');
+  }
+  if (o.roundsPerSubmission !== undefined && o.strategy !== 'self-speculative') {
+    throw new LscError('--rounds-per-submission applies to --strategy self-speculative', {}, 'add --strategy self-speculative');
   }
 }
 
@@ -37,16 +40,30 @@ export function statsLine(s: GenerateStats): string {
 }
 
 /** The strategy against the autoregressive baseline on the same prompt. */
-function compareLine(r: GenerateResult, base: GenerateResult): { speedup: number; autoregressiveTokensPerSecond: number; identical: boolean; line: string } {
-  const speedup = base.stats.tokensPerSecond > 0 ? r.stats.tokensPerSecond / base.stats.tokensPerSecond : 0;
-  const identical = r.tokens.join() === base.tokens.join();
+/** Median of a non-empty list. */
+const median = (a: number[]): number => [...a].sort((x, y) => x - y)[a.length >> 1];
+
+/**
+ * The comparison of --compare: `runs` and `bases` are interleaved runs (base, run, base, run, ...;
+ * the last run is the one streamed), so the speedup is the median of paired ratios.
+ */
+function compareLine(runs: GenerateResult[], bases: GenerateResult[]): { speedup: number; tokensPerSecond: number; autoregressiveTokensPerSecond: number; pairs: number; identical: boolean; line: string } {
+  const r = runs[runs.length - 1];
+  const tps = (x: GenerateResult): number => x.stats.tokensPerSecond;
+  const speedup = median(runs.map((x, i) => (tps(bases[i]) > 0 ? tps(x) / tps(bases[i]) : 0)));
+  const identical = runs.every((x, i) => x.tokens.join() === bases[i].tokens.join());
   const acc = r.stats.acceptanceRate === null ? '' : `, acceptance ${(r.stats.acceptanceRate * 100).toFixed(1)}%`;
   const same = r.stats.strategy === 'self-speculative' || identical ? `; output ${identical ? 'identical to' : 'differs from'} autoregressive` : '';
+  const [mine, base] = [median(runs.map(tps)), median(bases.map(tps))];
   return {
-    speedup, autoregressiveTokensPerSecond: base.stats.tokensPerSecond, identical,
-    line: `${r.stats.strategy} ${r.stats.tokensPerSecond.toFixed(1)} tok/s vs autoregressive ${base.stats.tokensPerSecond.toFixed(1)} tok/s: speedup ×${speedup.toFixed(2)}${acc}${same}`,
+    speedup, tokensPerSecond: mine, autoregressiveTokensPerSecond: base, pairs: runs.length, identical,
+    line: `${r.stats.strategy} ${mine.toFixed(1)} tok/s vs autoregressive ${base.toFixed(1)} tok/s (medians of ${runs.length} interleaved runs): ` +
+      `speedup ×${speedup.toFixed(2)}${acc}${same}`,
   };
 }
+
+/** Interleaved (autoregressive, strategy) pairs that --compare times. */
+const COMPARE_PAIRS = 3;
 
 export function registerGenerate(program: Command): void {
   program.command('generate')
@@ -58,6 +75,7 @@ export function registerGenerate(program: Command): void {
       .choices(['autoregressive', 'early-exit', 'self-speculative']).default('autoregressive'))
     .option('--exit-layer <e>', "exit layer for early-exit / self-speculative (default: the graph's)", positiveInt)
     .option('--num-speculations <k>', "drafts per round for self-speculative (default: the graph's)", positiveInt)
+    .option('--rounds-per-submission <r>', 'greedy speculation rounds chained on the GPU per submission (default 8; 1: read back every round)', positiveInt)
     .option('--temperature <t>', 'sampling temperature; 0 is greedy', nonNegativeNumber, 0)
     .option('--top-p <p>', 'nucleus sampling mass in (0, 1]', probability)
     .option('--top-k <k>', 'sample from the k most likely tokens (0: all)', nonNegativeInt)
@@ -86,23 +104,30 @@ export function registerGenerate(program: Command): void {
       };
       const gen: GenerateOptions = {
         maxNewTokens: o.maxNewTokens, strategy: o.strategy, exitLayer: o.exitLayer, numSpeculations: o.numSpeculations,
-        temperature: o.temperature, topP: o.topP, topK: o.topK, seed: o.seed, stop: o.stop,
+        roundsPerSubmission: o.roundsPerSubmission, temperature: o.temperature, topP: o.topP, topK: o.topK, seed: o.seed, stop: o.stop,
       };
-      let baseline: GenerateResult | undefined;
+      const bases: GenerateResult[] = [];
+      const runs: GenerateResult[] = [];
       const result = await withModel(o, !o.json && process.stderr.isTTY === true, async (model) => {
         if (o.compare) {
-          // warm both paths (pipelines, caches), then time the autoregressive baseline
+          // warm both paths (pipelines, caches); then autoregressive and this strategy in turns, so
+          // a shared machine's drift hits both alike; the third run of this strategy is streamed
+          const arOpts: GenerateOptions = { ...gen, strategy: 'autoregressive', exitLayer: undefined, numSpeculations: undefined, roundsPerSubmission: undefined };
           await model.complete(o.prompt, { ...gen, maxNewTokens: Math.min(8, gen.maxNewTokens ?? 8) });
-          await model.complete(o.prompt, { ...gen, strategy: 'autoregressive', maxNewTokens: Math.min(8, gen.maxNewTokens ?? 8) });
-          baseline = await model.complete(o.prompt, { ...gen, strategy: 'autoregressive', exitLayer: undefined, numSpeculations: undefined });
+          await model.complete(o.prompt, { ...arOpts, maxNewTokens: Math.min(8, gen.maxNewTokens ?? 8) });
+          for (let i = 0; i < COMPARE_PAIRS; i++) {
+            bases.push(await model.complete(o.prompt, arOpts));
+            if (i + 1 < COMPARE_PAIRS) runs.push(await model.complete(o.prompt, gen));
+          }
         }
         const run = model.generate(o.prompt, gen);
         for await (const chunk of run) if (!o.json && chunk.text) process.stdout.write(chunk.text);
         return run.result;
       });
-      const comparison = baseline && compareLine(result, baseline);
+      runs.push(result);
+      const comparison = o.compare ? compareLine(runs, bases) : undefined;
       if (o.json) {
-        process.stdout.write(JSON.stringify(baseline ? { ...result, comparison } : result) + '\n');
+        process.stdout.write(JSON.stringify(comparison ? { ...result, comparison } : result) + '\n');
       } else {
         process.stdout.write('\n');
         process.stderr.write(statsLine(result.stats));

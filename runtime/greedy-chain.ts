@@ -1,0 +1,121 @@
+import { ACCEPT_MAX_ROUNDS, ACCEPT_OUT, ACCEPT_PARAMS, acceptStateBytes, emitAccept } from '../codegen/accept.js';
+import { compileDimExpr } from '../compiler/ir/dims.js';
+import { KernelCompileError, type Executor } from './executor.js';
+
+const U = GPUBufferUsage;
+
+/** What a chain of greedy rounds produced: per round, the tokens it emitted (n accepted + 1). */
+export interface ChainResult {
+  rounds: number[][];
+}
+
+/**
+ * Greedy speculation rounds chained on the GPU: draft@E ×k, verify@E, then the acceptance kernel
+ * (codegen/accept.ts) sets the next round's position and first token, R times in one submission
+ * with one readback at the end. A round's output depends only on the GPU state the previous
+ * round left, so the tokens are exactly those of R separate rounds.
+ */
+export class GreedyChain {
+  private pipeline?: GPUComputePipeline;
+  private readonly state: GPUBuffer;
+  private readonly groups = new Map<string, GPUBindGroup>();
+  private readonly params = new Map<string, GPUBuffer>();
+
+  constructor(private readonly ex: Executor) {
+    this.state = ex.gpu.device.createBuffer({ size: acceptStateBytes(ex.plan.rows.kMax), usage: U.STORAGE | U.COPY_DST | U.COPY_SRC, label: 'accept state' });
+    ex.allocatedBytes += this.state.size;
+    ex.buffers.set('runtime:accept-state', this.state); // destroyed with the executor
+  }
+
+  /** Range slots one round of exit E with k drafts takes. */
+  slotsPerRound(E: number, k: number): number {
+    return this.ex.entry(`draft@${E}`).stages.length * k + this.ex.entry(`verify@${E}`).stages.length;
+  }
+
+  /** Most rounds one submission can hold. */
+  maxRounds(E: number, k: number): number {
+    return Math.min(ACCEPT_MAX_ROUNDS, Math.floor(this.ex.plan.rows.rangeSlots / this.slotsPerRound(E, k)));
+  }
+
+  private async ensurePipeline(E: number): Promise<GPUComputePipeline> {
+    // the acceptance kernel rewrites posBase only: every stage of a round must sit at p
+    for (const name of [`draft@${E}`, `verify@${E}`]) {
+      for (const st of this.ex.entry(name).stages) {
+        const f = compileDimExpr(st.range.posBase);
+        if (f(() => 0) !== 0 || f(() => 1000) !== 1000) throw new Error(`internal: ${name}/${st.name} posBase ${st.range.posBase} is not p`);
+      }
+    }
+    if (this.pipeline) return this.pipeline;
+    const d = this.ex.gpu.device;
+    const module = d.createShaderModule({ code: emitAccept(), label: 'accept' });
+    const info = await module.getCompilationInfo();
+    const errors = info.messages.filter((m) => m.type === 'error');
+    if (errors.length) throw new KernelCompileError('accept', errors.map((m) => m.message).join('; '));
+    this.pipeline = await d.createComputePipelineAsync({ label: 'accept', layout: 'auto', compute: { module, entryPoint: 'main' } });
+    return this.pipeline;
+  }
+
+  private bindGroup(pipeline: GPUComputePipeline, values: number[]): GPUBindGroup {
+    const key = values.join(',');
+    let bg = this.groups.get(key);
+    if (bg) return bg;
+    const d = this.ex.gpu.device;
+    let pb = this.params.get(key);
+    if (!pb) {
+      pb = d.createBuffer({ size: ACCEPT_PARAMS.length * 4, usage: U.UNIFORM | U.COPY_DST, label: `accept ${key}` });
+      d.queue.writeBuffer(pb, 0, new Uint32Array(values));
+      this.params.set(key, pb);
+      this.ex.buffers.set(`runtime:accept-params ${key}`, pb);
+      this.ex.allocatedBytes += pb.size;
+    }
+    bg = d.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: [
+        { binding: 0, resource: { buffer: pb } },
+        { binding: 1, resource: { buffer: this.ex.buffers.get(this.ex.plan.io.tokens)! } },
+        { binding: 2, resource: { buffer: this.state } },
+        { binding: 3, resource: { buffer: this.ex.rangeBuffer } },
+      ],
+    });
+    this.groups.set(key, bg);
+    return bg;
+  }
+
+  /**
+   * R rounds from token `cur` at position p with k drafts each. The caller guarantees that
+   * R (k + 1) positions fit in the context: ranges are bounds-checked at their furthest.
+   */
+  async run(cur: number, p: number, k: number, E: number, R: number, profile = false): Promise<ChainResult> {
+    if (R < 1 || R > this.maxRounds(E, k)) throw new Error(`internal: ${R} chained rounds of k=${k} do not fit`);
+    const pipeline = await this.ensurePipeline(E);
+    const ex = this.ex;
+    const perRound = this.slotsPerRound(E, k);
+    ex.writeTokens(0, [cur]);
+    ex.gpu.device.queue.writeBuffer(this.state, 0, new Uint32Array([p, 0]));
+    const sub = ex.begin();
+    for (let j = 0; j < R; j++) {
+      // CPU-side ranges are placeholders at the furthest position this round can reach
+      const far = p + j * (k + 1);
+      const first = sub.slotsUsed;
+      if (profile) sub.section('draft');
+      for (let i = 0; i < k; i++) sub.run(`draft@${E}`, { p: far, i });
+      if (profile) sub.section('verify');
+      sub.run(`verify@${E}`, { p: far, k });
+      if (sub.slotsUsed !== first + perRound) throw new Error('internal: a round took an unexpected number of range slots');
+      const next = j + 1 < R ? perRound : 0;
+      sub.dispatch(pipeline, this.bindGroup(pipeline, [k, ex.plan.tokenSlots.verifyBase, first + perRound, next, j, 0, 0, 0]));
+    }
+    sub.readFrom(this.state, 0, (ACCEPT_OUT + R * (k + 1)) * 4);
+    const [buf] = await sub.submit();
+    const words = new Uint32Array(buf);
+    const rounds: number[][] = [];
+    let at = ACCEPT_OUT;
+    for (let j = 0; j < R; j++) {
+      const n = words[2 + j];
+      rounds.push([...words.subarray(at, at + n + 1)]);
+      at += n + 1;
+    }
+    if (at - ACCEPT_OUT !== words[1]) throw new Error('internal: accepted token count disagrees with the rounds');
+    return { rounds };
+  }
+}

@@ -1,0 +1,53 @@
+import type { Plan, PlanStage } from '../compiler/plan.js';
+import { compileDimExpr } from '../compiler/ir/dims.js';
+
+/**
+ * What self-speculative decoding can gain at best on two idealized devices, from the plan's
+ * weight bytes per stage and a measured number of tokens per round τ:
+ *   - bandwidth-bound (a GPU decoding one sequence): a stage costs reading its weights once,
+ *     however many rows it runs; AR pays W_decode per token, a round k·W_draft + W_verify;
+ *   - compute-bound (a CPU driver such as lavapipe on a model that fits in cache): a stage costs
+ *     its weights times its rows, so verifying k+1 positions costs k+1 times one.
+ * Attention over the context and per-dispatch overheads are left out; the embedding counts only
+ * the rows it gathers.
+ */
+export interface SpeculationBounds {
+  /** τ · W_decode / (k · W_draft + W_verify). */
+  bandwidthBound: number;
+  /** τ · W_decode / (k · W_draft + Σ rows · W over verify's stages). */
+  computeBound: number;
+}
+
+function stageWeightBytes(plan: Plan, st: PlanStage): number {
+  const kernels = new Map(plan.kernels.map((k) => [k.id, k]));
+  const bytes = new Map(plan.buffers.filter((b) => b.kind === 'weight').map((b) => [b.id, b.bytes]));
+  const seen = new Set<string>();
+  let total = 0;
+  for (const d of st.dispatches) {
+    if (kernels.get(d.kernel)?.family === 'embed') continue;
+    for (const id of d.buffers) {
+      const b = bytes.get(id);
+      if (b !== undefined && !seen.has(id)) { seen.add(id); total += b; }
+    }
+  }
+  return total;
+}
+
+export function speculationBounds(plan: Plan, E: number, k: number, tokensPerRound: number): SpeculationBounds {
+  const entry = (name: string) => {
+    const e = plan.entries.find((x) => x.name === name);
+    if (!e) throw new Error(`internal: the plan has no entry point ${name}`);
+    return e;
+  };
+  const sum = (name: string) => entry(name).stages.reduce((s, st) => s + stageWeightBytes(plan, st), 0);
+  const decode = sum('decode');
+  const draft = sum(`draft@${E}`);
+  const verify = sum(`verify@${E}`);
+  // verify's stages run 1 (newest) or k+1 (deep, head) rows
+  const rows = (st: PlanStage): number => compileDimExpr(st.range.rowCount)((n) => (n === 'k' ? k : n === 'p' ? 0 : NaN));
+  const verifyRows = entry(`verify@${E}`).stages.reduce((s, st) => s + stageWeightBytes(plan, st) * rows(st), 0);
+  return {
+    bandwidthBound: (tokensPerRound * decode) / (k * draft + verify),
+    computeBound: (tokensPerRound * decode) / (k * draft + verifyRows),
+  };
+}
