@@ -10,12 +10,15 @@ export class GpuWaiter {
 
   constructor(private readonly fraction = 0.85, private readonly keep = 8) {}
 
-  /** Sleeps for the expected part of a submission of this shape. */
+  /**
+   * Sleeps for the expected part of a submission of this shape: a fraction of the fastest recent
+   * one. Not a median: a first run that compiled the driver's shaders can take seconds, and
+   * sleeping that long on every later run costs far more than polling a little longer.
+   */
   sleep(signature: string): void {
     const s = this.samples.get(signature);
     if (!s || s.length < 2 || process.env.LSC_GPU_WAIT === "poll") return;
-    const sorted = [...s].sort((a, b) => a - b);
-    const ms = sorted[sorted.length >> 1] * this.fraction;
+    const ms = Math.min(...s) * this.fraction;
     if (ms >= 0.05) Atomics.wait(this.cell, 0, 0, ms);
   }
 
