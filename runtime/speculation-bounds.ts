@@ -7,7 +7,9 @@ import { compileDimExpr } from '../compiler/ir/dims.js';
  *   - bandwidth-bound (a GPU decoding one sequence): a stage costs reading its weights once,
  *     however many rows it runs; AR pays W_decode per token, a round k·W_draft + W_verify;
  *   - compute-bound (a CPU driver such as lavapipe on a model that fits in cache): a stage costs
- *     its weights times its rows, so verifying k+1 positions costs k+1 times one.
+ *     its weights times its rows, so verifying k+1 positions costs k+1 times one;
+ *   - dispatch-bound (fixed cost per dispatch, whatever its size): AR pays decode's dispatches per
+ *     token, a round its drafts', verify's and the acceptance kernel's.
  * Attention over the context and per-dispatch overheads are left out; the embedding counts only
  * the rows it gathers.
  */
@@ -16,6 +18,8 @@ export interface SpeculationBounds {
   bandwidthBound: number;
   /** τ · W_decode / (k · W_draft + Σ rows · W over verify's stages). */
   computeBound: number;
+  /** τ · D_decode / (k · D_draft + D_verify + 1). */
+  dispatchBound: number;
 }
 
 function stageWeightBytes(plan: Plan, st: PlanStage): number {
@@ -46,7 +50,9 @@ export function speculationBounds(plan: Plan, E: number, k: number, tokensPerRou
   // verify's stages run 1 (newest) or k+1 (deep, head) rows
   const rows = (st: PlanStage): number => compileDimExpr(st.range.rowCount)((n) => (n === 'k' ? k : n === 'p' ? 0 : NaN));
   const verifyRows = entry(`verify@${E}`).stages.reduce((s, st) => s + stageWeightBytes(plan, st) * rows(st), 0);
+  const dispatches = (name: string): number => entry(name).stages.reduce((s, st) => s + st.dispatches.length, 0);
   return {
+    dispatchBound: (tokensPerRound * dispatches('decode')) / (k * dispatches(`draft@${E}`) + dispatches(`verify@${E}`) + 1),
     bandwidthBound: (tokensPerRound * decode) / (k * draft + verify),
     computeBound: (tokensPerRound * decode) / (k * draft + verifyRows),
   };

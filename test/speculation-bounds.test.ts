@@ -34,4 +34,14 @@ describe('speculation bounds (runtime/speculation-bounds.ts)', () => {
       }
     });
   }
+
+  it('tiny-code: the dispatch-bound figure counts 43 dispatches per decode step, 5E + 3 per draft, 43 per verify, 1 acceptance', () => {
+    const file = path.join(root, 'graphs', 'tiny-code.json');
+    const plan = compileGraph(JSON.parse(fs.readFileSync(file, 'utf8')) as Graph, { file }).plan;
+    // embed, 5 per layer, head matmul, argmax (kernel-count.test.ts derives these)
+    for (const [E, k, tau] of [[2, 2, 2.4], [4, 3, 3.1], [7, 8, 8.6]]) {
+      const got = speculationBounds(plan, E, k, tau).dispatchBound;
+      assert.ok(Math.abs(got - (tau * 43) / (k * (5 * E + 3) + 43 + 1)) < 1e-9, `E=${E} k=${k}: ${got}`);
+    }
+  });
 });

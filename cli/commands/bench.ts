@@ -44,7 +44,8 @@ function table(r: BenchReport): string {
   lines.push(`self-speculative ${row(r.selfSpeculative)}`);
   lines.push(`speedup ×${r.speedup.toFixed(2)} · acceptance ${(r.acceptanceRate * 100).toFixed(1)}%`);
   const b = r.selfSpeculative.bounds;
-  lines.push(`at ${r.selfSpeculative.tokensPerRound.toFixed(2)} tokens/round the weights allow at most ×${b.bandwidthBound.toFixed(2)} where reading them bounds the time (GPU), ×${b.computeBound.toFixed(2)} where multiply-adds do (CPU)`);
+  lines.push(`ideal at ${r.selfSpeculative.tokensPerRound.toFixed(2)} tokens/round: ×${b.bandwidthBound.toFixed(2)} where reading weights bounds the time (GPU), ` +
+    `×${b.computeBound.toFixed(2)} where multiply-adds do (CPU), ×${b.dispatchBound.toFixed(2)} where dispatches do`);
   if (r.profile) {
     const fmt = (x: Record<string, number>): string => Object.entries(x).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(' · ');
     lines.push('profile (ms):');
