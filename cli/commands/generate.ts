@@ -63,7 +63,7 @@ function compareLine(runs: GenerateResult[], bases: GenerateResult[]): { speedup
 }
 
 /** Interleaved (autoregressive, strategy) pairs that --compare times. */
-const COMPARE_PAIRS = 3;
+const COMPARE_PAIRS = 5;
 
 export function registerGenerate(program: Command): void {
   program.command('generate')
