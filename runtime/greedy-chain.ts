@@ -37,14 +37,17 @@ export class GreedyChain {
     return Math.min(ACCEPT_MAX_ROUNDS, Math.floor(this.ex.plan.rows.rangeSlots / this.slotsPerRound(E, k)));
   }
 
+  private readonly checkedExits = new Set<number>();
+
   private async ensurePipeline(E: number): Promise<GPUComputePipeline> {
     // the acceptance kernel rewrites posBase only: every stage of a round must sit at p
-    for (const name of [`draft@${E}`, `verify@${E}`]) {
+    for (const name of this.checkedExits.has(E) ? [] : [`draft@${E}`, `verify@${E}`]) {
       for (const st of this.ex.entry(name).stages) {
         const f = compileDimExpr(st.range.posBase);
         if (f(() => 0) !== 0 || f(() => 1000) !== 1000) throw new Error(`internal: ${name}/${st.name} posBase ${st.range.posBase} is not p`);
       }
     }
+    this.checkedExits.add(E);
     if (this.pipeline) return this.pipeline;
     const d = this.ex.gpu.device;
     const module = d.createShaderModule({ code: emitAccept(), label: 'accept' });
