@@ -209,15 +209,16 @@ export async function runBench(model: LscModel, o: BenchOptions): Promise<BenchR
   const specFigs: SpecFigures[] = o.pairs.map((p, pi) => {
     const f = figures(ss[pi], o.repeat);
     const a = ss[pi];
+    const tokensPerRound = a.rounds ? (a.accepted + a.rounds) / a.rounds : 0;
     return {
       ...f, ...p,
       acceptanceRate: a.drafted ? a.accepted / a.drafted : 0,
       draftedTokens: a.drafted, acceptedTokens: a.accepted,
-      tokensPerRound: a.rounds ? (a.accepted + a.rounds) / a.rounds : 0,
+      tokensPerRound,
       matchesAutoregressive: greedy ? matches[pi] : null,
       speedup: median(ratios[pi]),
       speedupOfTotals: arFig.tokensPerSecond ? f.tokensPerSecond / arFig.tokensPerSecond : 0,
-      bounds: speculationBounds(model.plan, p.exitLayer, p.numSpeculations, a.rounds ? (a.accepted + a.rounds) / a.rounds : 0),
+      bounds: speculationBounds(model.plan, p.exitLayer, p.numSpeculations, tokensPerRound),
     };
   });
   const best = specFigs.reduce((b, s) => (s.speedup > b.speedup ? s : b));

@@ -40,6 +40,17 @@ interface ReadRequest {
 
 const U = GPUBufferUsage;
 
+/** What encoding a dispatch needs, resolved at load: pipeline, grid, and a bind group per range slot. */
+interface DispatchBinding {
+  pipeline: GPUComputePipeline;
+  grid: PlanKernel['grid'];
+  layout: GPUBindGroupLayout;
+  entries: GPUBindGroupEntry[];
+  /** Index of the range binding, rebound per slot. */
+  rangeAt: number;
+  bySlot: GPUBindGroup[];
+}
+
 /**
  * Runs plan entry points. Everything is built at load: pipelines, buffers, one bind group per
  * dispatch. A step is one command encoder with one compute pass; the only per-submission upload
@@ -49,7 +60,7 @@ export class Executor {
   readonly buffers = new Map<string, GPUBuffer>();
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   /** Per dispatch: its bind group entries, and one bind group per range slot (made on first use). */
-  private readonly bindings = new Map<PlanDispatch, { layout: GPUBindGroupLayout; entries: GPUBindGroupEntry[]; rangeAt: number; bySlot: GPUBindGroup[] }>();
+  private readonly bindings = new Map<PlanDispatch, DispatchBinding>();
   private readonly kernels: Map<string, PlanKernel>;
   private readonly entries: Map<string, PlanEntry>;
   /** @internal Row ranges, one RANGE_SLOT_BYTES slot per encoded stage of a submission. */
@@ -187,8 +198,9 @@ export class Executor {
             if (!buf) throw new Error(`internal: buffer ${id} not allocated`);
             return { binding: i, resource: { buffer: buf } };
           });
+          const pipeline = this.pipelines.get(k.id)!;
           this.bindings.set(disp, {
-            layout: this.pipelines.get(k.id)!.getBindGroupLayout(0), entries,
+            pipeline, grid: k.grid, layout: pipeline.getBindGroupLayout(0), entries,
             rangeAt: k.bindings.findIndex((b) => b.type === 'range'), bySlot: [],
           });
         }
@@ -196,8 +208,7 @@ export class Executor {
     }
   }
 
-  private bindGroup(disp: PlanDispatch, slot: number): GPUBindGroup {
-    const b = this.bindings.get(disp)!;
+  private bindGroup(b: DispatchBinding, slot: number): GPUBindGroup {
     let bg = b.bySlot[slot];
     if (!bg) {
       const entries = b.entries.map((e, i) => (i === b.rangeAt
@@ -300,10 +311,10 @@ export class Executor {
     this.rangeWords[s * 64 + 2] = r.posBase;
     const g = (x: GridDim): number => gridSize(x, r.rowCount);
     for (const disp of st.dispatches) {
-      const k = this.kernels.get(disp.kernel)!;
-      pass.setPipeline(this.pipelines.get(disp.kernel)!);
-      pass.setBindGroup(0, this.bindGroup(disp, s));
-      pass.dispatchWorkgroups(g(k.grid[0]), g(k.grid[1]), g(k.grid[2]));
+      const b = this.bindings.get(disp)!;
+      pass.setPipeline(b.pipeline);
+      pass.setBindGroup(0, this.bindGroup(b, s));
+      pass.dispatchWorkgroups(g(b.grid[0]), g(b.grid[1]), g(b.grid[2]));
     }
   }
 

@@ -160,47 +160,36 @@ export async function* generate(model: LscModel, prompt: string | number[], o: G
       yield { text: stopText.flush(stream.flush()), tokens: [] };
       break;
     }
-    let out: number[];
-    const chained = r.strategy === 'self-speculative' && r.greedy && r.chain > 1
-      ? Math.min(r.chain, steps.maxChainedRounds(r.E, r.K), Math.floor(left / (r.K + 1))) : 0;
-    if (chained > 1) {
-      // R whole rounds never pass max tokens or the context; stops inside are applied exactly
-      const perRound = await steps.greedyRounds(cur, p, r.K, r.E, chained);
-      out = [];
-      const ev: GenerateEvent = { text: '', tokens: [] };
-      for (const toks of perRound) {
-        if (stopReason) break;
-        rounds++;
-        drafted += r.K;
-        accepted += toks.length - 1;
-        const e = accept(toks);
-        ev.text += e.text;
-        ev.tokens.push(...e.tokens);
-        out.push(...toks);
-      }
-      if (ev.tokens.length || ev.text) yield ev;
-      p += out.length;
-      cur = out[out.length - 1];
-      continue;
-    }
+    // tokens in order, in groups: one per speculation round, or one group of decode steps
+    let groups: number[][];
+    let k = 0;
     if (r.strategy === 'self-speculative' && left >= 2) {
-      // k clamped so the round never passes max tokens or the context
-      const k = Math.min(r.K, left - 1);
-      rounds++;
-      out = r.greedy ? await greedyRound(model, cur, p, k, r.E) : await sampledRound(model, cur, p, k, r);
-      drafted += k;
-      accepted += out.length - 1;
+      // k clamped, and greedy rounds chained only whole, so nothing passes max tokens or the
+      // context; stops inside a round or a chain are applied exactly by accept()
+      k = Math.min(r.K, left - 1);
+      const chain = Math.max(1, Math.min(r.chain, steps.maxChainedRounds(r.E, k), Math.floor(left / (k + 1))));
+      groups = r.greedy ? await steps.greedyRounds(cur, p, k, r.E, chain) : [await sampledRound(model, cur, p, k, r)];
     } else if (r.greedy) {
-      const n = Math.min(left, model.plan.rows.decodeSteps);
-      out = await steps.greedySteps(cur, p, n, exitOnly);
+      groups = [await steps.greedySteps(cur, p, Math.min(left, model.plan.rows.decodeSteps), exitOnly)];
     } else {
       const logits = await steps.stepLogits(cur, p, 0, exitOnly);
-      out = [sample(distribution(logits, r.sampling), r.rng)];
+      groups = [[sample(distribution(logits, r.sampling), r.rng)]];
     }
-    const ev = accept(out);
+    const ev: GenerateEvent = { text: '', tokens: [] };
+    for (const group of groups) {
+      if (stopReason) break;
+      if (k) {
+        rounds++;
+        drafted += k;
+        accepted += group.length - 1;
+      }
+      const e = accept(group);
+      ev.text += e.text;
+      ev.tokens.push(...e.tokens);
+      p += group.length;
+      cur = group[group.length - 1];
+    }
     if (ev.tokens.length || ev.text) yield ev;
-    p += out.length;
-    cur = out[out.length - 1];
   }
   const t2 = performance.now();
   const decodeMs = t2 - t1;
@@ -225,14 +214,6 @@ export async function* generate(model: LscModel, prompt: string | number[], o: G
     waitMs: model.executor.timing.waitMs - timing0.waitMs,
   };
   return { text: stopText.text, promptTokens: promptIds, tokens, stats };
-}
-
-/** Greedy acceptance: the longest prefix of drafts equal to the verifier's picks, then its next pick. */
-async function greedyRound(model: LscModel, cur: number, p: number, k: number, E: number): Promise<number[]> {
-  const { drafts, picks } = await model.steps.greedyRound(cur, p, k, E);
-  let n = 0;
-  while (n < k && drafts[n] === picks[n]) n++;
-  return [...drafts.slice(0, n), picks[n]];
 }
 
 /**

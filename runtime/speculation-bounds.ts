@@ -22,15 +22,14 @@ export interface SpeculationBounds {
   dispatchBound: number;
 }
 
-function stageWeightBytes(plan: Plan, st: PlanStage): number {
-  const kernels = new Map(plan.kernels.map((k) => [k.id, k]));
-  const bytes = new Map(plan.buffers.filter((b) => b.kind === 'weight').map((b) => [b.id, b.bytes]));
+/** Weight bytes a stage reads (each buffer once; the embedding gather's table not counted). */
+function stageWeightBytes(st: PlanStage, family: Map<string, string>, weightBytes: Map<string, number>): number {
   const seen = new Set<string>();
   let total = 0;
   for (const d of st.dispatches) {
-    if (kernels.get(d.kernel)?.family === 'embed') continue;
+    if (family.get(d.kernel) === 'embed') continue;
     for (const id of d.buffers) {
-      const b = bytes.get(id);
+      const b = weightBytes.get(id);
       if (b !== undefined && !seen.has(id)) { seen.add(id); total += b; }
     }
   }
@@ -43,13 +42,16 @@ export function speculationBounds(plan: Plan, E: number, k: number, tokensPerRou
     if (!e) throw new Error(`internal: the plan has no entry point ${name}`);
     return e;
   };
-  const sum = (name: string) => entry(name).stages.reduce((s, st) => s + stageWeightBytes(plan, st), 0);
+  const family = new Map(plan.kernels.map((k) => [k.id, k.family]));
+  const weightBytes = new Map(plan.buffers.filter((b) => b.kind === 'weight').map((b) => [b.id, b.bytes]));
+  const bytes = (st: PlanStage): number => stageWeightBytes(st, family, weightBytes);
+  const sum = (name: string) => entry(name).stages.reduce((s, st) => s + bytes(st), 0);
   const decode = sum('decode');
   const draft = sum(`draft@${E}`);
   const verify = sum(`verify@${E}`);
   // verify's stages run 1 (newest) or k+1 (deep, head) rows
   const rows = (st: PlanStage): number => compileDimExpr(st.range.rowCount)((n) => (n === 'k' ? k : n === 'p' ? 0 : NaN));
-  const verifyRows = entry(`verify@${E}`).stages.reduce((s, st) => s + stageWeightBytes(plan, st) * rows(st), 0);
+  const verifyRows = entry(`verify@${E}`).stages.reduce((s, st) => s + bytes(st) * rows(st), 0);
   const dispatches = (name: string): number => entry(name).stages.reduce((s, st) => s + st.dispatches.length, 0);
   return {
     dispatchBound: (tokensPerRound * dispatches('decode')) / (k * dispatches(`draft@${E}`) + dispatches(`verify@${E}`) + 1),

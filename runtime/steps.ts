@@ -14,7 +14,11 @@ export class Steps {
   /** Profiling: split greedy rounds into timestamped draft and verify passes. */
   profile = false;
 
-  private chain?: GreedyChain;
+  private chainState?: GreedyChain;
+  /** Greedy rounds with acceptance on the GPU; its state buffer is made on first use. */
+  private get chain(): GreedyChain {
+    return (this.chainState ??= new GreedyChain(this.ex));
+  }
 
   constructor(readonly ex: Executor) {
     this.vocab = ex.plan.dims.vocab;
@@ -93,26 +97,8 @@ export class Steps {
     return new Float32Array(buf);
   }
 
-  /**
-   * A whole greedy speculation round in one submission: k drafts through exit E, then verify
-   * over the k+1 positions. Returns the drafts d1..dk and the verifier's picks v0..vk.
-   */
-  async greedyRound(cur: number, p: number, k: number, E: number): Promise<{ drafts: number[]; picks: number[] }> {
-    this.ex.writeTokens(0, [cur]);
-    const sub = this.ex.begin();
-    if (this.profile) sub.section('draft');
-    for (let i = 0; i < k; i++) sub.run(`draft@${E}`, { p, i });
-    if (this.profile) sub.section('verify');
-    sub.run(`verify@${E}`, { p, k });
-    sub.read(this.tokens, 4, k * 4);
-    sub.read(this.tokens, this.ex.plan.tokenSlots.verifyBase * 4, (k + 1) * 4);
-    const [d, v] = await sub.submit();
-    return { drafts: [...new Uint32Array(d)], picks: [...new Uint32Array(v)] };
-  }
-
   /** Most greedy rounds of exit E with k drafts that one submission can chain. */
   maxChainedRounds(E: number, k: number): number {
-    this.chain ??= new GreedyChain(this.ex);
     // profiling takes two timestamped sections per round, of at most 16
     return Math.min(this.chain.maxRounds(E, k), this.profile ? 8 : Infinity);
   }
@@ -122,7 +108,6 @@ export class Steps {
    * each round emits. The caller keeps R (k + 1) positions within the context.
    */
   async greedyRounds(cur: number, p: number, k: number, E: number, R: number): Promise<number[][]> {
-    this.chain ??= new GreedyChain(this.ex);
     return (await this.chain.run(cur, p, k, E, R, this.profile)).rounds;
   }
 

@@ -9,7 +9,6 @@
  * ~30 s of LLVM the first time it runs). Only one test runs the GPU at all.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,6 +25,7 @@ import { LscModel, type LoadOptions } from '../runtime/model.js';
 import type { GpuContext } from '../runtime/device.js';
 import { testGpu } from './helpers/gpu.js';
 import { writeRawSafetensors, writeSafetensors, type WriteTensor } from './helpers/checkpoint-writer.js';
+import { runLsc } from './helpers/run-cli.js';
 import { llamaTensorShapes, writeRandomModel, type RandomModel, type RandomModelConfig } from './helpers/random-model.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -352,16 +352,7 @@ describe('bad model inputs and requests', function () {
     // Vulkan loader settings that hide every driver from Dawn (checked on this machine: with
     // them, scripts/probe-adapter.mjs finds no adapter)
     const NO_DRIVER = { VK_ICD_FILENAMES: '/nonexistent.json', VK_DRIVER_FILES: '/nonexistent.json', VK_LOADER_DRIVERS_DISABLE: '*' };
-    const main = path.join(root, 'dist', 'cli', 'main.js');
-    const run = (...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> => new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [main, ...args], { cwd: root, env: { ...process.env, ...NO_DRIVER }, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s; });
-      child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s; });
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-    });
+    const run = (...args: string[]) => runLsc(args, NO_DRIVER);
     /** Dawn's and the Vulkan loader's own stderr: "Warning: ..." lines, native source locations, XDG notes. */
     const noise = (l: string): boolean => !l.trim() || /^Warning:/.test(l) || /^\s+at \S+ \(.*\.(cpp|cc|h|mm):\d+\)$/.test(l) || /XDG_/.test(l);
 

@@ -1,31 +1,16 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { CommanderError } from 'commander';
 import { LscError } from '../compiler/errors.js';
+import { ROOT as root, runLsc, type CliRun as Run } from './helpers/run-cli.js';
 import { report } from '../cli/report.js';
 
 /** End-to-end tests of dist/cli/main.js, run as a child process the way users run it. */
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const main = path.join(root, 'dist/cli/main.js');
 const tiny = path.join(root, 'examples/models/tiny-code');
 
-interface Run { code: number | null; stdout: string; stderr: string }
-
-function lsc(...args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [main, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s; });
-    child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s; });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const lsc = (...args: string[]): Promise<Run> => runLsc(args);
 
 // Dawn prints these limit notes to stderr whenever a device is opened; they are not lsc's output.
 const DAWN_NOISE = /^Warning: .*artificially reduced/;

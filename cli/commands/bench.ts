@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { LscError } from '../../compiler/errors.js';
-import { nonNegativeNumber, positiveInt } from '../options.js';
+import { nonNegativeNumber, positiveInt, ROUNDS_PER_SUBMISSION_HELP } from '../options.js';
 import { withModel } from '../load-model.js';
 import { checkExitLayer } from '../checks.js';
 import { runBench, sweepGrid, type BenchReport } from '../../runtime/bench.js';
@@ -67,7 +67,7 @@ export function registerBench(program: Command): void {
     .option('--seed <s>', 'seed of the first prompt (the others follow)', positiveInt)
     .option('--exit-layer <e>', "exit layer (default: the graph's)", positiveInt)
     .option('--num-speculations <k>', "drafts per round (default: the graph's)", positiveInt)
-    .option('--rounds-per-submission <r>', 'greedy speculation rounds chained on the GPU per submission (default 8; 1: read back every round)', positiveInt)
+    .option('--rounds-per-submission <r>', ROUNDS_PER_SUBMISSION_HELP, positiveInt)
     .option('--sweep', 'sweep a grid of (exit layer, k) and report the best pair')
     .option('--repeat <r>', 'repeats after the warm-up', positiveInt, 3)
     .option('--profile', 'also break one run of each strategy down by phase: GPU draft/verify/decode, latency, encoding, CPU')

@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import { LscError } from '../../compiler/errors.js';
 import type { GenerateOptions, GenerateResult, GenerateStats, Strategy } from '../../runtime/generate.js';
-import { collect, nonNegativeInt, nonNegativeNumber, positiveInt, probability } from '../options.js';
+import { collect, nonNegativeInt, nonNegativeNumber, positiveInt, probability, ROUNDS_PER_SUBMISSION_HELP } from '../options.js';
 import { withModel, type ModelFlags } from '../load-model.js';
 import { checkExitLayer } from '../checks.js';
 
@@ -75,7 +75,7 @@ export function registerGenerate(program: Command): void {
       .choices(['autoregressive', 'early-exit', 'self-speculative']).default('autoregressive'))
     .option('--exit-layer <e>', "exit layer for early-exit / self-speculative (default: the graph's)", positiveInt)
     .option('--num-speculations <k>', "drafts per round for self-speculative (default: the graph's)", positiveInt)
-    .option('--rounds-per-submission <r>', 'greedy speculation rounds chained on the GPU per submission (default 8; 1: read back every round)', positiveInt)
+    .option('--rounds-per-submission <r>', ROUNDS_PER_SUBMISSION_HELP, positiveInt)
     .option('--temperature <t>', 'sampling temperature; 0 is greedy', nonNegativeNumber, 0)
     .option('--top-p <p>', 'nucleus sampling mass in (0, 1]', probability)
     .option('--top-k <k>', 'sample from the k most likely tokens (0: all)', nonNegativeInt)
@@ -85,7 +85,7 @@ export function registerGenerate(program: Command): void {
     .option('--plan <dir>', 'run this compiled artifact (lsc compile) instead of compiling')
     .option('--ctx <n>', "KV-cache context length (default: the graph's)", positiveInt)
     .option('--json', 'print {"text","promptTokens","tokens","stats"} instead of streaming')
-    .option('--compare', 'also decode autoregressively first (warm-up, then timed) and report the speedup and whether the outputs match')
+    .option('--compare', `also decode autoregressively, in turns with this strategy (warm-up, then ${COMPARE_PAIRS} timed runs each), and report the median speedup and whether the outputs match`)
     .action(async (o: Opts) => {
       checkStrategyFlags(o);
       if (o.compare && o.strategy === 'autoregressive') {

@@ -69,13 +69,12 @@ export function writeSafetensors(path: string, tensors: WriteTensor[], metadata?
   }
 }
 
-/** Splits tensors over shards of roughly shardBytes each, writes model-0000i-of-0000n.safetensors + model.safetensors.index.json into dir. */
-export function writeShardedSafetensors(dir: string, tensors: WriteTensor[], shardBytes: number): void {
-  // Greedy: start a new shard when the next tensor would push a non-empty one past shardBytes.
-  const shards: WriteTensor[][] = [];
+/** Greedy sharding: a new shard starts when the next item would push a non-empty one past shardBytes. */
+export function groupIntoShards<T>(items: T[], bytesOf: (t: T) => number, shardBytes: number): T[][] {
+  const shards: T[][] = [];
   let size = 0;
-  for (const t of tensors) {
-    const n = byteLength(t);
+  for (const t of items) {
+    const n = bytesOf(t);
     if (shards.length === 0 || (size > 0 && size + n > shardBytes)) {
       shards.push([]);
       size = 0;
@@ -83,6 +82,12 @@ export function writeShardedSafetensors(dir: string, tensors: WriteTensor[], sha
     shards[shards.length - 1].push(t);
     size += n;
   }
+  return shards;
+}
+
+/** Splits tensors over shards of roughly shardBytes each, writes model-0000i-of-0000n.safetensors + model.safetensors.index.json into dir. */
+export function writeShardedSafetensors(dir: string, tensors: WriteTensor[], shardBytes: number): void {
+  const shards = groupIntoShards(tensors, byteLength, shardBytes);
   fs.mkdirSync(dir, { recursive: true });
   const pad = (i: number) => String(i).padStart(5, '0');
   const weightMap: Record<string, string> = {};

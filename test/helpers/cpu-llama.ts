@@ -15,6 +15,8 @@
  * Early exit after layer E (LayerSkip) runs layers 0..E-1 and then the same final norm + head.
  */
 
+import { add, attendOne, rmsNorm, ropeInPlace, siluMul } from './llama-math.js';
+
 /** The config.json fields the reference reads (HF LlamaConfig names and defaults). */
 export interface LlamaRefConfig {
   hidden_size: number;
@@ -188,27 +190,7 @@ export class CpuLlama {
   }
 
   private rmsNorm(x: Float64Array, weight: Float64Array): Float64Array {
-    let ss = 0;
-    for (const v of x) ss += v * v;
-    const inv = 1 / Math.sqrt(ss / x.length + this.eps);
-    return x.map((v, i) => v * inv * weight[i]);
-  }
-
-  /** rotate_half RoPE in place on each head of `x` ([nHeads * headDim]) at position pos. */
-  private rope(x: Float64Array, nHeads: number, pos: number): void {
-    const half = this.headDim / 2;
-    for (let h = 0; h < nHeads; h++) {
-      const o = h * this.headDim;
-      for (let j = 0; j < half; j++) {
-        // cos/sin of emb = cat(freqs, freqs): element j and j + half share angle pos * inv_freq[j]
-        const angle = pos * this.invFreq[j];
-        const cos = Math.cos(angle), sin = Math.sin(angle);
-        const a = x[o + j], b = x[o + j + half];
-        // x * cos + rotate_half(x) * sin, rotate_half(x) = cat(-x2, x1)
-        x[o + j] = a * cos - b * sin;
-        x[o + j + half] = b * cos + a * sin;
-      }
-    }
+    return rmsNorm(x, weight, this.eps);
   }
 
   /**
@@ -219,10 +201,8 @@ export class CpuLlama {
     if (!Number.isInteger(token) || token < 0 || token >= this.vocab) throw new Error(`reference: token ${token} outside the vocabulary`);
     const { d, ffn, headDim, heads, kvHeads } = this;
     const qDim = heads * headDim, kvDim = kvHeads * headDim;
-    const groups = heads / kvHeads;
-    const scale = 1 / Math.sqrt(headDim);
     const pos = cache[0].k.length;
-    let x = this.w('model.embed_tokens.weight').slice(token * d, (token + 1) * d);
+    let x: Float64Array = this.w('model.embed_tokens.weight').slice(token * d, (token + 1) * d);
 
     for (let l = 0; l < nLayers; l++) {
       const p = `model.layers.${l}.`;
@@ -230,45 +210,21 @@ export class CpuLlama {
       const q = CpuLlama.linear(this.w(p + 'self_attn.q_proj.weight'), h, qDim, d);
       const k = CpuLlama.linear(this.w(p + 'self_attn.k_proj.weight'), h, kvDim, d);
       const v = CpuLlama.linear(this.w(p + 'self_attn.v_proj.weight'), h, kvDim, d);
-      this.rope(q, heads, pos);
-      this.rope(k, kvHeads, pos);
+      ropeInPlace(q, heads, headDim, this.invFreq, pos);
+      ropeInPlace(k, kvHeads, headDim, this.invFreq, pos);
       cache[l].k.push(k);
       cache[l].v.push(v);
-
-      const attn = new Float64Array(qDim);
-      const n = pos + 1; // causal: positions 0..pos
-      const scores = new Float64Array(n);
-      for (let hq = 0; hq < heads; hq++) {
-        const kvh = Math.floor(hq / groups); // repeat_kv: kv head j serves query heads j*groups .. j*groups+groups-1
-        const qo = hq * headDim, ko = kvh * headDim;
-        let max = -Infinity;
-        for (let t = 0; t < n; t++) {
-          const kt = cache[l].k[t];
-          let s = 0;
-          for (let i = 0; i < headDim; i++) s += q[qo + i] * kt[ko + i];
-          scores[t] = s * scale;
-          max = Math.max(max, scores[t]);
-        }
-        let sum = 0;
-        for (let t = 0; t < n; t++) {
-          scores[t] = Math.exp(scores[t] - max);
-          sum += scores[t];
-        }
-        for (let t = 0; t < n; t++) {
-          const pr = scores[t] / sum;
-          const vt = cache[l].v[t];
-          for (let i = 0; i < headDim; i++) attn[qo + i] += pr * vt[ko + i];
-        }
-      }
+      // causal: the cache now holds positions 0..pos
+      const attn = attendOne(q, cache[l].k, cache[l].v, heads, kvHeads, headDim);
       const o = CpuLlama.linear(this.w(p + 'self_attn.o_proj.weight'), attn, d, qDim);
-      x = x.map((xi, i) => xi + o[i]);
+      x = add(x, o);
 
       const h2 = this.rmsNorm(x, this.w(p + 'post_attention_layernorm.weight'));
       const gate = CpuLlama.linear(this.w(p + 'mlp.gate_proj.weight'), h2, ffn, d);
       const up = CpuLlama.linear(this.w(p + 'mlp.up_proj.weight'), h2, ffn, d);
-      const act = gate.map((g, i) => (g / (1 + Math.exp(-g))) * up[i]); // silu(gate) * up
+      const act = siluMul(gate, up);
       const down = CpuLlama.linear(this.w(p + 'mlp.down_proj.weight'), act, d, ffn);
-      x = x.map((xi, i) => xi + down[i]);
+      x = add(x, down);
     }
     return x;
   }

@@ -108,25 +108,35 @@ export function llamaTensorShapes(c: LlamaRefConfig): [string, number[]][] {
   return out;
 }
 
-/** Writes a random checkpoint into dir (created if needed) and returns its stored values. */
-export function writeRandomModel(dir: string, config: RandomModelConfig, opts: RandomModelOptions): RandomModel {
-  const rng = new SeededRandom(opts.seed);
-  const logitStd = opts.logitStd ?? 3;
-  const full: RandomModelConfig = {
+/** The bundled model's tokenizer files, so random checkpoints load like real ones. */
+export function copyTinyTokenizer(dir: string): void {
+  for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(TINY_CODE, f), path.join(dir, f));
+}
+
+/** config.json of a Llama checkpoint: HF defaults for the fields `config` leaves out. */
+export function llamaConfigWithDefaults(config: RandomModelConfig, dtype: 'F16' | 'BF16' | 'F32', maxPositions = 1024): RandomModelConfig {
+  return {
     architectures: ['LlamaForCausalLM'],
     model_type: 'llama',
     hidden_act: 'silu',
     rms_norm_eps: 1e-5,
     rope_theta: 10000,
-    max_position_embeddings: 1024,
+    max_position_embeddings: maxPositions,
     bos_token_id: 1,
     eos_token_id: 2,
     tie_word_embeddings: false,
     attention_bias: false,
     mlp_bias: false,
-    torch_dtype: { F16: 'float16', BF16: 'bfloat16', F32: 'float32' }[opts.dtype],
+    torch_dtype: { F16: 'float16', BF16: 'bfloat16', F32: 'float32' }[dtype],
     ...config,
   };
+}
+
+/** Writes a random checkpoint into dir (created if needed) and returns its stored values. */
+export function writeRandomModel(dir: string, config: RandomModelConfig, opts: RandomModelOptions): RandomModel {
+  const rng = new SeededRandom(opts.seed);
+  const logitStd = opts.logitStd ?? 3;
+  const full = llamaConfigWithDefaults(config, opts.dtype);
   const d = full.hidden_size;
 
   const tensors = new Map<string, Float64Array>();
@@ -151,7 +161,7 @@ export function writeRandomModel(dir: string, config: RandomModelConfig, opts: R
 
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(full, null, 2));
-  for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(TINY_CODE, f), path.join(dir, f));
+  copyTinyTokenizer(dir);
   let weightFiles: string[];
   if (opts.sharded !== undefined) {
     writeShardedSafetensors(dir, toWrite, opts.sharded);

@@ -11,11 +11,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { f32ToBf16Bits, f32ToF16Bits } from '../../runtime/dtype-convert.js';
-import { llamaTensorShapes, type RandomModelConfig } from './random-model.js';
+import { groupIntoShards } from './checkpoint-writer.js';
+import { copyTinyTokenizer, llamaConfigWithDefaults, llamaTensorShapes, type RandomModelConfig } from './random-model.js';
 
-const TINY_CODE = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'examples', 'models', 'tiny-code');
 const ITEM_SIZE = { F32: 4, F16: 2, BF16: 2 } as const;
 /** Elements generated, converted and written at a time. */
 const PIECE = 1 << 20;
@@ -82,17 +81,7 @@ export function writeStreamedSafetensors(file: string, tensors: StreamTensor[], 
  * non-empty one) + model.safetensors.index.json; returns the shard file names.
  */
 export function writeStreamedShards(dir: string, tensors: StreamTensor[], shardBytes: number): string[] {
-  const shards: StreamTensor[][] = [];
-  let size = 0;
-  for (const t of tensors) {
-    const n = streamTensorBytes(t);
-    if (shards.length === 0 || (size > 0 && size + n > shardBytes)) {
-      shards.push([]);
-      size = 0;
-    }
-    shards[shards.length - 1].push(t);
-    size += n;
-  }
+  const shards = groupIntoShards(tensors, streamTensorBytes, shardBytes);
   const pad = (i: number) => String(i).padStart(5, '0');
   const weightMap: Record<string, string> = {};
   const names: string[] = [];
@@ -168,24 +157,10 @@ export function randomLlamaTensors(config: RandomModelConfig, opts: StreamedMode
 
 /** Writes config.json, the tiny-code tokenizer and random weights into dir (created if needed). */
 export function writeStreamedRandomModel(dir: string, config: RandomModelConfig, opts: StreamedModelOptions): StreamedModel {
-  const full: RandomModelConfig = {
-    architectures: ['LlamaForCausalLM'],
-    model_type: 'llama',
-    hidden_act: 'silu',
-    rms_norm_eps: 1e-5,
-    rope_theta: 10000,
-    max_position_embeddings: 4096,
-    bos_token_id: 1,
-    eos_token_id: 2,
-    tie_word_embeddings: false,
-    attention_bias: false,
-    mlp_bias: false,
-    torch_dtype: { F16: 'float16', BF16: 'bfloat16', F32: 'float32' }[opts.dtype],
-    ...config,
-  };
+  const full = llamaConfigWithDefaults(config, opts.dtype, 4096);
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(full, null, 2));
-  for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(TINY_CODE, f), path.join(dir, f));
+  copyTinyTokenizer(dir);
   const tensors = randomLlamaTensors(full, opts);
   const tensorBytes = tensors.reduce((a, t) => a + streamTensorBytes(t), 0);
   let weightFiles: string[];

@@ -9,6 +9,7 @@
  * with repeat_kv, SiLU MLP, final norm + head); accumulation in float64 over the stored values.
  */
 import type { SafetensorsCheckpoint } from '../../runtime/safetensors.js';
+import { add, attendOne, rmsNorm, ropeInPlace, siluMul } from './llama-math.js';
 import { argmax, headDimOf, hfRopeInvFreq, top2Gap, type GreedyTrace, type LlamaRefConfig } from './cpu-llama.js';
 
 /** Per layer: post-RoPE K and V rows, one per position so far. */
@@ -99,26 +100,7 @@ export class StreamingLlama {
   }
 
   private rmsNorm(x: Float64Array, weight: Float64Array): Float64Array {
-    let ss = 0;
-    for (let i = 0; i < x.length; i++) ss += x[i] * x[i];
-    const inv = 1 / Math.sqrt(ss / x.length + this.eps);
-    const out = new Float64Array(x.length);
-    for (let i = 0; i < x.length; i++) out[i] = x[i] * inv * weight[i];
-    return out;
-  }
-
-  private rope(x: Float64Array, nHeads: number, pos: number): void {
-    const half = this.headDim / 2;
-    for (let h = 0; h < nHeads; h++) {
-      const o = h * this.headDim;
-      for (let j = 0; j < half; j++) {
-        const angle = pos * this.invFreq[j];
-        const cos = Math.cos(angle), sin = Math.sin(angle);
-        const a = x[o + j], b = x[o + j + half];
-        x[o + j] = a * cos - b * sin;
-        x[o + j + half] = b * cos + a * sin;
-      }
-    }
+    return rmsNorm(x, weight, this.eps);
   }
 
   newCache(): StreamingCache {
@@ -143,8 +125,6 @@ export class StreamingLlama {
   extend(cache: StreamingCache, tokens: number[], nLayers = this.layers): Float64Array[][] {
     const { d, ffn, headDim, heads, kvHeads } = this;
     const qDim = heads * headDim, kvDim = kvHeads * headDim;
-    const groups = heads / kvHeads;
-    const scale = 1 / Math.sqrt(headDim);
     const pos0 = cache.k[0].length;
     if (cache.k.some((k, l) => l < nLayers && k.length !== pos0)) throw new Error('reference: cache layers out of step');
     let xs = this.embed(tokens);
@@ -158,45 +138,21 @@ export class StreamingLlama {
       const attns: Float64Array[] = [];
       tokens.forEach((_, t) => {
         const pos = pos0 + t;
-        this.rope(qs[t], heads, pos);
-        this.rope(ks[t], kvHeads, pos);
+        ropeInPlace(qs[t], heads, headDim, this.invFreq, pos);
+        ropeInPlace(ks[t], kvHeads, headDim, this.invFreq, pos);
         cache.k[l].push(ks[t]);
         cache.v[l].push(vs[t]);
-        const q = qs[t];
-        const attn = new Float64Array(qDim);
-        const n = pos + 1; // causal
-        const scores = new Float64Array(n);
-        for (let hq = 0; hq < heads; hq++) {
-          const qo = hq * headDim, ko = Math.floor(hq / groups) * headDim;
-          let max = -Infinity;
-          for (let j = 0; j < n; j++) {
-            const kj = cache.k[l][j];
-            let s = 0;
-            for (let i = 0; i < headDim; i++) s += q[qo + i] * kj[ko + i];
-            scores[j] = s * scale;
-            if (scores[j] > max) max = scores[j];
-          }
-          let sum = 0;
-          for (let j = 0; j < n; j++) {
-            scores[j] = Math.exp(scores[j] - max);
-            sum += scores[j];
-          }
-          for (let j = 0; j < n; j++) {
-            const pr = scores[j] / sum;
-            const vj = cache.v[l][j];
-            for (let i = 0; i < headDim; i++) attn[qo + i] += pr * vj[ko + i];
-          }
-        }
-        attns.push(attn);
+        // causal: the cache now holds positions 0..pos
+        attns.push(attendOne(qs[t], cache.k[l], cache.v[l], heads, kvHeads, headDim));
       });
       const os = this.linear(p + 'self_attn.o_proj.weight', attns, d, qDim);
-      xs = xs.map((x, t) => x.map((xi, i) => xi + os[t][i]));
+      xs = xs.map((x, t) => add(x, os[t]));
       const h2s = xs.map((x) => this.rmsNorm(x, this.vector(p + 'post_attention_layernorm.weight')));
       const gates = this.linear(p + 'mlp.gate_proj.weight', h2s, ffn, d);
       const ups = this.linear(p + 'mlp.up_proj.weight', h2s, ffn, d);
-      const acts = gates.map((g, t) => g.map((gi, i) => (gi / (1 + Math.exp(-gi))) * ups[t][i]));
+      const acts = gates.map((g, t) => siluMul(g, ups[t]));
       const downs = this.linear(p + 'mlp.down_proj.weight', acts, d, ffn);
-      xs = xs.map((x, t) => x.map((xi, i) => xi + downs[t][i]));
+      xs = xs.map((x, t) => add(x, downs[t]));
       out.push(xs);
     }
     return out;
