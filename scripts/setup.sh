@@ -20,7 +20,8 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 
 log "building (tsc)"
-npx tsc -p tsconfig.json
+# npm run build also makes dist/cli/main.js executable, which `npx lsc` needs
+npm run --silent build
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"

@@ -94,6 +94,12 @@ describe('lsc command line', function () {
     assert.ok(i.stdout.split('\n').length < 400, 'inspect of a 32-layer plan stays readable');
   });
 
+  it('the built command is executable, so `npx lsc` runs it', () => {
+    const mode = fs.statSync(path.join(root, 'dist', 'cli', 'main.js')).mode;
+    assert.ok(mode & 0o100, `dist/cli/main.js has mode ${(mode & 0o777).toString(8)}`);
+    assert.match(fs.readFileSync(path.join(root, 'dist', 'cli', 'main.js'), 'utf8'), /^#!\/usr\/bin\/env node\n/);
+  });
+
   it('compiles and inspects the tiny model, and replaces an existing artifact', async () => {
     const graphFile = path.join(tmp, 'tiny.json');
     const out = path.join(tmp, 'out-tiny');
