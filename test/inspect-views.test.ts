@@ -33,7 +33,7 @@ function parseDot(dot: string): { nodes: Set<string>; edges: [string, string][];
 }
 
 describe('lsc inspect --format dot|html (cli/inspect-*.ts)', () => {
-  for (const name of ['tiny-code', 'llama2-7b', 'llama3.2-1b']) {
+  for (const name of ['tiny-code', 'tiny-code-deep', 'llama2-7b', 'llama3.2-1b']) {
     it(`${name}: DOT declares every edge's ends, one cluster per multi-node kernel, the exit and verify nodes`, () => {
       const { graph, plan, file } = load(name);
       const v = viewModel(graph, plan, file);

@@ -2,7 +2,7 @@
  * Kernel and dispatch counts per entry point, so that a regression in fusion (a kernel split in
  * two, an epilogue that stops fusing, a per-layer kernel that stops being shared) fails loudly.
  * The expected numbers are derived from the structure of a Llama decoder (DESIGN.md §1, Fusion)
- * and written out for tiny-code and llama2-7b. Pure: compiles plans, no GPU.
+ * and written out for tiny-code, tiny-code-deep and llama2-7b. Pure: compiles plans, no GPU.
  *
  * One decoder layer is 5 dispatches:
  *   1. rms_norm (prologue) + q/k/v matmuls as one kernel, with RoPE on q, RoPE + KV-cache write on k
@@ -109,6 +109,21 @@ const cases: Case[] = [
       'verify@2': (1 + 5 * 2) + 5 * 6 + (1 + 1), // 43: newest 11, deep 30, head 2
       'draft@6': 1 + 5 * 6 + 1 + 1, // 33
       'verify@6': (1 + 5 * 6) + 5 * 2 + (1 + 1), // 43
+    },
+  },
+  {
+    // the deep bundled model: 16 layers, vocab 1024 x d 128 in f16 is 256 KiB (one slice each)
+    name: 'tiny-code-deep',
+    shape: { L: 16, embedSlices: 1, headSlices: 1 },
+    // the same 8 kernels as tiny-code: depth adds dispatches, not kernels
+    kernels: 8,
+    dispatches: {
+      prefill: 1 + 5 * 16 + 1 + 1, // 83
+      decode: 1 + 5 * 16 + 1 + 1, // 83
+      'draft@4': 1 + 5 * 4 + 1 + 1, // 23: the default exit
+      'verify@4': (1 + 5 * 4) + 5 * 12 + (1 + 1), // 83: newest 21, deep 60, head 2
+      'draft@12': 1 + 5 * 12 + 1 + 1, // 63
+      'verify@12': (1 + 5 * 12) + 5 * 4 + (1 + 1), // 83
     },
   },
   {

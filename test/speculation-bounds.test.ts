@@ -14,7 +14,7 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
  * head is the LM head (f16) and the final norm; the embedding gather reads one row per token.
  */
 describe('speculation bounds (runtime/speculation-bounds.ts)', () => {
-  for (const name of ['tiny-code', 'llama2-7b', 'llama3-8b']) {
+  for (const name of ['tiny-code', 'tiny-code-deep', 'llama2-7b', 'llama3-8b']) {
     it(`${name}: bandwidth- and compute-bound speedups from the plan match the model's dimensions`, () => {
       const file = path.join(root, 'graphs', `${name}.json`);
       const graph = JSON.parse(fs.readFileSync(file, 'utf8')) as Graph;

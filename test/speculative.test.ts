@@ -6,12 +6,34 @@ import { sampledRound } from '../runtime/generate.js';
 import { testGpu } from './helpers/gpu.js';
 
 const tinyDir = fileURLToPath(new URL('../../examples/models/tiny-code/', import.meta.url));
+const deepDir = fileURLToPath(new URL('../../examples/models/tiny-code-deep/', import.meta.url));
 
 const prompts = [
   'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n',
   'import os\n\nclass Config:\n    def __init__(self, path):\n',
   'for i in range(10):\n',
 ];
+
+const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+/**
+ * Greedy self-speculative decoding is exact: for every exit E and draft count k given, each
+ * prompt's 24 tokens (and text) equal autoregressive decoding's, with drafts actually made.
+ */
+async function expectSelfSpeculativeEqualsAutoregressive(model: LscModel, exits: number[], ks: number[]): Promise<void> {
+  const n = 24;
+  for (const prompt of prompts) {
+    const ar = await model.complete(prompt, { maxNewTokens: n, stopAtEos: false });
+    for (const E of exits) {
+      for (const k of ks) {
+        const ss = await model.complete(prompt, { maxNewTokens: n, stopAtEos: false, strategy: 'self-speculative', exitLayer: E, numSpeculations: k });
+        assert.deepEqual(ss.tokens, ar.tokens, `E=${E} k=${k} prompt ${JSON.stringify(prompt.slice(0, 20))}`);
+        assert.equal(ss.text, ar.text);
+        assert.ok(ss.stats.draftedTokens > 0);
+      }
+    }
+  }
+}
 
 describe('self-speculative decoding on tiny-code', function () {
   let model: LscModel;
@@ -21,18 +43,8 @@ describe('self-speculative decoding on tiny-code', function () {
   after(() => model?.dispose());
 
   it('greedy output equals autoregressive output for every E in 1..7 and k in 1..8', async () => {
-    const n = 24;
-    for (const prompt of prompts) {
-      const ar = await model.complete(prompt, { maxNewTokens: n, stopAtEos: false });
-      for (let E = 1; E <= 7; E++) {
-        for (let k = 1; k <= 8; k++) {
-          const ss = await model.complete(prompt, { maxNewTokens: n, stopAtEos: false, strategy: 'self-speculative', exitLayer: E, numSpeculations: k });
-          assert.deepEqual(ss.tokens, ar.tokens, `E=${E} k=${k} prompt ${JSON.stringify(prompt.slice(0, 20))}`);
-          assert.equal(ss.text, ar.text);
-          assert.ok(ss.stats.draftedTokens > 0);
-        }
-      }
-    }
+    assert.deepEqual(model.exitCandidates, range(1, 7));
+    await expectSelfSpeculativeEqualsAutoregressive(model, range(1, 7), range(1, 8));
   });
 
   it('stops exactly mid-round: max tokens, stop strings and EOS give the autoregressive result', async () => {
@@ -173,5 +185,20 @@ describe('self-speculative decoding on tiny-code', function () {
     } finally {
       fresh.dispose();
     }
+  });
+});
+
+// The 16-layer model: every exit candidate, with one draft, the graph's default k (3) and the most
+// drafts the plan allows (8) — a bounded sweep (135 generations) that still crosses every exit.
+describe('self-speculative decoding on tiny-code-deep', function () {
+  let model: LscModel;
+  before(async () => {
+    model = await LscModel.load(deepDir, { gpu: await testGpu() });
+  });
+  after(() => model?.dispose());
+
+  it('greedy output equals autoregressive output for every E in 1..15 and k in {1, 3, 8}', async () => {
+    assert.deepEqual(model.exitCandidates, range(1, 15));
+    await expectSelfSpeculativeEqualsAutoregressive(model, range(1, 15), [1, 3, 8]);
   });
 });

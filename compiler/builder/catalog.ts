@@ -14,8 +14,11 @@ export interface CatalogEntry {
 }
 
 export const CATALOG: CatalogEntry[] = [
-  // the bundled model: builder defaults, so the graph lsc builds from its config.json is this one
+  // the bundled models: builder defaults, so the graph lsc builds from its config.json is this one
   { name: 'tiny-code', config: 'examples/models/tiny-code/config.json', options: { ctx: 1024, kMax: 8 } },
+  // the second bundled model (16 layers, head = 0.65 layer as in llama2-7B): builder defaults too,
+  // which give every exit 1..15 and E=4 (a quarter of the depth), k=3
+  { name: 'tiny-code-deep', config: 'examples/models/tiny-code-deep/config.json', options: { ctx: 1024, kMax: 8 } },
   { name: 'llama2-7b', config: 'graphs/configs/llama2-7b.config.json', options: { ctx: 4096, exitLayer: 8, numSpeculations: 6 } },
   { name: 'llama2-13b', config: 'graphs/configs/llama2-13b.config.json', options: { ctx: 4096, exitLayer: 8, numSpeculations: 6 } },
   { name: 'llama2-70b', config: 'graphs/configs/llama2-70b.config.json', options: { ctx: 4096, exitLayer: 10, numSpeculations: 6 } },
