@@ -58,7 +58,7 @@ function replaceable(dir: string, target: string): Manifest | undefined {
   try {
     readListedFiles(target, manifest, '');
   } catch (e) {
-    throw refuse(`holds a file lsc wrote that was changed since (${(e as LscError).message})`);
+    throw refuse(`does not match its ${MANIFEST_FILE} (${(e as LscError).message})`);
   }
   const extra = firstUnlisted(target, manifest);
   if (extra !== undefined) throw refuse(`holds '${extra}', which lsc did not write`);
