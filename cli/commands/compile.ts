@@ -21,8 +21,8 @@ export function registerCompile(program: Command): void {
     .action((graphPath: string, opts: Opts) => {
       const src = loadGraphSource(graphPath);
       const graph = withCtx(src.graph, opts.ctx);
-      const compiled = compileGraph(graph, { file: src.file, target: opts.target });
       const dir = opts.out ?? defaultOutDir(graph.name, src.file);
+      const compiled = compileGraph(graph, { file: src.file, target: opts.target });
       writeArtifact(dir, compiled, graph, opts.emitTs ? { 'model.ts': emitTypedModule(compiled.plan) } : {});
       if (opts.json) {
         process.stdout.write(JSON.stringify({ artifact: dir, ...summaryJson(compiled.plan) }, null, 2) + '\n');
