@@ -5,7 +5,8 @@
  *
  * Everything runs through the real CLI with artifacts of graphs/tiny-code.json. `generate --plan`
  * runs with the Vulkan drivers hidden: reaching the artifact's error, not "no WebGPU adapter",
- * shows the artifact was refused before the device was opened. No test here uses the GPU.
+ * shows the artifact was refused before the device was opened. One test uses the GPU: a tuned
+ * artifact of the tiny model runs like a fresh compile (same kernel shapes: cached by lavapipe).
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -14,10 +15,15 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Graph } from '../compiler/ir/graph.js';
 import type { Plan } from '../compiler/plan.js';
-import { isArtifactDir, readArtifact } from '../compiler/artifact.js';
+import { isArtifactDir, readArtifact, writeArtifact } from '../compiler/artifact.js';
 import { LscError } from '../compiler/errors.js';
 import { MANIFEST_FILE, manifestText, type Manifest } from '../compiler/artifact-manifest.js';
 import { ROOT, runLsc, type CliRun } from './helpers/run-cli.js';
+import { testGpu } from './helpers/gpu.js';
+import { compileGraph } from '../compiler/compile.js';
+import { planLimits } from '../runtime/device.js';
+import { loadTuning } from '../runtime/tuning-db.js';
+import { LscModel } from '../runtime/model.js';
 
 const GRAPH = path.join(ROOT, 'graphs', 'tiny-code.json');
 const TINY = path.join(ROOT, 'examples', 'models', 'tiny-code');
@@ -330,6 +336,29 @@ describe('hardening: artifact safety', function () {
       fs.writeFileSync(file, JSON.stringify(m));
       loadRefuses(dir, /manifest\.json lists "\.\.\/good\/plan\.json", which is not a plain file name .* #\/files\/0\/path/);
     });
+  });
+
+  it('a plan compiled with this adapter\'s tuned kernel configs passes the checks and runs like a fresh compile (GPU)', async () => {
+    // the tuned configs differ from the compiler's defaults: the check must recompile with them
+    const gpu = await testGpu();
+    const graph = readJson<Graph>(GRAPH);
+    const compiled = compileGraph(graph, { file: GRAPH, limits: planLimits(gpu), tuning: loadTuning(gpu), target: gpu.isCpu ? 'cpu' : 'gpu' });
+    const untuned = compileGraph(graph, { file: GRAPH, limits: planLimits(gpu) });
+    assert.notDeepEqual(compiled.plan.kernels.map((k) => k.config), untuned.plan.kernels.map((k) => k.config), 'configs other than the defaults');
+    const dir = path.join(tmp, 'tuned');
+    writeArtifact(dir, compiled, graph);
+    const tokens = [1, 535, 300, 42];
+    const fromPlan = await LscModel.load(TINY, { gpu, plan: dir });
+    const fresh = await LscModel.load(TINY, { gpu });
+    try {
+      assert.deepEqual(fromPlan.plan, JSON.parse(JSON.stringify(fresh.plan)), 'the same plan as loading compiles');
+      const [a] = await fromPlan.logits(tokens);
+      const [b] = await fresh.logits(tokens);
+      assert.deepEqual(Array.from(a), Array.from(b));
+    } finally {
+      fromPlan.dispose();
+      fresh.dispose();
+    }
   });
 
   describe('artifacts of an older lsc (plan.json, no manifest.json)', () => {
