@@ -70,14 +70,17 @@ function untuned(plan: Plan): unknown {
   };
 }
 
-/** Rethrows a compile error of the artifact's graph with the artifact's fix. */
-function recompiled(compile: () => CompiledPlan, planFile: string): CompiledPlan {
+/**
+ * Rethrows a compile error of the artifact's graph with the artifact's fix. With the plan's own
+ * kernel configs (`configsFrom`), an emitter that rejects one is the plan's fault, not a bug.
+ */
+function recompiled(compile: () => CompiledPlan, configsFrom?: string): CompiledPlan {
   try {
     return compile();
   } catch (e) {
     if (isLscError(e)) throw new LscError(e.message, e.where, RECOMPILE);
-    // an emitter rejected a kernel config the plan asked for
-    throw new LscError(`the kernel configs in plan.json cannot be compiled: ${(e as Error).message}`, { file: planFile, pointer: '/kernels' }, RECOMPILE);
+    if (configsFrom === undefined) throw e;
+    throw new LscError(`the kernel configs in plan.json cannot be compiled: ${(e as Error).message}`, { file: configsFrom, pointer: '/kernels' }, RECOMPILE);
   }
 }
 
@@ -143,7 +146,7 @@ export function checkPlan(rawPlan: unknown, rawGraph: unknown, files: { plan: st
   // the scheduler asks for a tuning choice once per tunable fused kernel, in a fixed order
   const calls: string[][] = [];
   const record = (k: { nodes: string[] }): undefined => { calls.push(k.nodes); return undefined; };
-  const first = recompiled(() => compileGraph(graph, { ...options, tuning: { matmul: record, attention: record, argmax: record } }), planFile);
+  const first = recompiled(() => compileGraph(graph, { ...options, tuning: { matmul: record, attention: record, argmax: record } }));
   mustEqual(untuned(plan), asJson(untuned(first.plan)), planFile, 'compiling graph.json');
   if (firstDifference(plan.kernels, asJson(first.plan.kernels)) === undefined) return { plan, graph, wgsl: first.wgsl };
 

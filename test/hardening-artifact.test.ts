@@ -305,6 +305,30 @@ describe('hardening: artifact safety', function () {
       loadRefuses(dir, /\/entries\/1\/stages\/0\/dispatches\/0\/buffers\/0 is "act:nowhere", compiling graph\.json gives "/);
     });
 
+    it('a kernel config edited in plan.json (manifest resealed): recompiled with it, the kernel differs', () => {
+      const dir = copy('kernel-config');
+      let at = -1;
+      editPlan(dir, (p) => {
+        const kernels = p.kernels as Plan['kernels'];
+        at = kernels.findIndex((k) => k.family === 'matmul');
+        kernels[at].config = { ...kernels[at].config, rowBlock: 1 };
+        return p;
+      });
+      reseal(dir);
+      loadRefuses(dir, new RegExp(`/kernels/${at}/id is "matmul_\\w+", compiling graph\\.json with its kernel configs gives "matmul_\\w+"`));
+    });
+
+    it('a kernel config no emitter accepts (manifest resealed)', () => {
+      const dir = copy('kernel-config-bad');
+      editPlan(dir, (p) => {
+        const kernels = p.kernels as Plan['kernels'];
+        kernels.find((k) => k.family === 'matmul')!.config = { units: 7, perThread: 2 };
+        return p;
+      });
+      reseal(dir);
+      loadRefuses(dir, /the kernel configs in plan\.json cannot be compiled: .* \(at \S+plan\.json #\/kernels\)/);
+    });
+
     it('a plan with no kernels (manifest resealed)', async () => {
       const dir = copy('no-kernels');
       editPlan(dir, (p) => { delete p.kernels; return p; });
