@@ -4,7 +4,7 @@ import { LscError } from '../compiler/errors.js';
 import type { Graph } from '../compiler/ir/graph.js';
 import type { Plan } from '../compiler/plan.js';
 import { validateGraph } from '../compiler/ir/validate.js';
-import { GRAPH_FILE, isArtifactDir, readArtifact } from '../compiler/artifact.js';
+import { GRAPH_FILE, looksLikeArtifactDir, readArtifact } from '../compiler/artifact.js';
 import { parseLlamaConfig, type LlamaHfConfig } from '../compiler/builder/hf-config.js';
 import { modelGraph, readJsonFile } from '../runtime/model-dir.js';
 
@@ -33,13 +33,13 @@ export function loadGraphSource(p: string): GraphSource {
   if (!st.isDirectory()) {
     return { kind: 'graph', graph: validateGraph(readJsonFile(p, 'graph file'), p), file: p };
   }
-  if (isArtifactDir(p)) {
+  if (looksLikeArtifactDir(p)) {
+    // readArtifact checks all of it (manifest, plan against graph) and explains an old or broken one
     const a = readArtifact(p);
-    const file = path.join(p, GRAPH_FILE);
-    return { kind: 'artifact', graph: validateGraph(a.graph, file), file, plan: a.plan };
+    return { kind: 'artifact', graph: a.graph, file: path.join(p, GRAPH_FILE), plan: a.plan };
   }
   if (fs.existsSync(path.join(p, 'config.json'))) return { kind: 'model', graph: modelGraph(p).graph };
-  throw new LscError(`directory '${p}' has neither plan.json (a compiled artifact) nor config.json (a model)`, { file: p }, WHAT);
+  throw new LscError(`directory '${p}' has neither manifest.json (a compiled artifact) nor config.json (a model)`, { file: p }, WHAT);
 }
 
 /** A Hugging Face config.json, given as the file or the model directory holding it. */

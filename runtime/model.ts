@@ -16,7 +16,7 @@ import { GenerationRun } from './generation-run.js';
 import { loadTuning } from './tuning-db.js';
 import { readArtifact } from '../compiler/artifact.js';
 
-/** A compiled artifact, checked against the model's graph. */
+/** A compiled artifact (readArtifact checks all of it against its own graph.json), checked against the model's graph. */
 function loadArtifact(dir: string, graph: Graph): { plan: Plan; wgsl: Map<string, string> } {
   const { plan, wgsl } = readArtifact(dir);
   for (const key of ['vocab', 'd', 'layers', 'heads', 'kvHeads', 'headDim', 'ffn'] as const) {
@@ -26,8 +26,6 @@ function loadArtifact(dir: string, graph: Graph): { plan: Plan; wgsl: Map<string
         'compile the artifact from this model (lsc compile MODEL_DIR)');
     }
   }
-  const missing = plan.kernels.find((k) => !wgsl.has(k.id));
-  if (missing) throw new LscError(`kernel source ${missing.file} is missing`, { file: dir }, 'recompile the artifact');
   return { plan, wgsl };
 }
 
@@ -89,6 +87,8 @@ export class LscModel {
   static async load(dir: string, opts: LoadOptions = {}): Promise<LscModel> {
     checkModelDir(dir);
     const { graph } = modelGraph(dir, { graphFile: opts.graph });
+    // an artifact is user input: checked whole before the device opens or anything runs
+    const artifact = opts.plan ? loadArtifact(opts.plan, graph) : undefined;
     const tokenizer = LscTokenizer.load(dir);
     const ckpt = SafetensorsCheckpoint.open(dir);
     // small models are dispatch-bound: on a CPU driver, one shader thread beats fork/join per dispatch
@@ -101,7 +101,7 @@ export class LscModel {
       throw e;
     }
     try {
-      const { plan, wgsl, tunables } = opts.plan ? { ...loadArtifact(opts.plan, graph), tunables: [] } : compileGraph(graph, {
+      const { plan, wgsl, tunables } = artifact ? { ...artifact, tunables: [] } : compileGraph(graph, {
         file: opts.graph, ctx: opts.ctx, prefillChunk: opts.prefillChunk, decodeSteps: opts.decodeSteps,
         limits: planLimits(gpu),
         tuning: opts.tuningOverride ?? (opts.tuned === false ? undefined : loadTuning(gpu)),

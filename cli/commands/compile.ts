@@ -1,4 +1,3 @@
-import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { compileGraph } from '../../compiler/compile.js';
 import { writeArtifact } from '../../compiler/artifact.js';
@@ -6,14 +5,15 @@ import { emitTypedModule } from '../../codegen/typescript.js';
 import { formatSummary, summaryJson } from '../../compiler/summary.js';
 import { positiveInt } from '../options.js';
 import { loadGraphSource, withCtx } from '../sources.js';
+import { defaultOutDir } from '../out-dir.js';
 
 interface Opts { out?: string; ctx?: number; json?: boolean; target?: 'gpu' | 'cpu'; emitTs?: boolean }
 
 export function registerCompile(program: Command): void {
   program.command('compile')
-    .description('compile a graph into an artifact dir (plan.json, kernels/*.wgsl, graph.json); needs no GPU and no weights')
+    .description('compile a graph into an artifact dir (plan.json, kernels/*.wgsl, graph.json, manifest.json); needs no GPU and no weights')
     .argument('<graph>', 'graph file (lsc.graph/1 JSON), or a model dir with config.json')
-    .option('-o, --out <dir>', 'artifact directory (default: out/<graph name>)')
+    .option('-o, --out <dir>', 'artifact directory (default: out/<graph name as one safe folder name>); an existing one is replaced only if lsc wrote it')
     .option('--ctx <n>', "KV-cache context length (default: the graph's)", positiveInt)
     .addOption(new Option('--target <kind>', 'kernel defaults for GPUs or CPU drivers (lavapipe); tuned decisions apply at load').choices(['gpu', 'cpu']).default('gpu'))
     .option('--emit-ts', 'also write model.ts: typed exits, dims and a load() for this artifact (for embedders)')
@@ -21,13 +21,13 @@ export function registerCompile(program: Command): void {
     .action((graphPath: string, opts: Opts) => {
       const src = loadGraphSource(graphPath);
       const graph = withCtx(src.graph, opts.ctx);
+      const dir = opts.out ?? defaultOutDir(graph.name, src.file);
       const compiled = compileGraph(graph, { file: src.file, target: opts.target });
-      const dir = opts.out ?? path.join('out', graph.name);
       writeArtifact(dir, compiled, graph, opts.emitTs ? { 'model.ts': emitTypedModule(compiled.plan) } : {});
       if (opts.json) {
         process.stdout.write(JSON.stringify({ artifact: dir, ...summaryJson(compiled.plan) }, null, 2) + '\n');
       } else {
-        process.stdout.write(`wrote ${dir}: plan.json, graph.json, ${compiled.plan.kernels.length} kernels/*.wgsl\n\n`);
+        process.stdout.write(`wrote ${dir}: plan.json, graph.json, ${compiled.plan.kernels.length} kernels/*.wgsl, manifest.json\n\n`);
         process.stdout.write(formatSummary(compiled.plan));
       }
     });

@@ -13,7 +13,7 @@ interface Opts { format: 'text' | 'json' | 'dot' | 'html'; ctx?: number; allEntr
 export function registerInspect(program: Command): void {
   program.command('inspect')
     .description('show a graph and its plan: dims, weights, nodes with shapes, entry points, dispatches, kernels, buffers')
-    .argument('<path>', 'graph file, compiled artifact dir (plan.json) or model dir (config.json)')
+    .argument('<path>', 'graph file, compiled artifact dir (lsc compile) or model dir (config.json)')
     .addOption(new Option('--format <fmt>', 'output format: text, json, dot (Graphviz), html (one self-contained page)').choices(['text', 'json', 'dot', 'html']).default('text'))
     .option('--ctx <n>', "KV-cache context length when compiling (default: the graph's; ignored for artifacts)", positiveInt)
     .option('--all-entries', 'list the dispatches of every draft@E / verify@E, not only the default exit')

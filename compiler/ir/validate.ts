@@ -15,16 +15,19 @@ function describe(e: ErrorObject): string {
   }
 }
 
+/** The most specific of ajv's errors, as one LscError with its JSON pointer (shared by the graph and plan schemas). */
+export function schemaError(errors: ErrorObject[], what: string, file: string | undefined, hint: string): LscError {
+  // oneOf failures report every branch; prefer the deepest concrete error
+  const best = [...errors].sort((a, b) => b.instancePath.length - a.instancePath.length
+    || Number(a.keyword === 'oneOf') - Number(b.keyword === 'oneOf'))[0];
+  return new LscError(`${what}: ${best ? describe(best) : 'invalid'}`, { file, pointer: best?.instancePath ?? '' }, hint);
+}
+
 /** Schema check with ajv: the most specific error, as one message with its JSON pointer. */
 function checkSchema(raw: unknown, file?: string): void {
   compiled ??= new Ajv({ allErrors: true, strict: false }).compile(graphSchema);
   if (compiled(raw)) return;
-  const errors = compiled.errors ?? [];
-  // oneOf failures report every branch; prefer the deepest concrete error
-  const best = [...errors].sort((a, b) => b.instancePath.length - a.instancePath.length
-    || Number(a.keyword === 'oneOf') - Number(b.keyword === 'oneOf'))[0];
-  throw new LscError(`graph does not match the lsc.graph/1 schema: ${describe(best)}`,
-    { file, pointer: best?.instancePath ?? '' }, 'see graphs/*.json for valid graphs');
+  throw schemaError(compiled.errors ?? [], 'graph does not match the lsc.graph/1 schema', file, 'see graphs/*.json for valid graphs');
 }
 
 function checkIds(nodes: NodeDecl[], at: (i: number) => string, file?: string): void {
