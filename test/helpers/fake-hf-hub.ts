@@ -69,7 +69,7 @@ export interface Fault {
   announceSize?: number;
 }
 
-export interface LoggedRequest { origin: 'hub' | 'cdn'; method: string; url: string; range?: string; auth?: string }
+export interface LoggedRequest { origin: 'hub' | 'cdn'; method: string; url: string; repo?: string; file?: string; range?: string; auth?: string }
 
 export interface FakeHub {
   endpoint: string;
@@ -123,16 +123,15 @@ export async function startFakeHub(repos: Record<string, HubRepo>): Promise<Fake
   const repoMap = new Map(Object.entries(repos));
   const blobs = new Map<string, Buffer>(); // sha256 → bytes, served by the CDN
   const faultFor = (repo: string, file: string): Fault | undefined => faults.find((f) => f.repo === repo && f.file === file);
-  const record = (origin: 'hub' | 'cdn', req: http.IncomingMessage): void => {
-    log.push({ origin, method: req.method ?? '', url: req.url ?? '', range: req.headers.range, auth: req.headers.authorization });
+  const record = (origin: 'hub' | 'cdn', req: http.IncomingMessage, repo?: string, file?: string): void => {
+    log.push({ origin, method: req.method ?? '', url: req.url ?? '', repo, file, range: req.headers.range, auth: req.headers.authorization });
   };
   let cdnUrl = '';
-  const cdnFaults = new Map<string, Fault | undefined>();
 
   const hub = http.createServer((req, res) => {
-    record('hub', req);
     const m = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/([^/?]+)$/.exec(req.url ?? '');
     const error = (status: number, code: string): void => { res.writeHead(status, { 'X-Error-Code': code }).end(); };
+    record('hub', req, m?.[1], m ? decodeURIComponent(m[3]) : undefined);
     if (!m) return error(404, 'RepoNotFound');
     const [repoId, rev, file] = [m[1], decodeURIComponent(m[2]), decodeURIComponent(m[3])];
     const repo = repoMap.get(repoId);
@@ -152,9 +151,8 @@ export async function startFakeHub(repos: Record<string, HubRepo>): Promise<Fake
       // LFS: the hub redirects to the CDN, and says the blob's sha256 and size in X-Linked-*
       const sha = sha256(data);
       blobs.set(sha, data);
-      cdnFaults.set(sha, fault);
       res.writeHead(302, {
-        Location: `${cdnUrl}/blobs/${sha}`, 'X-Repo-Commit': commit, 'X-Linked-Etag': `"${sha}"`, 'X-Linked-Size': size, ETag: `"${gitSha1(Buffer.from(`oid sha256:${sha}`))}"`,
+        Location: `${cdnUrl}/blobs/${sha}?repo=${encodeURIComponent(repoId)}&file=${encodeURIComponent(file)}`, 'X-Repo-Commit': commit, 'X-Linked-Etag': `"${sha}"`, 'X-Linked-Size': size, ETag: `"${gitSha1(Buffer.from(`oid sha256:${sha}`))}"`,
       }).end();
       return;
     }
@@ -166,14 +164,16 @@ export async function startFakeHub(repos: Record<string, HubRepo>): Promise<Fake
     sendBody(req, res, data, headers, fault);
   });
   const cdn = http.createServer((req, res) => {
-    record('cdn', req);
-    const sha = /^\/blobs\/([0-9a-f]{64})$/.exec(req.url ?? '')?.[1];
+    const url = new URL(req.url ?? '/', cdnUrl);
+    const [repo, file] = [url.searchParams.get('repo') ?? '', url.searchParams.get('file') ?? ''];
+    record('cdn', req, repo, file);
+    const sha = /^\/blobs\/([0-9a-f]{64})$/.exec(url.pathname)?.[1];
     const data = sha ? blobs.get(sha) : undefined;
     if (!sha || !data) {
       res.writeHead(404).end();
       return;
     }
-    sendBody(req, res, data, { ETag: `"${sha}"` }, cdnFaults.get(sha));
+    sendBody(req, res, data, { ETag: `"${sha}"` }, faultFor(repo, file));
   });
   const endpoint = await listen(hub);
   cdnUrl = await listen(cdn);
