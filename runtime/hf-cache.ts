@@ -94,6 +94,13 @@ function shardsMissing(indexFile: string, dir: string): string[] {
   return [...shards].filter((s) => !fs.existsSync(path.join(dir, s)));
 }
 
+/** A model's name from its directory: `name` for a snapshot of org/name, else the directory's name. */
+export function modelDirName(dir: string): string {
+  const abs = path.resolve(dir);
+  const repo = /(?:^|[\\/])models--[^\\/]+?--([^\\/]+)[\\/]snapshots[\\/][^\\/]+$/.exec(abs);
+  return repo ? repo[1] : path.basename(abs);
+}
+
 export interface ResolveOptions {
   /** What the caller reads: a whole model (default) or just config.json (graph, compile, inspect). */
   need?: 'model' | 'config';

@@ -225,8 +225,8 @@ function fileSize(p: string): number {
   }
 }
 
-/** sha256 of the first bytes of a partial download, so a resumed transfer is checked whole. */
-function hashPrefix(file: string): crypto.Hash {
+/** sha256 of a whole file: a resumed transfer is checked as one. */
+function hashFile(file: string): crypto.Hash {
   const h = crypto.createHash('sha256');
   const fd = fs.openSync(file, 'r');
   try {
@@ -327,7 +327,7 @@ async function fetchBlob(ctx: Ctx, blobs: string, f: RemoteFile, attempts: numbe
     }
   }
   if (SHA256.test(f.etag)) {
-    const sha = hashPrefix(part).digest('hex');
+    const sha = hashFile(part).digest('hex');
     if (sha !== f.etag) {
       fs.rmSync(part);
       throw new LscError(`the downloaded ${f.name} has sha256 ${sha} but the hub says ${f.etag}; the corrupt file was deleted`, { file: f.url },

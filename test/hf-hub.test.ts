@@ -85,7 +85,7 @@ describe('Hugging Face model ids and the hub cache', function () {
     assert.deepEqual(tokens, p.greedy.slice(0, 4));
   });
 
-  it('compile/inspect/graph take an id too, at a branch or a commit', async () => {
+  it('compile/inspect/graph take an id too, at a branch or a commit; the graph is named after the repository', async () => {
     const out = path.join(home, 'g.json');
     const [graph, inspect] = await Promise.all([
       runLsc(['graph', 'org/tiny@dev', '-o', out], env),
@@ -94,8 +94,9 @@ describe('Hugging Face model ids and the hub cache', function () {
     assert.equal(graph.code, 0, graph.stderr);
     assert.equal(inspect.code, 0, inspect.stderr);
     const tinyConfig = JSON.parse(fs.readFileSync(path.join(TINY, 'config.json'), 'utf8')) as { hidden_size: number };
-    const dims = (JSON.parse(fs.readFileSync(out, 'utf8')) as { dims: Record<string, unknown> }).dims;
-    assert.equal(dims.d, tinyConfig.hidden_size);
+    const g = JSON.parse(fs.readFileSync(out, 'utf8')) as { name: string; dims: Record<string, unknown> };
+    assert.equal(g.dims.d, tinyConfig.hidden_size);
+    assert.equal(g.name, 'tiny', 'named after the repository, not the snapshot\'s commit');
     assert.ok(inspect.stdout.length > 0 && JSON.parse(inspect.stdout), 'inspect printed JSON');
   });
 
