@@ -50,7 +50,7 @@ describe('lsc download from a Hugging Face hub (loopback)', function () {
     const index = (names: string[]): Buffer => Buffer.from(JSON.stringify({ metadata: {}, weight_map: Object.fromEntries(names.map((n, i) => [`t${i}`, n])) }));
     const common = new Map([...tinyFiles()].filter(([f]) => f !== 'model.safetensors'));
     hub = await startFakeHub({
-      'org/tiny': { files: tinyFiles(), commit: COMMIT, refs: { main: COMMIT } },
+      'org/tiny': { files: tinyFiles(), commit: COMMIT, refs: { main: COMMIT, 'v1.0': COMMIT } },
       'org/corrupt': { files: tinyFiles(), commit: COMMIT, refs: { main: COMMIT } },
       'org/badsize': { files: tinyFiles(), commit: COMMIT, refs: { main: COMMIT } },
       'org/cut': { files: tinyFiles(), commit: COMMIT, refs: { main: COMMIT } },
@@ -166,6 +166,21 @@ describe('lsc download from a Hugging Face hub (loopback)', function () {
     assertUserError(evil, /model\.safetensors\.index\.json names the shard "\.\.\/\.\.\/\.\.\/escaped\.safetensors", which is not a plain file name/, 'shard outside the repo');
     assert.ok(!fs.existsSync(path.join(h2, 'escaped.safetensors')) && !fs.existsSync(path.join(tmp, 'escaped.safetensors')));
     assert.ok(!hub.log.some((x) => x.url.includes('escaped')), 'never requested');
+  });
+
+  it('--revision: a tag writes refs/<tag>, a commit writes no ref (like huggingface_hub); both resolve as org/name@rev', async () => {
+    const [h1, h2] = [newHome(), newHome()];
+    const [tag, commit, twice] = await Promise.all([
+      download(h1, ['org/tiny', '--revision', 'v1.0']), download(h2, [`org/tiny@${COMMIT}`]), download(newHome(), ['org/tiny@main', '--revision', 'v1.0']),
+    ]);
+    assert.equal(tag.code, 0, tag.stderr);
+    assert.equal(commit.code, 0, commit.stderr);
+    assert.deepEqual(fs.readdirSync(path.join(repoDir(h1, 'org/tiny'), 'refs')), ['v1.0']);
+    assert.ok(!fs.existsSync(path.join(repoDir(h2, 'org/tiny'), 'refs')));
+    const snap = (h: string): string => path.join(repoDir(h, 'org/tiny'), 'snapshots', COMMIT);
+    assert.equal(resolveModelPath('org/tiny@v1.0', { env: { HF_HOME: h1 } }), snap(h1));
+    assert.equal(resolveModelPath(`org/tiny@${COMMIT}`, { env: { HF_HOME: h2 } }), snap(h2));
+    assertUserError(twice, /two revisions given: @main and --revision v1\.0/, 'two revisions');
   });
 
   it('unknown repository, revision, bad id and an unreachable endpoint: one line each, exit 2', async () => {
