@@ -10,12 +10,13 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { LscError } from '../compiler/errors.js';
 import { resolveModelPath } from '../runtime/hf-cache.js';
+import { downloadModel, type DownloadOptions, type DownloadResult } from '../runtime/hf-download.js';
 import { assertUserError, ourLines, runLsc, type CliRun } from './helpers/run-cli.js';
 import { TINY, TINY_FILES, commitId, etagOf, sha256, startFakeHub, tinyFiles, type FakeHub, type LoggedRequest } from './helpers/fake-hf-hub.js';
 
 interface Reference { prompts: { text: string; greedy: number[] }[] }
-interface Json { commit: string; dir: string; fetchedBytes: number; files: { name: string; bytes: number; cached: boolean; resumedFrom: number }[] }
 
 describe('lsc download from a Hugging Face hub (loopback)', function () {
   this.timeout(120_000);
@@ -28,6 +29,15 @@ describe('lsc download from a Hugging Face hub (loopback)', function () {
   const newHome = (): string => fs.mkdtempSync(path.join(tmp, `home${homes++}-`));
   const download = (home: string, args: string[], extra: NodeJS.ProcessEnv = {}): Promise<CliRun> =>
     runLsc(['download', ...args], { HF_HOME: home, HF_HUB_CACHE: '', HUGGINGFACE_HUB_CACHE: '', HF_ENDPOINT: hub.endpoint, HF_TOKEN: '', HUGGING_FACE_HUB_TOKEN: '', ...extra });
+  /** In process: the same code as the CLI, without a node start per case. */
+  const dl = (home: string, spec: string, opts: DownloadOptions = {}): Promise<DownloadResult> =>
+    downloadModel(spec, { env: { HF_HOME: home, HF_ENDPOINT: hub.endpoint }, ...opts });
+  const rejectsWith = (p: Promise<unknown>, re: RegExp, what: string): Promise<void> =>
+    assert.rejects(p, (e: unknown) => {
+      assert.ok(e instanceof LscError, `${what}: an LscError, got ${String(e)}`);
+      assert.match(e.format(), re, what);
+      return true;
+    });
   const gets = (repo: string, file: string): LoggedRequest[] => hub.log.filter((r) => r.method === 'GET' && r.repo === repo && r.file === file);
 
   /** Every file the hub has for the repo is in the snapshot, byte for byte, as a relative link into blobs/. */
@@ -85,20 +95,18 @@ describe('lsc download from a Hugging Face hub (loopback)', function () {
 
     // a second download finds everything cached: HEADs only
     const before = hub.log.length;
-    const again = await download(home, ['org/tiny', '--json']);
-    assert.equal(again.code, 0, again.stderr);
-    const j = JSON.parse(again.stdout) as Json;
-    assert.ok(j.files.every((f) => f.cached) && j.fetchedBytes === 0, again.stdout);
+    const again = await dl(home, 'org/tiny');
+    assert.ok(again.files.every((f) => f.cached) && again.fetchedBytes === 0, JSON.stringify(again));
     assert.deepEqual(hub.log.slice(before).filter((x) => x.method !== 'HEAD'), []);
   });
 
   it('a gated repository: 401 without HF_TOKEN, 403 with a token lacking access, downloads with the right one (never sent to the CDN)', async () => {
-    const [none, wrong] = await Promise.all([download(newHome(), ['meta/gated']), download(newHome(), ['meta/gated'], { HF_TOKEN: 'hf_wrong' })]);
+    const none = await download(newHome(), ['meta/gated']);
     assertUserError(none, /the repository meta\/gated is gated or private and no HF_TOKEN is set \(HTTP 401\).*Fix: accept its license on http:\/\/127\.0\.0\.1:\d+\/meta\/gated and set HF_TOKEN/, 'no token');
-    assertUserError(wrong, /the repository meta\/gated is gated and this HF_TOKEN has no access to it \(HTTP 403\).*Fix: accept its license/, 'wrong token');
+    await rejectsWith(dl(newHome(), 'meta/gated', { token: 'hf_wrong' }),
+      /the repository meta\/gated is gated and this HF_TOKEN has no access to it \(HTTP 403\).*Fix: accept its license/, 'wrong token');
     const home = newHome();
-    const ok = await download(home, ['meta/gated'], { HF_TOKEN: 'hf_right' });
-    assert.equal(ok.code, 0, ok.stderr);
+    await dl(home, 'meta/gated', { env: { HF_HOME: home, HF_ENDPOINT: hub.endpoint, HF_TOKEN: 'hf_right' } });
     assertSnapshot(home, 'meta/gated', tinyFiles());
     const fromHub = hub.log.filter((x) => x.origin === 'hub' && x.url.startsWith('/meta/gated/'));
     assert.ok(fromHub.some((x) => x.auth === 'Bearer hf_right'));
@@ -108,8 +116,7 @@ describe('lsc download from a Hugging Face hub (loopback)', function () {
   it('resumes a transfer cut off mid-file with a Range request, in the same run; the result is byte-identical', async () => {
     hub.faults.push({ repo: 'org/cut', file: 'model.safetensors', cutAfter: 1_000_000, times: 1 });
     const home = newHome();
-    const r = await download(home, ['org/cut', '--json']);
-    assert.equal(r.code, 0, r.stderr);
+    await dl(home, 'org/cut');
     assertSnapshot(home, 'org/cut', tinyFiles());
     const ranges = gets('org/cut', 'model.safetensors').filter((g) => g.range).map((g) => Number(/^bytes=(\d+)-$/.exec(g.range ?? '')?.[1]));
     assert.ok(ranges.length > 0 && ranges.every((n) => n > 0 && n <= 1_000_000), `resumed with Range: ${ranges}`);
@@ -121,10 +128,8 @@ describe('lsc download from a Hugging Face hub (loopback)', function () {
     fs.mkdirSync(blobs, { recursive: true });
     fs.writeFileSync(path.join(blobs, `${sha256(WEIGHTS)}.incomplete`), WEIGHTS.subarray(0, 123_456));
     const n = gets('org/tiny', 'model.safetensors').length;
-    const r = await download(home, ['org/tiny', '--json']);
-    assert.equal(r.code, 0, r.stderr);
-    const j = JSON.parse(r.stdout) as Json;
-    assert.equal(j.files.find((f) => f.name === 'model.safetensors')?.resumedFrom, 123_456);
+    const r = await dl(home, 'org/tiny');
+    assert.equal(r.files.find((f) => f.name === 'model.safetensors')?.resumedFrom, 123_456);
     assert.deepEqual(gets('org/tiny', 'model.safetensors').slice(n).map((g) => g.range), ['bytes=123456-']);
     assertSnapshot(home, 'org/tiny', tinyFiles());
 
@@ -136,8 +141,7 @@ describe('lsc download from a Hugging Face hub (loopback)', function () {
     const kept = fs.statSync(path.join(repoDir(home2, 'org/cut-twice'), 'blobs', `${sha256(WEIGHTS)}.incomplete`)).size;
     assert.ok(kept >= 100_000, `kept ${kept} bytes`);
     const n2 = gets('org/cut-twice', 'model.safetensors').length;
-    const ok = await download(home2, ['org/cut-twice']);
-    assert.equal(ok.code, 0, ok.stderr);
+    await dl(home2, 'org/cut-twice');
     assert.deepEqual(gets('org/cut-twice', 'model.safetensors').slice(n2).map((g) => g.range), [`bytes=${kept}-`]);
     assertSnapshot(home2, 'org/cut-twice', tinyFiles());
   });
@@ -146,9 +150,9 @@ describe('lsc download from a Hugging Face hub (loopback)', function () {
     hub.faults.push({ repo: 'org/corrupt', file: 'model.safetensors', corrupt: true });
     hub.faults.push({ repo: 'org/badsize', file: 'tokenizer.json', announceSize: 1000 });
     const [h1, h2] = [newHome(), newHome()];
-    const [corrupt, badSize] = await Promise.all([download(h1, ['org/corrupt']), download(h2, ['org/badsize'])]);
-    assertUserError(corrupt, new RegExp(`the downloaded model\\.safetensors has sha256 [0-9a-f]{64} but the hub says ${sha256(WEIGHTS)}; the corrupt file was deleted`), 'corrupt weights');
-    assertUserError(badSize, /the server sends 72104 bytes for tokenizer\.json but announced 1000/, 'wrong size');
+    await rejectsWith(dl(h1, 'org/corrupt'),
+      new RegExp(`the downloaded model\\.safetensors has sha256 [0-9a-f]{64} but the hub says ${sha256(WEIGHTS)}; the corrupt file was deleted`), 'corrupt weights');
+    await rejectsWith(dl(h2, 'org/badsize'), /the server sends 72104 bytes for tokenizer\.json but announced 1000/, 'wrong size');
     for (const [home, repo] of [[h1, 'org/corrupt'], [h2, 'org/badsize']]) {
       const blobs = fs.readdirSync(path.join(repoDir(home, repo), 'blobs'));
       assert.ok(!blobs.includes(sha256(WEIGHTS)) && blobs.every((b) => !b.endsWith('.incomplete')), `${repo}: ${blobs}`);
@@ -158,23 +162,20 @@ describe('lsc download from a Hugging Face hub (loopback)', function () {
 
   it('a sharded checkpoint: the index and every shard it names; a shard name with ../ is refused', async () => {
     const [h1, h2] = [newHome(), newHome()];
-    const [sharded, evil] = await Promise.all([download(h1, ['org/sharded']), download(h2, ['org/evil'])]);
-    assert.equal(sharded.code, 0, sharded.stderr);
+    await dl(h1, 'org/sharded');
     const files = hub.repos.get('org/sharded')!.files;
     assertSnapshot(h1, 'org/sharded', files);
     assert.equal(resolveModelPath('org/sharded', { env: { HF_HOME: h1 } }), path.join(repoDir(h1, 'org/sharded'), 'snapshots', COMMIT));
-    assertUserError(evil, /model\.safetensors\.index\.json names the shard "\.\.\/\.\.\/\.\.\/escaped\.safetensors", which is not a plain file name/, 'shard outside the repo');
+    await rejectsWith(dl(h2, 'org/evil'), /model\.safetensors\.index\.json names the shard "\.\.\/\.\.\/\.\.\/escaped\.safetensors", which is not a plain file name/, 'shard outside the repo');
     assert.ok(!fs.existsSync(path.join(h2, 'escaped.safetensors')) && !fs.existsSync(path.join(tmp, 'escaped.safetensors')));
     assert.ok(!hub.log.some((x) => x.url.includes('escaped')), 'never requested');
   });
 
   it('--revision: a tag writes refs/<tag>, a commit writes no ref (like huggingface_hub); both resolve as org/name@rev', async () => {
     const [h1, h2] = [newHome(), newHome()];
-    const [tag, commit, twice] = await Promise.all([
-      download(h1, ['org/tiny', '--revision', 'v1.0']), download(h2, [`org/tiny@${COMMIT}`]), download(newHome(), ['org/tiny@main', '--revision', 'v1.0']),
-    ]);
+    const [tag, twice] = await Promise.all([download(h1, ['org/tiny', '--revision', 'v1.0']), download(newHome(), ['org/tiny@main', '--revision', 'v1.0'])]);
     assert.equal(tag.code, 0, tag.stderr);
-    assert.equal(commit.code, 0, commit.stderr);
+    await dl(h2, `org/tiny@${COMMIT}`);
     assert.deepEqual(fs.readdirSync(path.join(repoDir(h1, 'org/tiny'), 'refs')), ['v1.0']);
     assert.ok(!fs.existsSync(path.join(repoDir(h2, 'org/tiny'), 'refs')));
     const snap = (h: string): string => path.join(repoDir(h, 'org/tiny'), 'snapshots', COMMIT);
@@ -189,15 +190,9 @@ describe('lsc download from a Hugging Face hub (loopback)', function () {
     await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
     const closed = `http://127.0.0.1:${(probe.address() as AddressInfo).port}`;
     await new Promise((resolve) => probe.close(resolve));
-    const runs = await Promise.all([
-      download(newHome(), ['org/nope']),
-      download(newHome(), ['org/tiny@nobranch']),
-      download(newHome(), ['not-an-id']),
-      download(newHome(), ['org/tiny'], { HF_ENDPOINT: closed }),
-    ]);
-    assertUserError(runs[0], /repository org\/nope or its revision 'main' not found/, 'unknown repo');
-    assertUserError(runs[1], /revision 'nobranch' of org\/tiny not found/, 'unknown revision');
-    assertUserError(runs[2], /'not-an-id' is not a Hugging Face model id/, 'not an id');
-    assertUserError(runs[3], new RegExp(`cannot reach ${closed} to fetch config\\.json: ECONNREFUSED.*HF_ENDPOINT`), 'connection refused');
+    await rejectsWith(dl(newHome(), 'org/nope'), /repository org\/nope or its revision 'main' not found/, 'unknown repo');
+    await rejectsWith(dl(newHome(), 'org/tiny@nobranch'), /revision 'nobranch' of org\/tiny not found/, 'unknown revision');
+    await rejectsWith(dl(newHome(), 'not-an-id'), /'not-an-id' is not a Hugging Face model id/, 'not an id');
+    assertUserError(await download(newHome(), ['org/tiny'], { HF_ENDPOINT: closed }), new RegExp(`cannot reach ${closed} to fetch config\\.json: ECONNREFUSED.*HF_ENDPOINT`), 'connection refused');
   });
 });
