@@ -101,16 +101,20 @@ describe('Hugging Face model ids and the hub cache', function () {
   });
 
   it('errors name the id, the cache and the fix: unknown id, unknown revision, incomplete snapshot (exit 2, one line)', async () => {
+    const fails = (arg: string, re: RegExp, what: string): void => {
+      assert.throws(() => resolveModelPath(arg, { env }), (e: unknown) => e instanceof LscError && re.test(e.format()), what);
+    };
+    fails('org/tiny@nope', /revision 'nope' of org\/tiny is not in the Hugging Face cache \(cached: .*main.*v1\.0.*\).*lsc download org\/tiny@nope/, 'unknown revision');
+    fails('org/partial', /snapshot of org\/partial@main is incomplete: missing tokenizer\.json, model\.safetensors.*lsc download org\/partial/, 'incomplete snapshot');
+    // through each command that takes a model: one line, exit 2
     const cases: [string[], RegExp, string][] = [
       [['generate', '--model', 'org/missing', '--prompt', 'x'], /'org\/missing' is neither a file or directory nor a model in the Hugging Face cache.*lsc download org\/missing/, 'id not in the cache'],
-      [['generate', '--model', 'org/tiny@nope', '--prompt', 'x'], /revision 'nope' of org\/tiny is not in the Hugging Face cache \(cached: .*main.*v1\.0.*\).*lsc download org\/tiny@nope/, 'unknown revision'],
-      [['generate', '--model', 'org/partial', '--prompt', 'x'], /snapshot of org\/partial@main is incomplete: missing tokenizer\.json, model\.safetensors.*lsc download org\/partial/, 'incomplete snapshot'],
-      [['compile', 'org/missing'], /nor a model in the Hugging Face cache/, 'compile of an unknown id'],
+      [['compile', 'org/tiny@nope'], /revision 'nope' of org\/tiny is not in the Hugging Face cache/, 'compile of an unknown revision'],
       [['tune', 'org/missing'], /nor a model in the Hugging Face cache/, 'tune of an unknown id'],
       [['tune', path.join(home, 'nope')], /no such file or directory/, 'tune of a missing path (was a stack trace)'],
     ];
     const runs = [];
-    for (let i = 0; i < cases.length; i += 3) runs.push(...await Promise.all(cases.slice(i, i + 3).map(([args]) => runLsc(args, env))));
+    for (let i = 0; i < cases.length; i += 2) runs.push(...await Promise.all(cases.slice(i, i + 2).map(([args]) => runLsc(args, env))));
     runs.forEach((r, i) => assertUserError(r, cases[i][1], cases[i][2]));
     assert.ok(ourLines(runs[0].stderr)[0].includes(hub), 'names the cache directory');
   });
