@@ -8,6 +8,7 @@ import { registerGenerate } from './commands/generate.js';
 import { registerLogits } from './commands/logits.js';
 import { registerTune } from './commands/tune.js';
 import { registerBench } from './commands/bench.js';
+import { registerDownload } from './commands/download.js';
 
 function version(): string {
   try {
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerLogits(program);
   registerBench(program);
   registerTune(program);
+  registerDownload(program);
   return program;
 }
 

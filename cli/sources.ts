@@ -7,6 +7,7 @@ import { validateGraph } from '../compiler/ir/validate.js';
 import { GRAPH_FILE, looksLikeArtifactDir, readArtifact } from '../compiler/artifact.js';
 import { parseLlamaConfig, type LlamaHfConfig } from '../compiler/builder/hf-config.js';
 import { modelGraph, readJsonFile } from '../runtime/model-dir.js';
+import { resolveModelPath } from '../runtime/hf-cache.js';
 
 /** What a GRAPH argument can name: a graph file, a compiled artifact dir, or a model dir. */
 export interface GraphSource {
@@ -29,6 +30,7 @@ function mustExist(p: string): fs.Stats {
 }
 
 export function loadGraphSource(p: string): GraphSource {
+  p = resolveModelPath(p, { need: 'config' }); // org/name[@rev]: its cached snapshot
   const st = mustExist(p);
   if (!st.isDirectory()) {
     return { kind: 'graph', graph: validateGraph(readJsonFile(p, 'graph file'), p), file: p };
@@ -44,6 +46,7 @@ export function loadGraphSource(p: string): GraphSource {
 
 /** A Hugging Face config.json, given as the file or the model directory holding it. */
 export function loadHfConfig(p: string): { config: LlamaHfConfig; file: string; dir: string } {
+  p = resolveModelPath(p, { need: 'config' }); // org/name[@rev]: its cached snapshot
   const st = mustExist(p);
   const file = st.isDirectory() ? path.join(p, 'config.json') : p;
   return { config: parseLlamaConfig(readJsonFile(file, 'config.json'), file), file, dir: path.dirname(path.resolve(file)) };

@@ -6,6 +6,7 @@ import { parseLlamaConfig, type LlamaHfConfig } from '../compiler/builder/hf-con
 import { buildLlamaGraph } from '../compiler/builder/llama.js';
 import { resolveDims } from '../compiler/ir/dims.js';
 import { validateGraph } from '../compiler/ir/validate.js';
+import { modelDirName } from './hf-cache.js';
 
 /** Reads a JSON file with user-facing errors. */
 export function readJsonFile(file: string, what: string): unknown {
@@ -54,7 +55,7 @@ export function modelGraph(dir: string, opts: { graphFile?: string; name?: strin
   const cfgFile = path.join(dir, 'config.json');
   const config = parseLlamaConfig(readJsonFile(cfgFile, 'config.json'), cfgFile);
   if (!opts.graphFile) {
-    return { graph: buildLlamaGraph(config, { name: opts.name ?? path.basename(path.resolve(dir)) }), config };
+    return { graph: buildLlamaGraph(config, { name: opts.name ?? modelDirName(dir) }), config };
   }
   const graph = validateGraph(readJsonFile(opts.graphFile, 'graph file'), opts.graphFile);
   const dims = resolveDims(graph, opts.graphFile).values;

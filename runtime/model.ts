@@ -7,6 +7,7 @@ import type { Graph } from '../compiler/ir/graph.js';
 import { checkPlanFits, openDevice, planLimits, type DeviceOptions, type GpuContext } from './device.js';
 import { Executor, KernelCompileError } from './executor.js';
 import { checkModelDir, modelGraph } from './model-dir.js';
+import { resolveModelPath } from './hf-cache.js';
 import { SafetensorsCheckpoint } from './safetensors.js';
 import { Steps } from './steps.js';
 import { LscTokenizer } from './tokenizer.js';
@@ -85,6 +86,7 @@ export class LscModel {
   }
 
   static async load(dir: string, opts: LoadOptions = {}): Promise<LscModel> {
+    dir = resolveModelPath(dir); // a Hugging Face id (org/name[@rev]) loads its cached snapshot
     checkModelDir(dir);
     const { graph } = modelGraph(dir, { graphFile: opts.graph });
     // an artifact is user input: checked whole before the device opens or anything runs

@@ -302,6 +302,11 @@ function convert(dtype: StDType, target: 'f16' | 'f32', src: ArrayBuffer, dst: A
   return out; // F16: read straight into dst
 }
 
+/** Shards are plain file names next to the index; anything else would escape the checkpoint dir. */
+export function isShardFileName(s: string): boolean {
+  return s !== '' && s !== '.' && s !== '..' && !/[\\/]/.test(s);
+}
+
 function readIndex(indexPath: string, dir: string): { files: string[]; listed: Map<string, string> } {
   let index: unknown;
   try {
@@ -314,8 +319,7 @@ function readIndex(indexPath: string, dir: string): { files: string[]; listed: M
   const files: string[] = [];
   const listed = new Map<string, string>();
   for (const [name, shard] of Object.entries(map)) {
-    // Shards are plain file names next to the index; anything else would escape the checkpoint dir.
-    if (typeof shard !== 'string' || shard === '' || shard === '.' || shard === '..' || /[\\/]/.test(shard)) {
+    if (typeof shard !== 'string' || !isShardFileName(shard)) {
       throw new LscError(`weight_map entry ${JSON.stringify(shard)} is not a shard file name`, { file: indexPath, tensor: name }, HINT_REDOWNLOAD);
     }
     const file = path.join(dir, shard);

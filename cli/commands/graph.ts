@@ -6,6 +6,7 @@ import { buildLlamaGraph, defaultExitCandidates } from '../../compiler/builder/l
 import { validateGraph } from '../../compiler/ir/validate.js';
 import { intList, positiveInt } from '../options.js';
 import { loadHfConfig } from '../sources.js';
+import { modelDirName } from '../../runtime/hf-cache.js';
 
 interface Opts {
   name?: string; out?: string; ctx?: number; kMax?: number;
@@ -44,7 +45,7 @@ export function registerGraph(program: Command): void {
       const { config, file, dir } = loadHfConfig(configPath);
       const exitCandidates = checkExits(config.num_hidden_layers, o);
       const graph = buildLlamaGraph(config, {
-        name: o.name ?? path.basename(dir), ctx: o.ctx, kMax: o.kMax, exitCandidates,
+        name: o.name ?? modelDirName(dir), ctx: o.ctx, kMax: o.kMax, exitCandidates,
         exitLayer: o.exitLayer, numSpeculations: o.numSpeculations,
       });
       validateGraph(graph, file);

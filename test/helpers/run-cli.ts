@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,4 +20,19 @@ export function runLsc(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT):
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+// Dawn prints these limit notes to stderr whenever a device is opened; they are not lsc's output.
+const DAWN_NOISE = /^Warning: .*artificially reduced/;
+/** stderr without Dawn's notes. */
+export const ourLines = (stderr: string): string[] => stderr.split('\n').filter((l) => l.trim() && !DAWN_NOISE.test(l));
+
+/** A user error: exit 2, one `lsc: error:` line on stderr matching `mentions`, no stack trace. */
+export function assertUserError(r: CliRun, mentions: RegExp, what: string): void {
+  const lines = ourLines(r.stderr);
+  assert.equal(r.code, 2, `${what}: exit code (stderr: ${r.stderr})`);
+  assert.equal(lines.length, 1, `${what}: one line on stderr, got:\n${r.stderr}`);
+  assert.match(lines[0], /^lsc: error: /, what);
+  assert.match(lines[0], mentions, what);
+  assert.doesNotMatch(r.stderr, /^\s+at /m, `${what}: no stack trace`);
 }
