@@ -4,26 +4,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { CommanderError } from 'commander';
 import { LscError } from '../compiler/errors.js';
-import { ROOT as root, runLsc, type CliRun as Run } from './helpers/run-cli.js';
+import { ROOT as root, assertUserError, ourLines, runLsc, type CliRun as Run } from './helpers/run-cli.js';
 import { report } from '../cli/report.js';
 
 /** End-to-end tests of dist/cli/main.js, run as a child process the way users run it. */
 const tiny = path.join(root, 'examples/models/tiny-code');
 
 const lsc = (...args: string[]): Promise<Run> => runLsc(args);
-
-// Dawn prints these limit notes to stderr whenever a device is opened; they are not lsc's output.
-const DAWN_NOISE = /^Warning: .*artificially reduced/;
-const ourLines = (stderr: string): string[] => stderr.split('\n').filter((l) => l.trim() && !DAWN_NOISE.test(l));
-
-function assertUserError(r: Run, mentions: RegExp, what: string): void {
-  const lines = ourLines(r.stderr);
-  assert.equal(r.code, 2, `${what}: exit code (stderr: ${r.stderr})`);
-  assert.equal(lines.length, 1, `${what}: one line on stderr, got:\n${r.stderr}`);
-  assert.match(lines[0], /^lsc: error: /, what);
-  assert.match(lines[0], mentions, what);
-  assert.doesNotMatch(r.stderr, /^\s+at /m, `${what}: no stack trace`);
-}
 
 interface Reference {
   prompts: { text: string; tokens: number[]; greedy: number[]; logitsAllPositions: number[][] }[];
