@@ -23,7 +23,7 @@ export function registerDownload(program: Command): void {
     .description('download the files lsc needs from the Hugging Face hub into its cache ($HF_HOME/hub); then use the id as --model')
     .option('--revision <rev>', 'branch, tag or commit (default: main)')
     .option('--json', 'print {repo, revision, commit, dir, files, fetchedBytes, ms} as JSON')
-    .addHelpText('after', '\nEnvironment: HF_TOKEN (gated or private repositories), HF_ENDPOINT (default https://huggingface.co),\n' +
+    .addHelpText('after', '\nEnvironment: HF_TOKEN (gated or private repositories), HF_ENDPOINT (default: https://huggingface.co),\n' +
       'HF_HUB_CACHE / HF_HOME (the cache). An interrupted download resumes when run again. Prints the snapshot directory.')
     .action(async (model: string, o: Opts) => {
       let bar: cliProgress.SingleBar | undefined;

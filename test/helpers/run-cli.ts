@@ -9,14 +9,18 @@ const MAIN = path.join(ROOT, 'dist', 'cli', 'main.js');
 
 export interface CliRun { code: number | null; stdout: string; stderr: string }
 
-/** Runs dist/cli/main.js as a child process, the way users run it, with extra environment (in `cwd`, default the repository root). */
-export function runLsc(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): Promise<CliRun> {
+/**
+ * Runs dist/cli/main.js as a child process, the way users run it, with extra environment (in
+ * `cwd`, default the repository root); `input`, when given, is piped to its stdin.
+ */
+export function runLsc(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT, input?: string): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [MAIN, ...args], { cwd, env: { ...process.env, ...env }, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    if (input !== undefined) child.stdin!.end(input);
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s; });
-    child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s; });
+    child.stdout!.setEncoding('utf8').on('data', (s: string) => { stdout += s; });
+    child.stderr!.setEncoding('utf8').on('data', (s: string) => { stderr += s; });
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
