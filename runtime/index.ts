@@ -7,5 +7,6 @@ export { GenerationRun } from './generation-run.js';
 export type { GenerateOptions, GenerateEvent, GenerateResult, GenerateStats, Strategy } from './generate.js';
 export { openDevice, type GpuContext, type DeviceOptions } from './device.js';
 export { LscTokenizer } from './tokenizer.js';
+export { ChatTemplate, type ChatMessage, type RenderOptions } from './chat-template.js';
 export { runBench, sweepGrid, type BenchOptions, type BenchReport } from './bench.js';
 export { LscError } from '../compiler/errors.js';
