@@ -1,3 +1,6 @@
+/// <reference types="@webgpu/types" preserve="true" />
+// preserve="true": TypeScript ≥ 5.5 keeps the directive in index.d.ts only when asked; the declarations
+// use GPUDevice, GPUBuffer & co., which consumers then get from the @webgpu/types dependency.
 /**
  * lsc as a library: load a Hugging Face Llama checkpoint, generate with any strategy, read stats,
  * dispose. See examples/embed.ts.

@@ -45,6 +45,12 @@ export interface LoadOptions {
   device?: DeviceOptions;
   /** Use an already open device (tests share one). */
   gpu?: GpuContext;
+  /**
+   * Weight upload progress: `onProgress(done, total, tensor)` after each block of rows is written
+   * to the GPU (several calls for a large tensor), with `done` and `total` in bytes of GPU weights
+   * (`done / total` is the fraction uploaded) and `tensor` the checkpoint name of the tensor being
+   * uploaded, e.g. 'model.layers.3.mlp.up_proj.weight'. Calls begin after compiling and `beforeUpload`.
+   */
   onProgress?: UploadProgress;
   /** Use tuned kernel configurations from the tuning database when present (default true). */
   tuned?: boolean;
