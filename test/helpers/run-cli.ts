@@ -8,10 +8,15 @@ const MAIN = path.join(ROOT, 'dist', 'cli', 'main.js');
 
 export interface CliRun { code: number | null; stdout: string; stderr: string }
 
-/** Runs dist/cli/main.js as a child process, the way users run it, with extra environment. */
-export function runLsc(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
+/**
+ * Runs dist/cli/main.js as a child process, the way users run it, with extra environment;
+ * killed (code null) after timeoutMs when given, for runs that might hang.
+ */
+export function runLsc(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs?: number): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [MAIN, ...args], {
+      cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs, killSignal: 'SIGKILL',
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s; });
