@@ -102,3 +102,16 @@ export function f32ToBf16Bits(src: Float32Array, dst: Uint16Array = new Uint16Ar
   }
   return dst;
 }
+
+/** Index of the first f16 NaN or ±inf (exponent bits all ones) in bits, or -1. */
+export function firstNonFiniteF16(bits: Uint16Array): number {
+  for (let i = 0; i < bits.length; i++) if ((bits[i] & 0x7c00) === 0x7c00) return i;
+  return -1;
+}
+
+/** Index of the first NaN or ±inf in a, or -1 (tested on the bits: exponent all ones). */
+export function firstNonFiniteF32(a: Float32Array): number {
+  const u = u32View(a);
+  for (let i = 0; i < u.length; i++) if ((u[i] & 0x7f800000) === 0x7f800000) return i;
+  return -1;
+}

@@ -6,7 +6,8 @@ import type { Tunable } from '../compiler/passes/schedule.js';
 import type { Graph } from '../compiler/ir/graph.js';
 import { checkPlanFits, openDevice, planLimits, type DeviceOptions, type GpuContext } from './device.js';
 import { Executor, KernelCompileError } from './executor.js';
-import { checkModelDir, modelGraph } from './model-dir.js';
+import { checkModelDir, modelGraph, readModelConfig } from './model-dir.js';
+import { checkLayerCount } from './checkpoint-config.js';
 import { SafetensorsCheckpoint } from './safetensors.js';
 import { Steps } from './steps.js';
 import { LscTokenizer } from './tokenizer.js';
@@ -88,9 +89,20 @@ export class LscModel {
 
   static async load(dir: string, opts: LoadOptions = {}): Promise<LscModel> {
     checkModelDir(dir);
-    const { graph } = modelGraph(dir, { graphFile: opts.graph });
+    // cheap checks first, from config.json, the tokenizer and the checkpoint's headers: nothing
+    // is built, compiled or allocated for a model directory whose parts disagree
+    const { config, file: configFile } = readModelConfig(dir);
     const tokenizer = LscTokenizer.load(dir);
+    tokenizer.checkVocab(config.vocab_size);
     const ckpt = SafetensorsCheckpoint.open(dir);
+    let graph: Graph;
+    try {
+      checkLayerCount(ckpt, config.num_hidden_layers, configFile);
+      ({ graph } = modelGraph(dir, { graphFile: opts.graph, config }));
+    } catch (e) {
+      ckpt.close();
+      throw e;
+    }
     // small models are dispatch-bound: on a CPU driver, one shader thread beats fork/join per dispatch
     const small = ckpt.totalBytes() < 64 * 2 ** 20;
     let gpu: GpuContext;
