@@ -49,6 +49,12 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** A value from the file, as JSON cut to a readable length (a header can hold megabytes of anything). */
+function brief(v: unknown): string {
+  const text = JSON.stringify(v) ?? String(v);
+  return text.length <= 60 ? text : `${text.slice(0, 57)}...`;
+}
+
 function isNonNegInt(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
@@ -103,21 +109,22 @@ function readHeader(file: string, fd: number): TensorEntry[] {
       const missing = ['dtype', 'shape', 'data_offsets'].filter((k) => raw[k] === undefined);
       throw new LscError(`header entry is missing ${missing.join(', ')}`, where, HINT_REDOWNLOAD);
     }
-    if (typeof dtype !== 'string' || !(dtype in ITEM_SIZE)) {
+    // own keys only: 'toString' or '__proto__' are not dtypes
+    if (typeof dtype !== 'string' || !Object.hasOwn(ITEM_SIZE, dtype)) {
       const known = typeof dtype === 'string' && OTHER_DTYPES.has(dtype);
-      throw new LscError(`${known ? 'unsupported' : 'unknown'} dtype ${JSON.stringify(dtype)}`, where, HINT_CONVERT);
+      throw new LscError(`${known ? 'unsupported' : 'unknown'} dtype ${brief(dtype)}`, where, HINT_CONVERT);
     }
     if (!Array.isArray(shape) || !shape.every(isNonNegInt)) {
-      throw new LscError(`shape ${JSON.stringify(shape)} is not an array of non-negative integers`, where, HINT_REDOWNLOAD);
+      throw new LscError(`shape ${brief(shape)} is not an array of non-negative integers`, where, HINT_REDOWNLOAD);
     }
     if (!Array.isArray(offs) || offs.length !== 2 || !offs.every(isNonNegInt) || offs[0] > offs[1]) {
-      throw new LscError(`data_offsets ${JSON.stringify(offs)} must be two non-negative integers [begin, end] with begin <= end`, where, HINT_REDOWNLOAD);
+      throw new LscError(`data_offsets ${brief(offs)} must be two non-negative integers [begin, end] with begin <= end`, where, HINT_REDOWNLOAD);
     }
     const st = dtype as StDType;
     const [begin, end] = offs as number[];
     const expected = product(shape) * ITEM_SIZE[st];
     if (end - begin !== expected) {
-      throw new LscError(`tensor holds ${end - begin} bytes but shape ${JSON.stringify(shape)} of ${st} needs ${expected}`, where, HINT_REDOWNLOAD);
+      throw new LscError(`tensor holds ${end - begin} bytes but shape ${brief(shape)} of ${st} needs ${expected}`, where, HINT_REDOWNLOAD);
     }
     if (end > dataSize) {
       throw new LscError(`data_offsets [${begin}, ${end}] run past the ${dataSize}-byte data region`, where, HINT_REDOWNLOAD);
@@ -344,7 +351,8 @@ function readIndex(indexPath: string, dir: string): { files: string[]; listed: M
   for (const [name, shard] of Object.entries(map)) {
     // Shards are plain file names next to the index; anything else would escape the checkpoint dir.
     if (typeof shard !== 'string' || shard === '' || shard === '.' || shard === '..' || /[\\/]/.test(shard)) {
-      throw new LscError(`weight_map entry ${JSON.stringify(shard)} is not a shard file name`, { file: indexPath, tensor: name }, HINT_REDOWNLOAD);
+      throw new LscError(`weight_map entry ${brief(shard)} is not a shard file name`, { file: indexPath, tensor: name },
+        `every weight_map value must be the name of a shard file next to the index (no paths: the checkpoint stays inside ${dir})`);
     }
     const file = path.join(dir, shard);
     if (!files.includes(file)) {
