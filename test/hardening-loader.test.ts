@@ -23,6 +23,7 @@ import type { GpuContext } from '../runtime/device.js';
 import { SafetensorsCheckpoint } from '../runtime/safetensors.js';
 import { LscTokenizer } from '../runtime/tokenizer.js';
 import { greedyPick } from '../runtime/sampling.js';
+import { firstNonFiniteF16, firstNonFiniteF32 } from '../runtime/dtype-convert.js';
 import { testGpu } from './helpers/gpu.js';
 import { writeSafetensors, type WriteTensor } from './helpers/checkpoint-writer.js';
 import { runLsc } from './helpers/run-cli.js';
@@ -254,6 +255,36 @@ describe('hardening: loading model directories (issue 8)', function () {
           ck.close();
         }
       });
+    });
+  });
+
+  describe('the non-finite scans (runtime/dtype-convert.ts)', () => {
+    it('firstNonFiniteF16 finds the first inf / NaN pattern at block edges, in odd lengths and unaligned views', () => {
+      const first = (b: Uint16Array): number => b.findIndex((h) => (h & 0x7c00) === 0x7c00);
+      const buf = new ArrayBuffer(2 * 2060);
+      const check = (b: Uint16Array, pos: number, h: number, what: string): void => {
+        b.fill(0x3c00);
+        b[pos] = h;
+        if (pos + 7 < b.length) b[pos + 7] = 0x7c00; // a later one must not win
+        assert.equal(firstNonFiniteF16(b), first(b), `pattern 0x${h.toString(16)} at ${pos} of ${b.length} (${what})`);
+      };
+      // every pattern (±inf, all NaNs, finite ones in steps) at a block edge
+      const all = new Uint16Array(buf, 0, 2051);
+      for (let h = 0; h < 65536; h += (h & 0x7c00) === 0x7c00 ? 1 : 13) check(all, 2048, h, 'all patterns');
+      // a few patterns at every interesting place: block edges, odd lengths, unaligned views
+      for (const [byteOffset, length] of [[0, 2051], [2, 2050], [0, 2048], [6, 1]]) {
+        const b = new Uint16Array(buf, byteOffset, length);
+        for (const pos of [0, 1, 1023, 1024, 2047, 2048, 2049, length - 1].filter((p) => p < length)) {
+          for (const h of [0x7c00, 0xfc00, 0x7e00, 0x7c01, 0xffff, 0x7bff]) check(b, pos, h, `byte offset ${byteOffset}`);
+        }
+        b.fill(0xfbff); // -65504: finite everywhere
+        assert.equal(firstNonFiniteF16(b), -1);
+      }
+      assert.equal(firstNonFiniteF16(new Uint16Array(0)), -1);
+      const f = new Float32Array([1, -0, 3.4e38, Number.NaN, Infinity]);
+      assert.equal(firstNonFiniteF32(f), 3);
+      assert.equal(firstNonFiniteF32(f.subarray(0, 3)), -1);
+      assert.equal(firstNonFiniteF32(f.subarray(4)), 0);
     });
   });
 
