@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { LscError } from '../compiler/errors.js';
+import { LscError, oneLine } from '../compiler/errors.js';
 import type { Graph } from '../compiler/ir/graph.js';
 import { parseLlamaConfig, type LlamaHfConfig } from '../compiler/builder/hf-config.js';
 import { buildLlamaGraph } from '../compiler/builder/llama.js';
@@ -14,7 +14,7 @@ export function readJsonFile(file: string, what: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new LscError(`${what} is not valid JSON: ${(e as Error).message}`, { file });
+    throw new LscError(`${what} is not valid JSON: ${oneLine((e as Error).message)}`, { file });
   }
 }
 

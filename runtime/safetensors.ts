@@ -11,7 +11,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { LscError } from '../compiler/errors.js';
+import { LscError, oneLine } from '../compiler/errors.js';
 import { openRegularFile, readRegularFile } from './safe-file.js';
 import {
   bf16BitsToF16Bits, bf16BitsToF32, f16BitsToF32, f32ToF16Bits, firstNonFiniteF16, firstNonFiniteF32,
@@ -92,7 +92,7 @@ function readHeader(file: string, fd: number): TensorEntry[] {
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBuf));
   } catch (e) {
-    throw new LscError(`header is not valid JSON: ${(e as Error).message}`, { file }, HINT_REDOWNLOAD);
+    throw new LscError(`header is not valid JSON: ${oneLine((e as Error).message)}`, { file }, HINT_REDOWNLOAD);
   }
   if (!isObject(header)) throw new LscError('header is not a JSON object', { file }, HINT_REDOWNLOAD);
 
@@ -342,7 +342,7 @@ function readIndex(indexPath: string, dir: string): { files: string[]; listed: M
   try {
     index = JSON.parse(text);
   } catch (e) {
-    throw new LscError(`index is not valid JSON: ${(e as Error).message}`, { file: indexPath }, HINT_REDOWNLOAD);
+    throw new LscError(`index is not valid JSON: ${oneLine((e as Error).message)}`, { file: indexPath }, HINT_REDOWNLOAD);
   }
   const map = isObject(index) ? index.weight_map : undefined;
   if (!isObject(map)) throw new LscError('index has no weight_map object', { file: indexPath }, HINT_REDOWNLOAD);

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { LscError } from '../compiler/errors.js';
+import { LscError, oneLine } from '../compiler/errors.js';
 import { readRegularFile } from './safe-file.js';
 
 type Json = Record<string, unknown>;
@@ -27,7 +27,7 @@ function readJson(file: string, required: boolean): Json | undefined {
   try {
     v = JSON.parse(text);
   } catch (e) {
-    throw new LscError(`invalid JSON: ${(e as Error).message}`, { file });
+    throw new LscError(`invalid JSON: ${oneLine((e as Error).message)}`, { file });
   }
   if (!isObject(v)) throw new LscError('invalid JSON: expected an object at the top level', { file });
   return v;

@@ -13,6 +13,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { LscError } from '../compiler/errors.js';
 import { SafetensorsCheckpoint } from '../runtime/safetensors.js';
+import { readJsonFile } from '../runtime/model-dir.js';
+import { LscTokenizer } from '../runtime/tokenizer.js';
 import { writeRawSafetensors, writeShardedSafetensors } from './helpers/checkpoint-writer.js';
 import { describeFailures, fuzz, fuzzCaseCount, fuzzOnly, summarize } from './helpers/fuzz.js';
 import { fuzzRoot } from './helpers/fuzz-targets/safetensors.js';
@@ -117,5 +119,37 @@ describe('safetensors fuzzer findings', () => {
       assert.equal(e.where.tensor, 'a');
       assert.match(e.hint ?? '', /next to the index \(no paths/);
     }
+  });
+
+  it('JSON with a syntax error next to a line break gives a one-line message (JSON.parse quoted the line break)', () => {
+    const bad = '{\n  "a": [1,\n,2]\n}\n';
+    const expectOneLine = (fn: () => unknown, msg: RegExp): void => {
+      assert.throws(fn, (e: unknown) => {
+        assert.ok(e instanceof LscError, String(e));
+        assert.match(e.message, msg);
+        assert.match(e.format(), /\\n,2\]\\n/, 'the line break shown as \\n');
+        assert.doesNotMatch(e.format(), /[\r\n]/);
+        return true;
+      });
+    };
+    const dir = path.join(tmp, 'json-newline');
+    fs.mkdirSync(dir);
+    writeRawSafetensors(path.join(dir, 'model.safetensors'), bad, new Uint8Array(0));
+    expectOneLine(() => SafetensorsCheckpoint.open(dir), /^header is not valid JSON/);
+    fs.writeFileSync(path.join(dir, 'model.safetensors.index.json'), bad);
+    expectOneLine(() => SafetensorsCheckpoint.open(dir), /^index is not valid JSON/);
+    fs.writeFileSync(path.join(dir, 'config.json'), bad);
+    expectOneLine(() => readJsonFile(path.join(dir, 'config.json'), 'config.json'), /^config\.json is not valid JSON/);
+    fs.writeFileSync(path.join(dir, 'tokenizer.json'), bad);
+    expectOneLine(() => LscTokenizer.load(dir), /^invalid JSON/);
+  });
+
+  it('a tensor name with a line break is escaped where the message names the tensor', () => {
+    const dir = path.join(tmp, 'name-newline');
+    fs.mkdirSync(dir);
+    writeRawSafetensors(path.join(dir, 'model.safetensors'), { 'line\nbreak': { dtype: 'Q4', shape: [4], data_offsets: [0, 8] } }, new Uint8Array(8));
+    const e = refused(dir, /^unknown dtype "Q4"$/);
+    assert.equal(e.where.tensor, 'line\nbreak');
+    assert.match(e.format(), /tensor 'line\\nbreak'/);
   });
 });

@@ -119,7 +119,7 @@ function singleFile(rng: Rng): Built {
       labels.push(`${name}.data_offsets := ${JSON.stringify(entry.data_offsets)}`);
     } else if (family === 4 && entry) {
       // a tensor renamed: prototype names, the metadata key, empty, very long
-      const to = pick(rng, [...PROTOTYPE_NAMES, '__metadata__', '', 'a'.repeat(100_000), 'model.layers.0.x\u0000y', '🦙']);
+      const to = pick(rng, [...PROTOTYPE_NAMES, '__metadata__', '', 'a'.repeat(100_000), 'model.layers.0.x\u0000y', 'line\nbreak', '🦙']);
       delete header[name];
       Object.defineProperty(header, to, { value: entry, enumerable: true, writable: true, configurable: true });
       labels.push(`${name} renamed ${JSON.stringify(to).slice(0, 30)}`);
