@@ -1,11 +1,12 @@
 /**
  * Checks that config.json and the checkpoint describe the same model, from the safetensors
- * headers alone (names and shapes, no data): the layer count before the graph is built (a config
- * that claims a million layers would otherwise build and compile a million-layer graph), and,
- * once the plan is known, that no checkpoint tensor would be silently ignored.
+ * headers alone (names and shapes, no data): the layer count and the embedding's shape before
+ * the graph is built, and, once the plan is known, that no checkpoint tensor would be silently
+ * ignored.
  */
 import { LscError } from '../compiler/errors.js';
 import type { Plan } from '../compiler/plan.js';
+import type { LlamaHfConfig } from '../compiler/builder/hf-config.js';
 import type { SafetensorsCheckpoint } from './safetensors.js';
 
 /**
@@ -34,11 +35,24 @@ function range(a: number, b: number): string {
 }
 
 /**
- * config.json's num_hidden_layers against the `model.layers.N.*` tensors of the checkpoint.
- * Runs before the graph is built. A checkpoint without such names (a graph file with its own
- * naming) is left to the per-tensor check against the plan.
+ * config.json against the checkpoint's headers, before the graph is built (a config claiming a
+ * million layers or a million-wide hidden state would otherwise build and compile that model):
+ * num_hidden_layers against the `model.layers.N.*` tensors, and vocab_size and hidden_size
+ * against the embedding's shape. Names a checkpoint lacks (a graph file with its own naming)
+ * are left to the per-tensor check against the plan.
  */
-export function checkLayerCount(ckpt: SafetensorsCheckpoint, layers: number, configFile: string): void {
+export function checkConfigAgainstCheckpoint(ckpt: SafetensorsCheckpoint, config: LlamaHfConfig, configFile: string): void {
+  const hint = 'use the config.json published with the checkpoint';
+  const embed = ckpt.get('model.embed_tokens.weight');
+  if (embed && embed.shape.length === 2) {
+    for (const [i, key] of [[0, 'vocab_size'], [1, 'hidden_size']] as const) {
+      if (embed.shape[i] !== config[key]) {
+        throw new LscError(`config.json says ${key} ${config[key]} but the checkpoint's model.embed_tokens.weight has shape [${embed.shape.join(', ')}]`,
+          { file: configFile, pointer: `/${key}` }, `set ${key} to ${embed.shape[i]}, or ${hint}`);
+      }
+    }
+  }
+  const layers = config.num_hidden_layers;
   let max = -1;
   for (const name of ckpt.tensors.keys()) {
     const l = layerOf(name);
@@ -46,10 +60,10 @@ export function checkLayerCount(ckpt: SafetensorsCheckpoint, layers: number, con
   }
   if (max < 0 || max + 1 === layers) return;
   const where = { file: configFile, pointer: '/num_hidden_layers' };
-  const hint = `set num_hidden_layers to ${max + 1}, or use the config.json published with the checkpoint`;
+  const fix = `set num_hidden_layers to ${max + 1}, or ${hint}`;
   const says = `config.json says ${layers} layers (num_hidden_layers) but the checkpoint in ${ckpt.dir} has tensors for layers 0..${max}`;
-  if (max + 1 < layers) throw new LscError(says, where, hint);
-  throw new LscError(`${says}: the tensors of layer${max === layers ? '' : 's'} ${range(layers, max)} would be ignored`, where, hint);
+  if (max + 1 < layers) throw new LscError(says, where, fix);
+  throw new LscError(`${says}: the tensors of layer${max === layers ? '' : 's'} ${range(layers, max)} would be ignored`, where, fix);
 }
 
 /**

@@ -7,7 +7,7 @@ import type { Graph } from '../compiler/ir/graph.js';
 import { checkPlanFits, openDevice, planLimits, type DeviceOptions, type GpuContext } from './device.js';
 import { Executor, KernelCompileError } from './executor.js';
 import { checkModelDir, modelGraph, readModelConfig } from './model-dir.js';
-import { checkLayerCount } from './checkpoint-config.js';
+import { checkConfigAgainstCheckpoint } from './checkpoint-config.js';
 import { SafetensorsCheckpoint } from './safetensors.js';
 import { Steps } from './steps.js';
 import { LscTokenizer } from './tokenizer.js';
@@ -92,12 +92,13 @@ export class LscModel {
     // cheap checks first, from config.json, the tokenizer and the checkpoint's headers: nothing
     // is built, compiled or allocated for a model directory whose parts disagree
     const { config, file: configFile } = readModelConfig(dir);
-    const tokenizer = LscTokenizer.load(dir);
-    tokenizer.checkVocab(config.vocab_size);
     const ckpt = SafetensorsCheckpoint.open(dir);
     let graph: Graph;
+    let tokenizer: LscTokenizer;
     try {
-      checkLayerCount(ckpt, config.num_hidden_layers, configFile);
+      checkConfigAgainstCheckpoint(ckpt, config, configFile);
+      tokenizer = LscTokenizer.load(dir);
+      tokenizer.checkVocab(config.vocab_size);
       ({ graph } = modelGraph(dir, { graphFile: opts.graph, config }));
     } catch (e) {
       ckpt.close();

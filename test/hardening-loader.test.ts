@@ -160,6 +160,19 @@ describe('hardening: loading model directories (issue 8)', function () {
       assert.match(line, /config\.json says 1000000 layers/);
     });
 
+    it('hidden_size or vocab_size that disagree with the embedding are refused before the graph is built (hidden_size 1048576 was an internal error)', async () => {
+      const wide = variant('wide-hidden', (d) => editConfig(d, (c) => { c.hidden_size = 1 << 20; c.intermediate_size = 1 << 22; }));
+      await expectLoadError(gpu, wide, {}, {
+        message: new RegExp(`^config\\.json says hidden_size 1048576 but the checkpoint's model\\.embed_tokens\\.weight has shape \\[${CONFIG.vocab_size}, ${CONFIG.hidden_size}\\]$`),
+        file: path.join(wide, 'config.json'), pointer: '/hidden_size', hint: new RegExp(`set hidden_size to ${CONFIG.hidden_size}`),
+      });
+      const line = await cliError(['generate', '--model', wide, '--prompt', 'x']);
+      assert.match(line, /config\.json says hidden_size 1048576/);
+      // checked before the tokenizer, which would blame itself for the config's mistake
+      const vocab = variant('big-vocab', (d) => editConfig(d, (c) => { c.vocab_size = 32000; }));
+      await expectLoadError(gpu, vocab, {}, { message: /^config\.json says vocab_size 32000 but the checkpoint's model\.embed_tokens\.weight has shape/, pointer: '/vocab_size' });
+    });
+
     it('a checkpoint with more layers than num_hidden_layers names the layers it would ignore (they were ignored)', async () => {
       const dir = variant('extra-layers', (d) => editConfig(d, (c) => { c.num_hidden_layers = LAYERS - 2; }));
       await expectLoadError(gpu, dir, {}, {
