@@ -9,10 +9,16 @@ const MAIN = path.join(ROOT, 'dist', 'cli', 'main.js');
 
 export interface CliRun { code: number | null; stdout: string; stderr: string }
 
-/** Runs dist/cli/main.js as a child process, the way users run it, with extra environment (in `cwd`, default the repository root). */
-export function runLsc(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): Promise<CliRun> {
+/**
+ * Runs dist/cli/main.js as a child process, the way users run it, with extra environment, in
+ * `cwd` (default the repository root); killed (code null) after timeoutMs when given, for runs
+ * that might hang.
+ */
+export function runLsc(args: string[], env: NodeJS.ProcessEnv = {}, opts: { cwd?: string; timeoutMs?: number } = {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [MAIN, ...args], {
+      cwd: opts.cwd ?? ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], timeout: opts.timeoutMs, killSignal: 'SIGKILL',
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s; });
