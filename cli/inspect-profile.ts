@@ -34,22 +34,26 @@ export function readKernelProfile(file: string, plan: Plan): KernelTimes {
   }
   if (typeof kp.position !== 'number' || !Number.isInteger(kp.position) || kp.position < 0) bad('position must be a non-negative integer', ['position']);
   if (!Array.isArray(kp.entries) || !kp.entries.length) bad('entries must be a non-empty array', ['entries']);
-  const kernels = new Set(plan.kernels.map((k) => k.id));
-  const entries = new Set(plan.entries.map((e) => e.name));
+  // times go to this plan's kernels through the nodes each measured dispatch computes: bench may
+  // have compiled other kernels (device limits, tuning) for the same graph
+  const kernelOf = new Map(plan.entries.map((e) => [e.name, new Map(e.stages.flatMap((s) => s.dispatches.flatMap((d) => d.nodes.map((n) => [n, d.kernel] as const))))]));
   const out: KernelTimes = { position: kp.position!, entries: [] };
   kp.entries!.forEach((e, i) => {
-    if (typeof e?.entry !== 'string' || !entries.has(e.entry)) bad(`entry ${JSON.stringify(e?.entry)} is not an entry point of this plan`, ['entries', i, 'entry']);
+    const nodes = kernelOf.get(e?.entry);
+    if (typeof e?.entry !== 'string' || !nodes) return bad(`entry ${JSON.stringify(e?.entry)} is not an entry point of this plan`, ['entries', i, 'entry']);
     if (typeof e.rows !== 'number' || !(e.rows > 0)) bad('rows must be a positive number', ['entries', i, 'rows']);
     if (!Array.isArray(e.dispatches)) bad('dispatches must be an array', ['entries', i, 'dispatches']);
     const byKernel = new Map<string, { count: number; ms: number }>();
     let totalMs = 0;
     e.dispatches.forEach((d, j) => {
-      if (typeof d?.kernel !== 'string' || !kernels.has(d.kernel)) bad(`kernel ${JSON.stringify(d?.kernel)} is not a kernel of this plan`, ['entries', i, 'dispatches', j, 'kernel']);
+      if (!Array.isArray(d?.nodes) || !d.nodes.length || d.nodes.some((n) => typeof n !== 'string')) bad('nodes must be a non-empty array of node ids', ['entries', i, 'dispatches', j, 'nodes']);
+      const kernel = nodes.get(d.nodes[0]);
+      if (!kernel) bad(`node ${JSON.stringify(d.nodes[0])} is not computed by ${e.entry} in this plan`, ['entries', i, 'dispatches', j, 'nodes', 0]);
       if (typeof d.ms !== 'number' || !Number.isFinite(d.ms) || d.ms < 0) bad('ms must be a non-negative number', ['entries', i, 'dispatches', j, 'ms']);
-      const k = byKernel.get(d.kernel) ?? { count: 0, ms: 0 };
+      const k = byKernel.get(kernel!) ?? { count: 0, ms: 0 };
       k.count++;
       k.ms += d.ms;
-      byKernel.set(d.kernel, k);
+      byKernel.set(kernel!, k);
       totalMs += d.ms;
     });
     out.entries.push({ entry: e.entry, rows: e.rows, totalMs, byKernel });
