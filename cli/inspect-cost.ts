@@ -8,7 +8,8 @@ import { inferShapes, type TypedValue } from '../compiler/passes/infer-shapes.js
  * Bytes read and written and FLOPs of one dispatch, from the plan and the graph's shapes. Memory
  * traffic is what crosses the dispatch: values fused inside a kernel cost nothing; values read
  * from or written to other dispatches cost rows × width × element size; a matmul reads its whole
- * weight once per dispatch (not per row); embed reads one table row per row; RoPE reads one table
+ * weight (or the row chunk bound, for weights split over buffers) once per dispatch, not per row;
+ * embed reads one table row per row (counted in each chunk's dispatch, an upper bound); RoPE reads one table
  * row per row; attention reads the cached K and V of every position up to its own (causal), and
  * K and V consumed by attention are written to the KV cache at the KV dtype, one position per row.
  *
@@ -61,7 +62,7 @@ export class CostModel {
   private readonly values: Map<string, TypedValue>;
   /** For each value: the nodes reading it (and at which input index). */
   private readonly consumers = new Map<string, { node: FlatNode; index: number }[]>();
-  private readonly weightBytes = new Map<string, { bytes: number; row: number }>();
+  private readonly weightBytes = new Map<string, { bytes: number; row: number; chunks: { buffer: string; bytes: number }[] }>();
   private readonly kvElem: number;
   private readonly ropeRow: number;
   private readonly memo = new Map<PlanDispatch, CostTerms>();
@@ -76,10 +77,13 @@ export class CostModel {
         if (i.kind === 'value') this.consumers.set(i.id, [...(this.consumers.get(i.id) ?? []), { node: n, index }]);
       });
     }
+    const bufferBytes = new Map(plan.buffers.map((b) => [b.id, b.bytes]));
+    const byId = new Map(plan.weights.map((w) => [w.id, w]));
     for (const w of plan.weights) {
       const elem = ELEM[w.gpuDtype];
       const all = w.shape.reduce((a, b) => a * b, 1) * elem;
-      this.weightBytes.set(w.id, { bytes: all, row: all / w.shape[0] });
+      const chunks = w.chunks.length ? w.chunks : byId.get(w.tiedTo ?? '')?.chunks ?? [];
+      this.weightBytes.set(w.id, { bytes: all, row: all / w.shape[0], chunks: chunks.map((c) => ({ buffer: c.buffer, bytes: bufferBytes.get(c.buffer) ?? 0 })) });
     }
     this.kvElem = ELEM[graph.dtypes.kv] ?? 2;
     const rope = plan.buffers.find((b) => b.id === plan.io.rope);
@@ -117,8 +121,10 @@ export class CostModel {
           const w = this.weightBytes.get(i.id);
           if (!w || readOnce.has(`@${i.id}`)) return;
           readOnce.add(`@${i.id}`);
+          // a weight split into row chunks (one buffer each) takes one dispatch per chunk bound
+          const bound = w.chunks.filter((c) => d.buffers.includes(c.buffer));
           if (n.op === 'embed') t.rowRead += w.row;
-          else t.fixedRead += w.bytes;
+          else t.fixedRead += bound.length ? bound.reduce((a, c) => a + c.bytes, 0) : w.bytes;
         } else if (i.kind === 'input') {
           if (!readOnce.has(`in:${i.name}`)) t.rowRead += 4;
           readOnce.add(`in:${i.name}`);

@@ -44,8 +44,9 @@ export function layerStrip(v: ViewModel, exits: number[], k: number): string {
     const draftText = `layers 0..${E - 1} + head, 1 row per step`;
     rect(X(0), 62, X(E) - X(0), 17, '#fce5cd', 'span-draft', `draft@${E}: ${draftText}`);
     rect(right + 8, 62, headW, 17, '#fce5cd', 'span-draft', `draft@${E}: the shared head`);
-    const draftLabelW = E < L / 2 ? right - X(0) : X(E) - X(0); // the row is empty right of a short span
-    label(X(0), 62, draftLabelW, draftText);
+    // inside a long span; right of a short one (the row is empty there)
+    if (X(E) - X(0) >= draftText.length * 6 + 8) label(X(0), 62, X(E) - X(0), draftText);
+    else parts.push(`<text x="${X(E) + 6}" y="74" class="span-text">${esc(draftText)}</text>`);
     const newest = 'newest draft';
     rect(X(0), 84, X(E) - X(0), 17, '#ead1dc', 'span-verify', `verify@${E}: the newest draft through layers 0..${E - 1}`);
     label(X(0), 84, X(E) - X(0), newest);
