@@ -2,6 +2,8 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { LscError, pointer } from '../errors.js';
 import type { Graph, NodeDecl } from './graph.js';
 import { graphSchema } from './schema.js';
+import { checkAttrs } from './attrs.js';
+import { own } from './own.js';
 
 let compiled: ReturnType<Ajv['compile']> | undefined;
 
@@ -31,6 +33,7 @@ function checkIds(nodes: NodeDecl[], at: (i: number) => string, file?: string): 
   const seen = new Map<string, number>();
   const later = new Map(nodes.map((n, i) => [n.id, i]));
   nodes.forEach((n, i) => {
+    checkAttrs(n, at(i), file);
     if (seen.has(n.id)) throw new LscError(`duplicate node id '${n.id}'`, { file, pointer: `${at(i)}/id` });
     n.in.forEach((name, j) => {
       const k = later.get(name);
@@ -56,9 +59,9 @@ export function validateGraph(raw: unknown, file?: string): Graph {
   }
   for (const [name, w] of Object.entries(g.weights)) {
     if (w.tiedTo !== undefined) {
-      const t = g.weights[w.tiedTo];
+      const t = own(g.weights, w.tiedTo);
       if (!t) throw new LscError(`weight '${name}' is tied to unknown weight '${w.tiedTo}'`, { file, pointer: pointer('weights', name, 'tiedTo') });
-      if (t.tiedTo) throw new LscError(`weight '${name}' is tied to '${w.tiedTo}', which is itself tied`, { file, pointer: pointer('weights', name, 'tiedTo') });
+      if (t.tiedTo !== undefined) throw new LscError(`weight '${name}' is tied to '${w.tiedTo}', which is itself tied`, { file, pointer: pointer('weights', name, 'tiedTo') });
       if (JSON.stringify(t.shape) !== JSON.stringify(w.shape) || !!t.perLayer !== !!w.perLayer) {
         throw new LscError(`weight '${name}' must have the shape of '${w.tiedTo}' it is tied to`, { file, pointer: pointer('weights', name, 'shape') });
       }

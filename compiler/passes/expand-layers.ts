@@ -1,6 +1,8 @@
 import type { Graph, NodeDecl, OpName } from '../ir/graph.js';
 import { dimValue, type DimTable } from '../ir/dims.js';
 import { LscError, pointer } from '../errors.js';
+import { BOUNDS } from '../ir/bounds.js';
+import { own } from '../ir/own.js';
 
 /** A value input: another node's output, a graph input, or a weight instance. */
 export type FlatInput =
@@ -47,7 +49,7 @@ export function expandLayers(graph: Graph, dims: DimTable, file?: string): FlatG
   const trunks: FlatGraph['trunks'] = new Map();
   const alias = new Map<string, string>(); // body-level name -> flat id
   const useWeight = (name: string, layer: number | undefined, at: string): FlatInput => {
-    const decl = graph.weights[name];
+    const decl = own(graph.weights, name);
     if (!decl) throw new LscError(`unknown weight '@${name}'`, { file, pointer: at }, 'declare it under "weights"');
     const l = decl.perLayer ? layer : undefined;
     if (decl.perLayer && layer === undefined) {
@@ -55,7 +57,7 @@ export function expandLayers(graph: Graph, dims: DimTable, file?: string): FlatG
     }
     const id = weightId(name, l);
     if (!weights.has(id)) {
-      const tied = decl.tiedTo ? weightId(decl.tiedTo, l) : undefined;
+      const tied = decl.tiedTo !== undefined ? weightId(decl.tiedTo, l) : undefined;
       weights.set(id, { id, decl: name, hf: decl.hf.replace('{layer}', String(l)), layer: l, tiedTo: tied });
     }
     return { kind: 'weight', id };
@@ -64,7 +66,7 @@ export function expandLayers(graph: Graph, dims: DimTable, file?: string): FlatG
     if (name.startsWith('@')) return useWeight(name.slice(1), layer, at);
     const local = scope.get(name);
     if (local !== undefined) return { kind: 'value', id: local };
-    if (name in graph.inputs) return { kind: 'input', name };
+    if (Object.hasOwn(graph.inputs, name)) return { kind: 'input', name };
     throw new LscError(`input '${name}' is not produced by any earlier node`, { file, pointer: at },
       'check the node ids and their order');
   };
@@ -76,6 +78,7 @@ export function expandLayers(graph: Graph, dims: DimTable, file?: string): FlatG
     });
   };
 
+  let repeats = 0;
   graph.body.forEach((decl, bi) => {
     const at = pointer('body', bi);
     if (decl.op !== 'repeat') {
@@ -83,9 +86,29 @@ export function expandLayers(graph: Graph, dims: DimTable, file?: string): FlatG
       alias.set(decl.id, decl.id);
       return;
     }
-    const block = decl.block ? graph.blocks[decl.block] : undefined;
-    if (!block) throw new LscError(`repeat refers to unknown block '${decl.block}'`, { file, pointer: `${at}/block` });
-    const [from, to] = (decl.layers ?? [0, 'layers']).map((e, i) => dimValue(dims, e, { file, pointer: `${at}/layers/${i}` }));
+    // entry points split one stack of layers at the exit: a second repeat would be left out of them
+    if (repeats++) {
+      throw new LscError('the body has more than one repeat node; lsc compiles one stack of decoder layers', { file, pointer: at },
+        'repeat one block over all layers');
+    }
+    const block = decl.block !== undefined ? own(graph.blocks, decl.block) : undefined;
+    if (!block) {
+      throw new LscError(`repeat refers to unknown block '${decl.block ?? ''}'`, { file, pointer: `${at}/${decl.block === undefined ? 'op' : 'block'}` },
+        'name a block declared under "blocks"');
+    }
+    const [from, to] = (decl.layers ?? [0, 'layers']).map((e, i) => dimValue(dims, e, { file, pointer: `${at}/layers${decl.layers ? `/${i}` : ''}` }, 0));
+    // exit layers, KV caches and weights are numbered by dims.layers: the stack must be exactly that
+    const L = Object.hasOwn(dims.values, 'layers') ? dims.values.layers : undefined;
+    if (L === undefined) throw new LscError('dims has no \'layers\' (the number of decoder layers)', { file, pointer: '/dims' }, 'declare "layers" under "dims"');
+    if (from !== 0 || to !== L) {
+      throw new LscError(`repeat layers [${from}, ${to}) must be [0, ${L}): the decoder layers 0..dims.layers-1`,
+        { file, pointer: `${at}/layers` }, 'write "layers": [0, "layers"]');
+    }
+    const copies = (to - from) * block.nodes.length;
+    if (copies > BOUNDS.nodeCopies) {
+      throw new LscError(`repeating block '${decl.block}' (${block.nodes.length} nodes) over ${to - from} layers makes ${copies} nodes, more than ${BOUNDS.nodeCopies}`,
+        { file, pointer: pointer('blocks', decl.block!, 'nodes') }, 'fewer nodes per block or fewer layers');
+    }
     const blockIns = Object.keys(block.in);
     if (decl.in.length !== blockIns.length) {
       throw new LscError(`block '${decl.block}' takes ${blockIns.length} inputs, repeat gives ${decl.in.length}`,
