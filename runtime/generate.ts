@@ -2,7 +2,7 @@ import { LscError } from '../compiler/errors.js';
 import type { LscModel, GpuBytes } from './model.js';
 import { Rng, distribution, probabilityOf, residual, sample, type Distribution, type SamplingOptions } from './sampling.js';
 import { TextStream } from './text-stream.js';
-import { StopFilter } from './stop.js';
+import { StopFilter, checkStopStrings } from './stop.js';
 
 export type Strategy = 'autoregressive' | 'early-exit' | 'self-speculative';
 
@@ -78,32 +78,54 @@ export interface Resolved {
   chain: number;
 }
 
+/**
+ * A number option of the library: undefined, or a finite number obeying `rule` (the CLI parses
+ * strings; callers of the API may pass anything, e.g. a string seed).
+ */
+function numberOption(v: unknown, what: string, rule: (v: number) => boolean, want: string): void {
+  if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || !rule(v))) {
+    throw new LscError(`${what} must be ${want}, got ${typeof v === 'number' ? String(v) : JSON.stringify(v) ?? String(v)}`);
+  }
+}
+
+const isPositiveInt = (v: number): boolean => Number.isSafeInteger(v) && v >= 1;
+const isNonNegativeInt = (v: number): boolean => Number.isSafeInteger(v) && v >= 0;
+
 function resolve(model: LscModel, o: GenerateOptions): Resolved {
+  if (o === null || typeof o !== 'object') throw new LscError(`generate options must be an object, got ${JSON.stringify(o)}`);
   const strategy = o.strategy ?? 'autoregressive';
   if (!['autoregressive', 'early-exit', 'self-speculative'].includes(strategy)) {
     throw new LscError(`unknown strategy '${strategy}'`, {}, 'use autoregressive, early-exit or self-speculative');
   }
+  numberOption(o.exitLayer, 'exit layer', isPositiveInt, `in 1..${model.layers - 1}`);
+  numberOption(o.maxNewTokens, 'max new tokens', isPositiveInt, 'a positive integer');
+  numberOption(o.numSpeculations, 'number of speculations', isPositiveInt, `in 1..${model.plan.rows.kMax}`);
+  numberOption(o.roundsPerSubmission, 'rounds per submission', isPositiveInt, 'a positive integer');
+  numberOption(o.temperature, 'temperature', (v) => v >= 0, '≥ 0');
+  numberOption(o.topP, 'top-p', (v) => v > 0 && v <= 1, 'in (0, 1]');
+  numberOption(o.topK, 'top-k', isNonNegativeInt, 'a non-negative integer');
+  numberOption(o.seed, 'seed', (v) => isNonNegativeInt(v) && v < 2 ** 32, 'an integer in 0..4294967295');
+  checkStopStrings(o.stop);
+  if (o.stopAtEos !== undefined && typeof o.stopAtEos !== 'boolean') throw new LscError(`stopAtEos must be true or false, got ${JSON.stringify(o.stopAtEos)}`);
+  if (o.eosTokens !== undefined) {
+    const vocab = model.plan.dims.vocab;
+    if (!Array.isArray(o.eosTokens) || o.eosTokens.some((t) => !Number.isInteger(t) || t < 0 || t >= vocab)) {
+      throw new LscError(`eosTokens must be a list of token ids in 0..${vocab - 1}, got ${JSON.stringify(o.eosTokens)}`);
+    }
+  }
   const maxNew = o.maxNewTokens ?? 128;
-  if (!Number.isInteger(maxNew) || maxNew < 1) throw new LscError(`max new tokens must be a positive integer, got ${maxNew}`);
   const E = o.exitLayer ?? model.plan.exits.defaultExitLayer;
   const K = o.numSpeculations ?? model.plan.exits.defaultNumSpeculations;
   if (strategy !== 'autoregressive') {
-    if (!Number.isInteger(E) || E < 1 || E >= model.layers) {
-      throw new LscError(`exit layer must be in 1..${model.layers - 1}, got ${E}`);
-    }
+    numberOption(E, 'exit layer', (v) => Number.isInteger(v) && v >= 1 && v < model.layers, `in 1..${model.layers - 1}`);
     model.checkExit(E);
   }
-  if (strategy === 'self-speculative' && (!Number.isInteger(K) || K < 1 || K > model.plan.rows.kMax)) {
+  if (strategy === 'self-speculative' && K > model.plan.rows.kMax) {
     throw new LscError(`number of speculations must be in 1..${model.plan.rows.kMax}, got ${K}`, {}, 'recompile with a larger dims.k.max for more');
   }
   const t = o.temperature ?? 0;
-  if (!(t >= 0) || !Number.isFinite(t)) throw new LscError(`temperature must be ≥ 0, got ${o.temperature}`);
-  if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) throw new LscError(`top-p must be in (0, 1], got ${o.topP}`);
-  if (o.topK !== undefined && !(Number.isInteger(o.topK) && o.topK >= 0)) throw new LscError(`top-k must be a non-negative integer, got ${o.topK}`);
-  const chain = o.roundsPerSubmission ?? 8;
-  if (!Number.isInteger(chain) || chain < 1) throw new LscError(`rounds per submission must be a positive integer, got ${chain}`);
   const sampling = { temperature: t, topK: o.topK, topP: o.topP };
-  return { strategy, maxNew, E, K, sampling, greedy: t === 0, rng: new Rng(o.seed ?? 0), chain };
+  return { strategy, maxNew, E, K, sampling, greedy: t === 0, rng: new Rng(o.seed ?? 0), chain: o.roundsPerSubmission ?? 8 };
 }
 
 /**
@@ -111,7 +133,19 @@ function resolve(model: LscModel, o: GenerateOptions): Resolved {
  * (EOS, max tokens, stop strings, context) even in the middle of a speculation round.
  */
 export async function* generate(model: LscModel, prompt: string | number[], o: GenerateOptions): AsyncGenerator<GenerateEvent, GenerateResult> {
+  const inner = generateOnModel(model, prompt, o);
+  for (let started = false; ; started = true) {
+    const step = await model.whileUsable(() => inner.next(), started);
+    if (step.done) return step.value;
+    yield step.value;
+  }
+}
+
+async function* generateOnModel(model: LscModel, prompt: string | number[], o: GenerateOptions): AsyncGenerator<GenerateEvent, GenerateResult> {
   const r = resolve(model, o);
+  if (typeof prompt !== 'string' && !Array.isArray(prompt)) {
+    throw new LscError(`the prompt must be a string or a list of token ids, got ${typeof prompt}`);
+  }
   const promptIds = typeof prompt === 'string' ? model.tokenizer.encode(prompt) : [...prompt];
   model.checkTokens(promptIds, 'prompt');
   const steps = model.steps;
@@ -137,7 +171,8 @@ export async function* generate(model: LscModel, prompt: string | number[], o: G
       if (eos.has(id)) stopReason = 'eos';
       else if (stopText.stopped) stopReason = 'stop-string';
       else if (tokens.length >= r.maxNew) stopReason = 'max-tokens';
-      else if (promptIds.length + tokens.length >= ctx) stopReason = 'context';
+      // the newest token needs a KV slot only to produce another: positions 0..ctx-1 hold ctx + 1 tokens' worth
+      else if (promptIds.length + tokens.length > ctx) stopReason = 'context';
     }
     if (stopReason) text += stopText.flush(stream.flush());
     return { text, tokens: taken };
@@ -154,7 +189,7 @@ export async function* generate(model: LscModel, prompt: string | number[], o: G
   let p = promptIds.length; // position of `cur`
 
   while (!stopReason) {
-    const left = Math.min(r.maxNew - tokens.length, ctx - p - 1);
+    const left = Math.min(r.maxNew - tokens.length, ctx - p); // positions p..ctx-1 each yield one token
     if (left <= 0) {
       stopReason = tokens.length >= r.maxNew ? 'max-tokens' : 'context';
       yield { text: stopText.flush(stream.flush()), tokens: [] };

@@ -144,7 +144,7 @@ export class LscModel {
     const bad = ids.find((t) => !Number.isInteger(t) || t < 0 || t >= vocab);
     if (bad !== undefined) throw new LscError(`${where}: token id ${bad} is outside the vocabulary 0..${vocab - 1}`);
     if (ids.length === 0) throw new LscError(`${where}: no tokens`);
-    if (ids.length >= this.plan.dims.ctx) {
+    if (ids.length > this.plan.dims.ctx) {
       throw new LscError(`${where}: ${ids.length} tokens do not fit the context of ${this.plan.dims.ctx} positions`, {},
         'shorten the prompt or load with a larger --ctx');
     }
@@ -160,9 +160,34 @@ export class LscModel {
 
   /** Logits of the last position (or all), through the full model or exit E. */
   async logits(ids: number[], opts: { exitLayer?: number; allPositions?: boolean } = {}): Promise<Float32Array[]> {
-    this.checkTokens(ids);
-    this.checkExit(opts.exitLayer);
-    return this.steps.scoreAll(ids, opts.exitLayer, opts.allPositions ?? false);
+    return this.whileUsable(async () => {
+      this.checkTokens(ids);
+      this.checkExit(opts.exitLayer);
+      return this.steps.scoreAll(ids, opts.exitLayer, opts.allPositions ?? false);
+    });
+  }
+
+  /** True once dispose() has run: the GPU buffers are gone. */
+  get disposed(): boolean { return this.isDisposed; }
+  private isDisposed = false;
+
+  /**
+   * Runs GPU work on this model; a call after dispose(), or one that dispose() cut short (the GPU
+   * then fails with a bare AbortError), is a clear error instead. `continuing`: the work is a later
+   * step of a call that began before dispose() (a generation).
+   */
+  async whileUsable<T>(work: () => Promise<T>, continuing = false): Promise<T> {
+    const gone = (when: string): LscError => new LscError(`this model was disposed ${when}`, {}, 'load the model again with LscModel.load');
+    if (this.isDisposed) throw gone(continuing ? 'while the call was running' : 'before the call');
+    try {
+      const out = await work();
+      // work that raced dispose() may finish on destroyed buffers: never hand out what it read
+      if (this.isDisposed) throw gone('while the call was running');
+      return out;
+    } catch (e) {
+      if (this.isDisposed && !(e instanceof LscError)) throw gone('while the call was running');
+      throw e;
+    }
   }
 
   /**
@@ -178,7 +203,10 @@ export class LscModel {
     return this.generate(prompt, opts).result;
   }
 
+  /** Releases the GPU (node can exit). Calling it again does nothing. */
   dispose(): void {
+    if (this.isDisposed) return;
+    this.isDisposed = true;
     this.executor.destroy();
     if (this.ownsGpu) this.gpu.dispose();
   }

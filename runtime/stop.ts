@@ -1,3 +1,5 @@
+import { LscError } from '../compiler/errors.js';
+
 /**
  * Stop strings on streamed text: text is released only once no stop string can still start in
  * it, and everything from the first stop string on is dropped. The concatenation of what push
@@ -52,5 +54,16 @@ export class StopFilter {
     const out = this.full.slice(this.emitted, end);
     this.emitted = end;
     return out;
+  }
+}
+
+/** Stop strings as the library takes them: a list of non-empty strings (an empty one would match at once). */
+export function checkStopStrings(stop: unknown): asserts stop is string[] | undefined {
+  if (stop === undefined) return;
+  if (!Array.isArray(stop)) throw new LscError(`stop must be a list of strings, got ${JSON.stringify(stop)}`, {}, 'pass stop: ["\\n\\n"], for example');
+  const i = stop.findIndex((s) => typeof s !== 'string' || s.length === 0);
+  if (i >= 0) {
+    throw new LscError(`stop string ${i + 1} is ${typeof stop[i] === 'string' ? 'empty' : `not a string (${JSON.stringify(stop[i])})`}`, {},
+      'give each stop string at least one character');
   }
 }

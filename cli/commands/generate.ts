@@ -4,6 +4,7 @@ import type { GenerateOptions, GenerateResult, GenerateStats, Strategy } from '.
 import { collect, nonNegativeInt, nonNegativeNumber, positiveInt, probability, ROUNDS_PER_SUBMISSION_HELP } from '../options.js';
 import { withModel, type ModelFlags } from '../load-model.js';
 import { checkExitLayer } from '../checks.js';
+import { checkStopStrings } from '../../runtime/stop.js';
 
 interface Opts {
   model: string; prompt: string; maxNewTokens: number; strategy: Strategy;
@@ -88,6 +89,7 @@ export function registerGenerate(program: Command): void {
     .option('--compare', `also decode autoregressively, in turns with this strategy (warm-up, then ${COMPARE_PAIRS} timed runs each), and report the median speedup and whether the outputs match`)
     .action(async (o: Opts) => {
       checkStrategyFlags(o);
+      checkStopStrings(o.stop);
       if (o.compare && o.strategy === 'autoregressive') {
         throw new LscError('--compare measures a strategy against autoregressive decoding', {}, 'add --strategy self-speculative (or early-exit)');
       }
@@ -98,7 +100,7 @@ export function registerGenerate(program: Command): void {
           throw new LscError(`--num-speculations ${o.numSpeculations} exceeds the plan's maximum ${plan.rows.kMax}`, {}, 'recompile with a larger dims.k.max');
         }
         const n = tok.encode(o.prompt).length;
-        if (n >= plan.dims.ctx) {
+        if (n > plan.dims.ctx) {
           throw new LscError(`prompt: ${n} tokens do not fit the context of ${plan.dims.ctx} positions`, {}, 'shorten the prompt or pass a larger --ctx');
         }
       };
