@@ -23,6 +23,9 @@ export interface LlamaHfConfig {
   mlp_bias: boolean;
 }
 
+/** A value as a message shows it: numbers as JavaScript prints them (JSON would print Infinity as null). */
+const show = (v: unknown): string => (typeof v === 'number' ? String(v) : JSON.stringify(v));
+
 /** Reads and checks a config.json object; `file` is named in errors. */
 export function parseLlamaConfig(raw: unknown, file = 'config.json'): LlamaHfConfig {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
@@ -35,7 +38,7 @@ export function parseLlamaConfig(raw: unknown, file = 'config.json'): LlamaHfCon
   const int = (key: string, max: number, fallback?: number): number => {
     const v = field(key) ?? fallback;
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) {
-      throw new LscError(`'${key}' must be a positive integer, got ${JSON.stringify(v)}`, { file, pointer: `/${key}` }, HINT);
+      throw new LscError(`'${key}' must be a positive integer, got ${show(v)}`, { file, pointer: `/${key}` }, HINT);
     }
     checkBound(`'${key}'`, v, max, { file, pointer: `/${key}` });
     return v;
@@ -44,7 +47,7 @@ export function parseLlamaConfig(raw: unknown, file = 'config.json'): LlamaHfCon
   const num = (key: string, fallback: number, max = Number.MAX_VALUE): number => {
     const v = field(key) ?? fallback;
     if (typeof v !== 'number' || !Number.isFinite(v) || !(v > 0) || v > max) {
-      throw new LscError(`'${key}' must be a positive number${max < Number.MAX_VALUE ? ` at most ${max}` : ''}, got ${JSON.stringify(v)}`,
+      throw new LscError(`'${key}' must be a positive number${max < Number.MAX_VALUE ? ` at most ${max}` : ''}, got ${show(v)}`,
         { file, pointer: `/${key}` }, HINT);
     }
     return v;
@@ -89,7 +92,7 @@ export function parseLlamaConfig(raw: unknown, file = 'config.json'): LlamaHfCon
   }
   const bos = field('bos_token_id');
   if (bos != null && !tokenId(bos)) {
-    throw new LscError(`bos_token_id must be a token id (an integer ≥ 0) or null, got ${JSON.stringify(bos)}`, { file, pointer: '/bos_token_id' });
+    throw new LscError(`bos_token_id must be a token id (an integer ≥ 0) or null, got ${show(bos)}`, { file, pointer: '/bos_token_id' });
   }
   const scaling = field('rope_scaling') ?? null;
   if (scaling !== null && (typeof scaling !== 'object' || Array.isArray(scaling))) {
@@ -131,7 +134,7 @@ function checkRopeScaling(s: Record<string, unknown>, file: string): void {
   const num = (k: string): number => {
     const v = get(k);
     if (typeof v !== 'number' || !Number.isFinite(v) || !(v > 0)) {
-      throw new LscError(`rope_scaling.${k} must be a positive number, got ${JSON.stringify(v)}`, { file, pointer: at(k) },
+      throw new LscError(`rope_scaling.${k} must be a positive number, got ${show(v)}`, { file, pointer: at(k) },
         'use the config.json published with the checkpoint');
     }
     return v;

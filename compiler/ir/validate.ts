@@ -46,10 +46,30 @@ function checkIds(nodes: NodeDecl[], at: (i: number) => string, file?: string): 
   });
 }
 
+/**
+ * RoPE numbers the schema cannot bound: JSON's 1e999 parses as Infinity, and Llama 3 scaling
+ * divides by high_freq_factor − low_freq_factor (runtime/rope-table.ts).
+ */
+function checkRope(rope: Graph['rope'], file?: string): void {
+  const fields: [string, unknown][] = [['theta', rope.theta], ...Object.entries(rope.scaling ?? {}).filter(([k]) => k !== 'type')];
+  for (const [key, v] of fields) {
+    if (typeof v === 'number' && !Number.isFinite(v)) {
+      throw new LscError(`rope ${key} must be a finite number, got ${v}`,
+        { file, pointer: key === 'theta' ? '/rope/theta' : pointer('rope', 'scaling', key) });
+    }
+  }
+  const s = rope.scaling;
+  if (s?.type === 'llama3' && !(s.highFreqFactor > s.lowFreqFactor)) {
+    throw new LscError(`rope scaling highFreqFactor (${s.highFreqFactor}) must be larger than lowFreqFactor (${s.lowFreqFactor})`,
+      { file, pointer: '/rope/scaling/highFreqFactor' });
+  }
+}
+
 /** Schema plus the semantic checks that need no shapes; shapes are checked by infer-shapes. */
 export function validateGraph(raw: unknown, file?: string): Graph {
   checkSchema(raw, file);
   const g = raw as Graph;
+  checkRope(g.rope, file);
   checkIds(g.body, (i) => pointer('body', i), file);
   for (const [name, b] of Object.entries(g.blocks)) {
     checkIds(b.nodes, (i) => pointer('blocks', name, 'nodes', i), file);

@@ -78,18 +78,18 @@ export function expandLayers(graph: Graph, dims: DimTable, file?: string): FlatG
     });
   };
 
-  let repeats = 0;
+  // entry points split one stack of layers at the exit: a second repeat would be left out of them
+  const second = graph.body.map((n, i) => (n.op === 'repeat' ? i : -1)).filter((i) => i >= 0)[1];
+  if (second !== undefined) {
+    throw new LscError('the body has more than one repeat node; lsc compiles one stack of decoder layers', { file, pointer: pointer('body', second) },
+      'repeat one block over all layers');
+  }
   graph.body.forEach((decl, bi) => {
     const at = pointer('body', bi);
     if (decl.op !== 'repeat') {
       emit(decl, decl.id, alias, undefined, at);
       alias.set(decl.id, decl.id);
       return;
-    }
-    // entry points split one stack of layers at the exit: a second repeat would be left out of them
-    if (repeats++) {
-      throw new LscError('the body has more than one repeat node; lsc compiles one stack of decoder layers', { file, pointer: at },
-        'repeat one block over all layers');
     }
     const block = decl.block !== undefined ? own(graph.blocks, decl.block) : undefined;
     if (!block) {
@@ -114,13 +114,18 @@ export function expandLayers(graph: Graph, dims: DimTable, file?: string): FlatG
       throw new LscError(`block '${decl.block}' takes ${blockIns.length} inputs, repeat gives ${decl.in.length}`,
         { file, pointer: `${at}/in` });
     }
-    let carried = resolveInput(decl.in[0], alias, undefined, `${at}/in/0`);
-    if (carried.kind === 'weight') throw new LscError('a repeat cannot carry a weight', { file, pointer: `${at}/in/0` });
-    const input = carried.kind === 'value' ? carried.id : carried.name;
+    const start = resolveInput(decl.in[0], alias, undefined, `${at}/in/0`);
+    // the carried state is the trunk buffer, written in place: it must start as a node's output
+    if (start.kind !== 'value') {
+      throw new LscError(`a repeat must carry a node's output (the embedding), not ${start.kind} '${decl.in[0]}'`,
+        { file, pointer: `${at}/in/0` });
+    }
+    const input = start.id;
+    let carried = start.id;
     const stateAfter: string[] = [];
     for (let l = from; l < to; l++) {
       const scope = new Map<string, string>();
-      scope.set(blockIns[0], carried.kind === 'value' ? carried.id : carried.name);
+      scope.set(blockIns[0], carried);
       block.nodes.forEach((n, ni) => {
         const id = layerNodeId(l, n.id);
         emit(n, id, scope, l, pointer('blocks', decl.block!, 'nodes', ni));
@@ -129,7 +134,7 @@ export function expandLayers(graph: Graph, dims: DimTable, file?: string): FlatG
       const out = scope.get(block.out);
       if (!out) throw new LscError(`block output '${block.out}' is not a node of the block`, { file, pointer: pointer('blocks', decl.block!, 'out') });
       stateAfter.push(out);
-      carried = { kind: 'value', id: out };
+      carried = out;
     }
     trunks.set(decl.id, { layers: to - from, stateAfter, input });
     alias.set(decl.id, stateAfter[stateAfter.length - 1] ?? input);
