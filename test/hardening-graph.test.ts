@@ -115,6 +115,11 @@ describe('graph hardening: sizes are bounded before anything is sized from them'
       { message: /dim expression "heads-heads" is 0; it must be at least 1/, pointer: '/weights/wq/shape/0' });
   });
 
+  it('a literal weight dim of 2^32+1 is refused at the shape (before: compiled 8193 LM-head slices and a 4294967297u literal, invalid WGSL)', () => {
+    expectError(compile(mutated((g) => { g.weights.lm_head.shape[0] = 2 ** 32 + 1; })),
+      { message: /dim 4294967297 exceeds 16777216/, pointer: '/weights/lm_head/shape/0' });
+  });
+
   it('a logits buffer past the binding limit is refused at /dims/vocab (before: compiled a plan no adapter can bind)', () => {
     expectError(compile(mutated((g) => { g.dims.vocab = 1 << 20; })),
       { message: /buffer io:logits \(logits \[64, 1048576\] f32\) needs 268435456 bytes; the target binds at most 134217728/, pointer: '/dims/vocab' });

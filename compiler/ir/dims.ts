@@ -122,6 +122,6 @@ export function dimValue(table: DimTable, expr: DimExpr, where: { file?: string;
     throw new LscError((e as Error).message, where, unknown ? 'declare it under "dims"' : undefined);
   }
   if (v < min) throw new LscError(`dim expression ${JSON.stringify(expr)} is ${v}; it must be at least ${min}`, where);
-  checkBound(`dim expression ${JSON.stringify(expr)} =`, v, BOUNDS.dim, where);
+  checkBound(typeof expr === 'number' ? 'dim' : `dim expression ${JSON.stringify(expr)} =`, v, BOUNDS.dim, where);
   return v;
 }
