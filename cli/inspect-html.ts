@@ -1,54 +1,35 @@
 import type { Graph } from '../compiler/ir/graph.js';
 import type { Plan } from '../compiler/plan.js';
 import { formatBytes, summaryJson } from '../compiler/summary.js';
+import { CostModel } from './inspect-cost.js';
+import { entriesTable, kernelPanels, PlanFigures } from './inspect-kernels.js';
+import { PAGE_CSP, PAGE_CSS, PAGE_SCRIPT, scriptJson } from './inspect-page.js';
+import { groupBuffers } from './inspect-plan.js';
+import type { KernelTimes } from './inspect-profile.js';
+import { esc, layerStrip } from './inspect-svg.js';
 import { COLORS, type ViewModel, type ViewNode } from './inspect-view.js';
 
 /**
- * One self-contained HTML page (`lsc inspect --format html > model.html`): the layers with the
- * exits and what draft and verify run, the decoder block and body with shapes and the kernels
- * nodes are fused into, entry points, kernels, buffers and memory. No scripts, no network.
+ * One self-contained HTML page (`lsc inspect --format html > model.html`): the layers with a
+ * picker for every compiled exit and what draft and verify run there, the decoder block and body
+ * with shapes and the kernels nodes are fused into, entry points, one panel per kernel (WGSL,
+ * bytes and FLOPs per dispatch), buffers grouped across layers, and with `--profile` the kernels
+ * coloured by measured GPU time. One inline script; nothing fetched; user text escaped.
  */
-const esc = (s: unknown): string => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+export interface HtmlOptions {
+  /** Kernel id -> WGSL source. */
+  wgsl?: Map<string, string>;
+  profile?: KernelTimes;
+  /** The graph file, named in errors. */
+  file?: string;
+}
 
-function table(head: string[], rows: string[][], cls = ''): string {
-  return `<table${cls ? ` class="${cls}"` : ''}><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>\n` +
-    rows.map((r) => `<tr>${r.join('')}</tr>`).join('\n') + '\n</tbody></table>';
+function table(head: string[], rows: string[][], attrs = ''): string {
+  return `<div class="scroll"><table${attrs}><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>\n` +
+    rows.map((r) => `<tr>${r.join('')}</tr>`).join('\n') + '\n</tbody></table></div>';
 }
 const td = (s: unknown, attrs = ''): string => `<td${attrs}>${esc(s)}</td>`;
-
-/** Layers 0..L-1 as boxes; exits marked; the default E's draft and verify spans underneath. */
-function layerStrip(v: ViewModel): string {
-  const L = v.layers;
-  const w = Math.max(8, Math.min(40, Math.floor(900 / L)));
-  const x0 = 70;
-  const width = x0 + L * w + 90;
-  const E = v.exit.defaultExitLayer;
-  const parts: string[] = [];
-  for (let l = 0; l < L; l++) {
-    parts.push(`<rect x="${x0 + l * w}" y="20" width="${w - 2}" height="24" fill="${l < E ? '#cfe2f3' : '#d9ead3'}" stroke="#666"><title>layer ${l}</title></rect>`);
-    if (w >= 20 || l % 4 === 0) parts.push(`<text x="${x0 + l * w + (w - 2) / 2}" y="36" font-size="9" text-anchor="middle">${l}</text>`);
-  }
-  parts.push(`<rect x="${x0 + L * w + 6}" y="20" width="50" height="24" fill="#fff2cc" stroke="#666"/><text x="${x0 + L * w + 31}" y="36" font-size="10" text-anchor="middle">head</text>`);
-  parts.push('<text x="0" y="36" font-size="11">layers</text>');
-  for (const c of v.exit.candidates) {
-    const x = x0 + c * w - 1;
-    parts.push(`<line x1="${x}" y1="12" x2="${x}" y2="50" stroke="${c === E ? '#e69138' : '#bbb'}" stroke-width="${c === E ? 3 : 1}"><title>exit after layer ${c - 1} (E=${c})</title></line>`);
-  }
-  parts.push(`<text x="${x0 + E * w}" y="10" font-size="10" fill="#e69138">E=${E}</text>`);
-  const span = (y: number, from: number, to: number, color: string, text: string, head: boolean): void => {
-    const a = x0 + from * w;
-    const b = head ? x0 + L * w + 56 : x0 + to * w - 2;
-    parts.push(`<rect x="${a}" y="${y}" width="${Math.max(2, b - a)}" height="14" fill="${color}" opacity="0.8"/>`);
-    parts.push(`<text x="${a + 4}" y="${y + 11}" font-size="10">${esc(text)}</text>`);
-  };
-  parts.push('<text x="0" y="68" font-size="11">draft</text>');
-  span(58, 0, E, '#fce5cd', `layers 0..${E - 1}, 1 row`, false);
-  parts.push(`<rect x="${x0 + L * w + 6}" y="58" width="50" height="14" fill="#fce5cd" opacity="0.8"/>`);
-  parts.push('<text x="0" y="88" font-size="11">verify</text>');
-  span(78, 0, E, '#ead1dc', 'newest draft', false);
-  span(78, E, L, '#f4cccc', `layers ${E}..${L - 1} + head over k+1 = ${v.verify.defaultK + 1} rows`, true);
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="100" font-family="Helvetica, Arial, sans-serif">${parts.join('')}</svg>`;
-}
+const kernelLink = (id: string): string => `<a class="kernel-link" href="#kernel-${esc(id)}" data-kernel="${esc(id)}">${esc(id)}</a>`;
 
 function nodeRows(nodes: ViewNode[], v: ViewModel): string[][] {
   return nodes.map((n, i) => {
@@ -57,7 +38,9 @@ function nodeRows(nodes: ViewNode[], v: ViewModel): string[][] {
     const first = i === 0 || nodes[i - 1].kernel !== k || k === undefined;
     let span = 1;
     while (first && k !== undefined && i + span < nodes.length && nodes[i + span].kernel === k) span++;
-    const kernelCell = !first ? [] : [td(k === undefined ? '' : `${v.kernels[k].id}`, span > 1 ? ` rowspan="${span}"` : '')];
+    const rowspan = span > 1 ? ` rowspan="${span}"` : '';
+    const kernelCell = !first ? [] : [k === undefined ? `<td${rowspan}></td>`
+      : `<td class="heat mono" data-kernel="${esc(v.kernels[k].id)}"${rowspan}>${kernelLink(v.kernels[k].id)}</td>`];
     return [
       td(n.id, ` style="background:${COLORS[n.category]}"`), td(n.op), td(n.inputs.join(', ')),
       td(n.weights.map((w) => `@${w}`).join(', ')), td(n.shape, ' class="mono"'), ...kernelCell,
@@ -65,9 +48,54 @@ function nodeRows(nodes: ViewNode[], v: ViewModel): string[][] {
   });
 }
 
-export function formatHtml(graph: Graph, plan: Plan, v: ViewModel): string {
+function buffersTable(plan: Plan): string {
+  const rows: string[] = [];
+  for (const { kind, bytes, groups } of groupBuffers(plan)) {
+    const n = groups.reduce((a, g) => a + g.buffers.length, 0);
+    rows.push(`<tr class="kind"><th colspan="4">${esc(kind)}: ${n} buffer${n === 1 ? '' : 's'}, ${esc(formatBytes(bytes, false))}</th></tr>`);
+    for (const g of groups) {
+      const count = g.buffers.length;
+      rows.push(`<tr class="group" data-count="${count}"><td class="mono">${esc(g.id)}${count > 1 ? ` <b>×${count}</b>` : ''}</td>` +
+        `<td class="num">${esc(formatBytes(g.bytes, false))}${count > 1 ? ' each' : ''}</td><td class="num">${esc(formatBytes(g.bytes * count, false))}</td><td>${esc(g.doc)}</td></tr>`);
+    }
+  }
+  return `<div class="scroll"><table id="buffers"><thead><tr><th>buffer ({L} = layer)</th><th>bytes</th><th>total</th><th>what</th></tr></thead><tbody>\n${rows.join('\n')}\n</tbody></table></div>`;
+}
+
+function exitPicker(plan: Plan): string {
+  const E0 = plan.exits.defaultExitLayer;
+  const k = plan.exits.defaultNumSpeculations;
+  const count = (name: string): number => plan.entries.find((e) => e.name === name)?.stages.reduce((a, s) => a + s.dispatches.length, 0) ?? 0;
+  const options = plan.exits.candidates.map((E) => `<option value="${E}"${E === E0 ? ' selected' : ''}>E = ${E}${E === E0 ? ' (default)' : ''}</option>`).join('');
+  const notes = plan.exits.candidates.map((E) => {
+    const d = count(`draft@${E}`);
+    const v = count(`verify@${E}`);
+    return `<span class="exit-note" data-exit="${E}">draft@${E}: ${d} dispatches per draft token; verify@${E}: ${v} dispatches per round; ` +
+      `a round of k = ${k} drafts is ${k * d + v} dispatches (decode: ${count('decode')} per token).</span>`;
+  }).join('');
+  return `<p class="picker"><label>Exit layer <select id="exit-picker">${options}</select></label> ${notes}</p>`;
+}
+
+function profileSection(p: KernelTimes): string {
+  const options = p.entries.map((e, i) => `<option value="${i}">${esc(e.entry)} (${e.rows} row${e.rows === 1 ? '' : 's'}, ${e.totalMs.toFixed(3)} ms)</option>`).join('');
+  const tables = p.entries.map((e, i) => {
+    const ks = [...e.byKernel].sort((a, b) => b[1].ms - a[1].ms);
+    const max = Math.max(...ks.map(([, x]) => x.ms), 1e-9);
+    const rows = ks.map(([id, x]) => [`<td class="heat mono" data-kernel="${esc(id)}">${kernelLink(id)}</td>`, td(x.count, ' class="num"'),
+      td(`${x.ms.toFixed(3)} ms`, ' class="num"'), td(`${e.totalMs > 0 ? ((100 * x.ms) / e.totalMs).toFixed(1) : '0'}%`, ' class="num"'),
+      `<td><span class="bar" style="width:${Math.round((120 * x.ms) / max)}px"></span></td>`]);
+    return `<div data-profile-entry="${i}">${table(['kernel', 'dispatches', 'GPU time', 'share', ''], rows, ' class="profile"')}</div>`;
+  }).join('');
+  return `<h2>Measured GPU time</h2>
+<p>From <span class="mono">lsc bench --profile</span>: each dispatch timed alone (GPU timestamps), one step or round at position p = ${p.position}.
+Kernels are coloured by their time in <label><select id="profile-entry">${options}</select></label> (darker is slower).</p>
+${tables}`;
+}
+
+export function formatHtml(graph: Graph, plan: Plan, v: ViewModel, o: HtmlOptions = {}): string {
   const s = summaryJson(plan);
   const sp = s.selfSpeculation;
+  const fig = new PlanFigures(plan, new CostModel(graph, plan, o.file));
   const dims = Object.entries(plan.dims).map(([k, x]) => `<span class="dim"><b>${esc(k)}</b> ${esc(x)}</span>`).join(' ');
   const memory = table(['', 'bytes'], [
     [td('weights'), td(formatBytes(s.bytes.weights))],
@@ -78,49 +106,53 @@ export function formatHtml(graph: Graph, plan: Plan, v: ViewModel): string {
     [td('verify logits (in the logits rows)'), td(formatBytes(sp.verifyLogits.bytes))],
     [td('beyond autoregressive decoding'), td(formatBytes(sp.extraAllocatedBytes + sp.acceptStateBytes))],
   ]);
-  const entries = table(['entry point', 'kind', 'stages (dispatches; rows rowStart + rowCount at posBase)', 'dispatches', 'kernels'],
-    plan.entries.map((e) => [
-      td(e.name), td(e.kind),
-      td(e.stages.map((st) => `${st.name}: ${st.dispatches.length} (${st.range.rowStart} + ${st.range.rowCount} at ${st.range.posBase})`).join(' · ')),
-      td(s.entries.find((x) => x.name === e.name)?.dispatches ?? ''), td(s.entries.find((x) => x.name === e.name)?.kernels ?? ''),
-    ]));
-  const kernels = table(['kernel', 'family', 'workgroup', 'config', 'features', 'first fused nodes'],
-    plan.kernels.map((k) => [td(k.id, ' class="mono"'), td(k.family), td(k.workgroupSize), td(JSON.stringify(k.config), ' class="mono"'),
-      td(k.features.join(', ')), td(k.fused.join(' '))]));
-  const buffers = table(['buffer', 'kind', 'bytes', 'what'],
-    plan.buffers.map((b) => [td(b.id, ' class="mono"'), td(b.kind), td(b.bytes.toLocaleString('en-US'), ' class="num"'), td(b.doc)]));
   const nodeHead = ['node', 'op', 'inputs', 'weights', 'shape', 'kernel (decode)'];
   const legend = Object.entries(COLORS).filter(([c]) => c !== 'repeat')
     .map(([c, col]) => `<span class="dim" style="background:${col}">${esc(c)}</span>`).join(' ');
+  const data = {
+    defaultExit: plan.exits.defaultExitLayer,
+    profile: o.profile ? {
+      position: o.profile.position,
+      entries: o.profile.entries.map((e) => ({ entry: e.entry, rows: e.rows, totalMs: e.totalMs, kernels: Object.fromEntries(e.byKernel) })),
+    } : null,
+  };
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${esc(v.name)} · lsc inspect</title>
-<style>
-body { font: 13px/1.4 Helvetica, Arial, sans-serif; margin: 24px; color: #222; }
-h1 { font-size: 20px; } h2 { font-size: 15px; margin-top: 28px; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; margin: 8px 0; } th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }
-th { background: #f5f5f5; } .mono { font-family: Menlo, Consolas, monospace; font-size: 12px; } .num { text-align: right; }
-.dim { display: inline-block; padding: 1px 6px; margin: 2px; border: 1px solid #ddd; border-radius: 3px; }
-details { margin: 8px 0; } summary { cursor: pointer; }
-</style></head><body>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="${PAGE_CSP}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
+<title>${esc(v.name)} · lsc inspect</title>
+<style>${PAGE_CSS}</style></head><body>
 <h1>${esc(v.name)}</h1>
 <p>${esc(graph.doc ?? '')} ${graph.source?.builder ? `Built by ${esc(graph.source.builder)}.` : ''} Plan hash <span class="mono">${esc(plan.graph.hash)}</span>.</p>
 <p>${dims}</p>
 <h2>Layers, exits and self-speculation</h2>
-<p>Exit candidates E ∈ {${esc(v.exit.candidates.join(', '))}}; default E=${v.exit.defaultExitLayer}, k=${v.verify.defaultK} (k ≤ ${sp.kMax}).
+<p>Compiled exits E ∈ {${esc(v.exit.candidates.join(', '))}}; default E=${v.exit.defaultExitLayer}, k=${v.verify.defaultK} (k ≤ ${sp.kMax}).
 Draft and verify share the weights and the KV cache with prefill and decode; a round at the defaults is ${sp.roundDispatches} dispatches.</p>
-${layerStrip(v)}
+${exitPicker(plan)}
+${layerStrip(v, plan.exits.candidates, plan.exits.defaultNumSpeculations)}
 <h2>Memory</h2>
 ${memory}
 <h2>Decoder block <span class="mono">${esc(v.block.name)}</span> (×${v.layers}; input ${esc(v.block.input)}, output ${esc(v.block.out)}; shapes of layer 0)</h2>
 <p>${legend}</p>
-${table(nodeHead, nodeRows(v.block.nodes, v))}
+${table(nodeHead, nodeRows(v.block.nodes, v), ' class="nodes"')}
 <h2>Body</h2>
-${table(nodeHead, nodeRows(v.body, v))}
+${table(nodeHead, nodeRows(v.body, v), ' class="nodes"')}
 <p>Exit point: after layer E the trunk state goes through ${esc(v.exit.head.join(' → '))}. Verify subgraph: layers [${esc(v.verify.layers)}) over ${esc(v.verify.positions)} positions from the exit query cache, then ${esc(v.verify.head.join(' → '))}.</p>
 <h2>Entry points</h2>
-${entries}
-<details><summary><b>Kernels</b> (${plan.kernels.length})</summary>${kernels}</details>
-<details><summary><b>Buffers</b> (${plan.buffers.length})</summary>${buffers}</details>
+<p>Each entry point runs its stages in order. A stage runs rows of the activation buffers; row r holds the token at position base + r.
+<b>p</b>: position of the step's (or round's) first token · <b>i</b>: step within a submission (0 ≤ i &lt; ${plan.rows.decodeSteps}) ·
+<b>k</b>: drafts per round (≤ ${plan.rows.kMax}) · <b>T</b>: tokens in a prefill chunk (≤ ${plan.rows.prefillChunk}) · <b>c0</b>: position of the chunk's first token.
+Draft and verify rows follow the exit picked above. Reads, writes and FLOPs are per run at p = c0 = ctx/2 = ${fig.position}, i = 0, k = ${plan.exits.defaultNumSpeculations}, T = ${plan.rows.prefillChunk}.</p>
+${entriesTable(plan, fig)}
+${o.profile ? profileSection(o.profile) : ''}
+<h2>Kernels (${plan.kernels.length})</h2>
+<p>One panel per kernel: its WGSL, and bytes read and written and FLOPs per dispatch (a multiply-add is 2 FLOPs; values fused inside the kernel cost no memory traffic).</p>
+${kernelPanels(plan, fig, o.wgsl ?? new Map())}
+<h2>Buffers (${plan.buffers.length})</h2>
+${buffersTable(plan)}
+<script type="application/json" id="lsc-data">${scriptJson(data)}</script>
+<script>${PAGE_SCRIPT}</script>
 </body></html>
 `;
 }

@@ -1,4 +1,4 @@
-import type { Plan, PlanDispatch, PlanEntry, PlanKernel } from '../compiler/plan.js';
+import type { Plan, PlanBuffer, PlanDispatch, PlanEntry, PlanKernel } from '../compiler/plan.js';
 import { formatBytes } from '../compiler/summary.js';
 import { plural } from '../compiler/plural.js';
 
@@ -79,25 +79,46 @@ function kernelLines(k: PlanKernel): string[] {
   ];
 }
 
-/** Buffers with runs of per-layer buffers (w:wq.0..31, kv:0..31) on one line. */
-function bufferLines(plan: Plan): string[] {
-  const out: string[] = [];
+export interface BufferGroup {
+  /** Id with the layer number as {L} when the group has several buffers (w:wq.{L}). */
+  id: string;
+  kind: PlanBuffer['kind'];
+  buffers: PlanBuffer[];
+  /** Bytes of each buffer. */
+  bytes: number;
+  doc: string;
+}
+
+/** Buffers by kind, runs of per-layer buffers (w:wq.0..31, kv:0..31) as one group each. */
+export function groupBuffers(plan: Plan): { kind: PlanBuffer['kind']; bytes: number; groups: BufferGroup[] }[] {
   const key = (id: string) => id.replace(/(?<=[.:])\d+(?=$|#)/, '{L}');
   const docKey = (doc: string) => doc.replace(/\b(layers\.|layer )\d+/, '$1{L}');
+  const out: ReturnType<typeof groupBuffers> = [];
   for (const kind of ['weight', 'kv', 'activation', 'io', 'constant'] as const) {
     const bs = plan.buffers.filter((b) => b.kind === kind);
     if (!bs.length) continue;
-    out.push(`  ${kind}: ${plural(bs.length, 'buffer')}, ${formatBytes(bs.reduce((a, b) => a + b.bytes, 0))}`);
-    const groups = new Map<string, typeof bs>();
+    const groups = new Map<string, PlanBuffer[]>();
     for (const b of bs) {
       const k = `${key(b.id)}|${b.bytes}|${docKey(b.doc)}`;
       groups.set(k, [...(groups.get(k) ?? []), b]);
     }
-    for (const g of groups.values()) {
-      const b = g[0];
-      const id = g.length > 1 ? `${key(b.id)} ×${g.length}` : b.id;
-      const each = g.length > 1 ? ' each' : '';
-      out.push(`    ${id.padEnd(24)} ${formatBytes(b.bytes, false).padStart(10)}${each}  ${g.length > 1 ? docKey(b.doc) : b.doc}`);
+    out.push({
+      kind, bytes: bs.reduce((a, b) => a + b.bytes, 0),
+      groups: [...groups.values()].map((g) => ({
+        id: g.length > 1 ? key(g[0].id) : g[0].id, kind, buffers: g, bytes: g[0].bytes, doc: g.length > 1 ? docKey(g[0].doc) : g[0].doc,
+      })),
+    });
+  }
+  return out;
+}
+
+function bufferLines(plan: Plan): string[] {
+  const out: string[] = [];
+  for (const { kind, bytes, groups } of groupBuffers(plan)) {
+    out.push(`  ${kind}: ${plural(groups.reduce((a, g) => a + g.buffers.length, 0), 'buffer')}, ${formatBytes(bytes)}`);
+    for (const g of groups) {
+      const id = g.buffers.length > 1 ? `${g.id} ×${g.buffers.length}` : g.id;
+      out.push(`    ${id.padEnd(24)} ${formatBytes(g.bytes, false).padStart(10)}${g.buffers.length > 1 ? ' each' : ''}  ${g.doc}`);
     }
   }
   return out;

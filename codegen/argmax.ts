@@ -1,9 +1,15 @@
 import type { FusedKernel } from '../compiler/passes/fuse.js';
-import { NEG_BIG, RANGE_STRUCT, bindingsWgsl, paramsStruct, u, type KernelSource } from './kernel.js';
+import { RANGE_STRUCT, bindingsWgsl, paramsStruct, u, type KernelSource } from './kernel.js';
 
 /**
  * Greedy pick per row, on the GPU so a decode or draft step can feed the next one without a
- * readback. Ties go to the lowest index (as torch.argmax). Writes tokens[outBase + row].
+ * readback. Writes tokens[outBase + row].
+ *
+ * Order (torch.argmax's): NaN counts as larger than every number, +inf included; -0 equals +0;
+ * among equal maxima (several NaNs included) the lowest index wins. So a NaN logit always wins,
+ * deterministically, wherever it sits in the row and whatever the thread count. The comparison
+ * is on integer keys made from the f32 bits (WGSL lets a compiler assume floats are never NaN,
+ * so a float comparison cannot be trusted with one).
  */
 export interface ArgmaxConfig {
   /** Threads per row (power of two): many on GPUs, few on CPU drivers where barriers are costly. */
@@ -15,37 +21,45 @@ export function emitArgmax(k: Extract<FusedKernel, { family: 'argmax' }>, cfg: A
   const decls = [
     { name: 'rng', decl: 'var<uniform> $: Range' },
     { name: 'prm', decl: 'var<uniform> $: Params' },
-    { name: 'logits', decl: 'var<storage, read> $: array<f32>' },
+    // read as bits: see orderKey
+    { name: 'logits', decl: 'var<storage, read> $: array<u32>' },
     { name: 'tokens', decl: 'var<storage, read_write> $: array<u32>' },
   ];
   const wgsl = `${RANGE_STRUCT}
 ${paramsStruct(['outBase', 'pad0', 'pad1', 'pad2'])}
 ${bindingsWgsl(decls)}
 
-var<workgroup> bv: array<f32, ${WG}>;
+var<workgroup> bk: array<u32, ${WG}>;
 var<workgroup> bi: array<u32, ${WG}>;
+
+// f32 bits -> u32 key in the same order as the numbers: NaN above +inf, -0 = +0; every key > 0
+fn orderKey(b: u32) -> u32 {
+  if ((b & 0x7fffffffu) > 0x7f800000u) { return 0xffffffffu; }
+  if (b == 0x80000000u) { return 0x80000000u; }
+  if ((b & 0x80000000u) != 0u) { return ~b; }
+  return b | 0x80000000u;
+}
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>) {
   let r = wid.x;
   if (r >= rng.rowCount) { return; }
   let row = rng.rowStart + r;
-  var best = ${NEG_BIG};
+  // key 0 with index 0xffffffff: a thread that saw no element (loses to any element)
+  var best = 0u;
   var idx = 0xffffffffu;
   for (var i = t; i < ${u(k.n)}; i += ${u(WG)}) {
-    let v = logits[row * ${u(k.n)} + i];
-    if (v > best || idx == 0xffffffffu) { best = v; idx = i; }
+    let key = orderKey(logits[row * ${u(k.n)} + i]);
+    if (key > best) { best = key; idx = i; }
   }
-  bv[t] = best;
+  bk[t] = best;
   bi[t] = idx;
   workgroupBarrier();
   for (var st = ${u(Math.floor(WG / 2))}; st > 0u; st = st >> 1u) {
     if (t < st) {
-      let ov = bv[t + st];
+      let ok = bk[t + st];
       let oi = bi[t + st];
-      // 0xffffffff marks a thread that saw no element
-      let take = oi != 0xffffffffu && (bi[t] == 0xffffffffu || ov > bv[t] || (ov == bv[t] && oi < bi[t]));
-      if (take) { bv[t] = ov; bi[t] = oi; }
+      if (ok > bk[t] || (ok == bk[t] && oi < bi[t])) { bk[t] = ok; bi[t] = oi; }
     }
     workgroupBarrier();
   }

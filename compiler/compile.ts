@@ -10,8 +10,11 @@ import { planBuffers } from './passes/plan-buffers.js';
 import { planWeights } from './passes/plan-weights.js';
 import { Scheduler, type Tunable, type TuningChoices } from './passes/schedule.js';
 import { KERNEL_DEFAULTS, type Target } from '../codegen/defaults.js';
-import type { Plan, PlanBuffer, PlanEntry, PlanLimits } from './plan.js';
-import { LscError } from './errors.js';
+import type { Plan, PlanBuffer, PlanEntry, PlanLimits, PlanWeight } from './plan.js';
+import type { TypedGraph } from './passes/infer-shapes.js';
+import { LscError, pointer } from './errors.js';
+import { BOUNDS, checkBound } from './ir/bounds.js';
+import { checkRuntimeDims } from './passes/check-dims.js';
 
 /** WebGPU's default limits: a plan compiled for them runs on any adapter. */
 export const DEFAULT_LIMITS: PlanLimits = {
@@ -61,13 +64,15 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
   note('expand-layers', flat);
   const typed = inferShapes(withCtx, flat, dims, file);
   note('infer-shapes', typed);
-  const entries = deriveEntryPoints(withCtx, typed, file);
+  checkRuntimeDims(withCtx, typed, dims, file);
+  const entries = deriveEntryPoints(withCtx, typed, dims, file);
   note('entry-points', entries);
 
   const limits: PlanLimits = { ...DEFAULT_LIMITS, ...(opts.limits ?? {}) };
   const v = dims.values;
   const kMax = v.k ?? 8;
   const prefillChunk = opts.prefillChunk ?? withCtx.defaults.prefillChunk ?? 64;
+  checkBound('prefill chunk', prefillChunk, BOUNDS.ctx, { file, pointer: '/defaults/prefillChunk' });
   const decodeSteps = opts.decodeSteps ?? 16;
   const maxRows = Math.max(prefillChunk, decodeSteps, kMax + 1);
   const verifyBase = maxRows + 1;
@@ -97,7 +102,7 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
 
   const all: FusedKernel[] = fused.flatMap((f) => f.stages.flatMap((s) => s.kernels));
   const assign = planBuffers(decodeKernels, all, typed, maxRows, tokenSlots);
-  const w = planWeights(typed, limits.maxStorageBufferBindingSize);
+  const w = planWeights(typed, limits.maxStorageBufferBindingSize, file);
   note('plan-buffers', assign);
 
   const kvBytes = 2 * ctx * kvDim * (kvF16 ? 2 : 4);
@@ -110,6 +115,12 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
   }));
   const defaults = KERNEL_DEFAULTS[opts.target ?? 'gpu'];
   const ropeBuffer: PlanBuffer = { id: 'const:rope', kind: 'constant', bytes: ctx * (v.headDim / 2) * 8, doc: `RoPE cos/sin [${ctx}, ${v.headDim / 2}] f32` };
+  checkBuffers([...w.buffers, ...kvBuffers, ...assign.buffers, ropeBuffer], limits, typed, file);
+  const dispatches = countDispatches(fused.flatMap((f) => f.stages.flatMap((s) => s.kernels)), w.weights);
+  if (dispatches > BOUNDS.dispatches) {
+    throw new LscError(`the plan would have ${dispatches} dispatches, more than ${BOUNDS.dispatches}`, { file, pointer: '/exit/candidates' },
+      'compile fewer exit candidates, or for an adapter with a larger maxStorageBufferBindingSize (fewer weight slices)');
+  }
 
   const scheduler = new Scheduler({
     ctx, kvDim, kvF16, weights: new Map(w.weights.map((x) => [x.id, x])), valueBuffer: assign.valueBuffer,
@@ -163,4 +174,33 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
     fusion,
   };
   return { plan, wgsl: new Map(kernels.map((k) => [k.id, k.wgsl])), tunables: [...scheduler.tunables.values()] };
+}
+
+/**
+ * Every buffer is bound whole, so each must fit the binding limit (and the buffer limit) of the
+ * target. Weight matrices were split into row slices already; what is left is sized by the dims.
+ */
+function checkBuffers(buffers: PlanBuffer[], limits: PlanLimits, g: TypedGraph, file?: string): void {
+  const max = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+  for (const b of buffers) {
+    if (b.bytes <= max) continue;
+    const weight = b.kind === 'weight' ? [...g.weights.values()].find((x) => b.id === `w:${x.id}`) : undefined;
+    const at = weight ? pointer('weights', weight.decl, 'shape')
+      : b.kind === 'kv' || b.kind === 'constant' ? '/dims/ctx' : b.id === 'io:logits' ? '/dims/vocab' : b.id === 'act:trunk' ? '/dims/d' : '/dims';
+    throw new LscError(`buffer ${b.id} (${b.doc}) needs ${b.bytes} bytes; the target binds at most ${max}`, { file, pointer: at },
+      b.kind === 'kv' || b.kind === 'constant' ? 'compile with a smaller --ctx' : 'use smaller dims, or compile for an adapter with larger limits');
+  }
+}
+
+/** Dispatches the scheduler will emit: one per kernel, one per weight slice where a weight is split. */
+function countDispatches(kernels: FusedKernel[], weights: PlanWeight[]): number {
+  const chunks = new Map(weights.map((w) => [w.id, w.chunks.length]));
+  let n = 0;
+  for (const k of kernels) {
+    if (k.family === 'embed') n += chunks.get(k.table) ?? 1;
+    else if (k.family !== 'matmul') n += 1;
+    else if (k.segments.every((s) => s.weights.every((w) => (chunks.get(w) ?? 1) === 1))) n += 1;
+    else for (const s of k.segments) n += chunks.get(s.weights[0]) ?? 1;
+  }
+  return n;
 }

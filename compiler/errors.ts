@@ -28,10 +28,26 @@ export class LscError extends Error {
     if (this.where.pointer !== undefined) at.push(`#${this.where.pointer}`);
     if (this.where.tensor) at.push(`tensor '${this.where.tensor}'`);
     let line = this.message;
-    if (at.length) line += ` (at ${at.join(' ')})`;
+    // file and tensor names come from the user's files and may hold anything
+    if (at.length) line += ` (at ${oneLine(at.join(' '))})`;
     if (this.hint) line += `. Fix: ${this.hint}`;
     return line;
   }
+}
+
+/**
+ * Text from a user's file made fit for a one-line message: control characters escaped (a line
+ * break as \n, others as \xNN). JSON.parse's errors, for one, quote the text around the
+ * mistake, line breaks included.
+ */
+export function oneLine(s: string): string {
+  return s.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => {
+    if (c === '\n') return '\\n';
+    if (c === '\r') return '\\r';
+    if (c === '\t') return '\\t';
+    const code = c.charCodeAt(0);
+    return code > 0xff ? `\\u${code.toString(16)}` : `\\x${code.toString(16).padStart(2, '0')}`;
+  });
 }
 
 export function isLscError(e: unknown): e is LscError {

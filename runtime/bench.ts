@@ -2,6 +2,7 @@ import { LscError } from '../compiler/errors.js';
 import type { LscModel } from './model.js';
 import type { GenerateOptions, GenerateResult } from './generate.js';
 import { speculationBounds, type SpeculationBounds } from './speculation-bounds.js';
+import { profileKernels, type KernelProfile } from './kernel-profile.js';
 
 /**
  * Autoregressive vs self-speculative decoding on the same prompts, in one process, with a
@@ -85,7 +86,8 @@ export interface BenchReport {
   acceptanceRate: number;
   sweep?: SpecFigures[];
   gpuBytes: { autoregressive: number; selfSpeculative: number };
-  profile?: { autoregressive: PhaseProfile; selfSpeculative: PhaseProfile };
+  /** kernels: GPU time per dispatch (absent without timestamp-query), for `lsc inspect --profile`. */
+  profile?: { autoregressive: PhaseProfile; selfSpeculative: PhaseProfile; kernels?: KernelProfile };
 }
 
 async function profileRun(model: LscModel, o: BenchOptions, gen: GenerateOptions): Promise<PhaseProfile> {
@@ -230,6 +232,7 @@ export async function runBench(model: LscModel, o: BenchOptions): Promise<BenchR
   const profile = o.profile ? {
     autoregressive: await profileRun(model, o, { ...base, strategy: 'autoregressive' }),
     selfSpeculative: await profileRun(model, o, spec({ exitLayer: best.exitLayer, numSpeculations: best.numSpeculations })),
+    kernels: await profileKernels(model, best.exitLayer, best.numSpeculations),
   } : undefined;
   return {
     model: model.dir,

@@ -1,26 +1,21 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { LscError } from '../compiler/errors.js';
+import { LscError, oneLine } from '../compiler/errors.js';
 import type { Graph } from '../compiler/ir/graph.js';
 import { parseLlamaConfig, type LlamaHfConfig } from '../compiler/builder/hf-config.js';
 import { buildLlamaGraph } from '../compiler/builder/llama.js';
 import { resolveDims } from '../compiler/ir/dims.js';
 import { validateGraph } from '../compiler/ir/validate.js';
 import { modelDirName } from './hf-cache.js';
+import { readRegularFile } from './safe-file.js';
 
 /** Reads a JSON file with user-facing errors. */
 export function readJsonFile(file: string, what: string): unknown {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new LscError(code === 'ENOENT' ? `${what} not found` : `cannot read ${what}: ${(e as Error).message}`, { file });
-  }
+  const text = readRegularFile(file, what);
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new LscError(`${what} is not valid JSON: ${(e as Error).message}`, { file });
+    throw new LscError(`${what} is not valid JSON: ${oneLine((e as Error).message)}`, { file });
   }
 }
 
@@ -47,13 +42,18 @@ export interface ModelGraph {
   graphFile?: string;
 }
 
+/** config.json of a model directory, parsed and checked. */
+export function readModelConfig(dir: string): { config: LlamaHfConfig; file: string } {
+  const file = path.join(dir, 'config.json');
+  return { config: parseLlamaConfig(readJsonFile(file, 'config.json'), file), file };
+}
+
 /**
- * The graph of a model directory: built from config.json, or read from `graphFile` and checked
- * to agree with config.json.
+ * The graph of a model directory: built from config.json (or `config`, read already), or read
+ * from `graphFile` and checked to agree with config.json.
  */
-export function modelGraph(dir: string, opts: { graphFile?: string; name?: string } = {}): ModelGraph {
-  const cfgFile = path.join(dir, 'config.json');
-  const config = parseLlamaConfig(readJsonFile(cfgFile, 'config.json'), cfgFile);
+export function modelGraph(dir: string, opts: { graphFile?: string; name?: string; config?: LlamaHfConfig } = {}): ModelGraph {
+  const config = opts.config ?? readModelConfig(dir).config;
   if (!opts.graphFile) {
     return { graph: buildLlamaGraph(config, { name: opts.name ?? modelDirName(dir) }), config };
   }

@@ -6,8 +6,9 @@ import type { Tunable } from '../compiler/passes/schedule.js';
 import type { Graph } from '../compiler/ir/graph.js';
 import { checkPlanFits, openDevice, planLimits, type DeviceOptions, type GpuContext } from './device.js';
 import { Executor, KernelCompileError } from './executor.js';
-import { checkModelDir, modelGraph } from './model-dir.js';
+import { checkModelDir, modelGraph, readModelConfig } from './model-dir.js';
 import { resolveModelPath } from './hf-cache.js';
+import { checkConfigAgainstCheckpoint } from './checkpoint-config.js';
 import { SafetensorsCheckpoint } from './safetensors.js';
 import { Steps } from './steps.js';
 import { LscTokenizer } from './tokenizer.js';
@@ -95,11 +96,24 @@ export class LscModel {
   static async load(dir: string, opts: LoadOptions = {}): Promise<LscModel> {
     dir = resolveModelPath(dir); // a Hugging Face id (org/name[@rev]) loads its cached snapshot
     checkModelDir(dir);
-    const { graph } = modelGraph(dir, { graphFile: opts.graph });
-    // an artifact is user input: checked whole before the device opens or anything runs
-    const artifact = opts.plan ? loadArtifact(opts.plan, graph) : undefined;
-    const tokenizer = LscTokenizer.load(dir);
+    // cheap checks first, from config.json, the tokenizer and the checkpoint's headers: nothing
+    // is built, compiled or allocated for a model directory whose parts disagree
+    const { config, file: configFile } = readModelConfig(dir);
     const ckpt = SafetensorsCheckpoint.open(dir);
+    let graph: Graph;
+    let tokenizer: LscTokenizer;
+    let artifact: ReturnType<typeof loadArtifact> | undefined;
+    try {
+      checkConfigAgainstCheckpoint(ckpt, config, configFile);
+      tokenizer = LscTokenizer.load(dir);
+      tokenizer.checkVocab(config.vocab_size);
+      ({ graph } = modelGraph(dir, { graphFile: opts.graph, config }));
+      // an artifact is user input: checked whole before the device opens or anything runs
+      artifact = opts.plan ? loadArtifact(opts.plan, graph) : undefined;
+    } catch (e) {
+      ckpt.close();
+      throw e;
+    }
     // small models are dispatch-bound: on a CPU driver, one shader thread beats fork/join per dispatch
     const small = ckpt.totalBytes() < 64 * 2 ** 20;
     let gpu: GpuContext;

@@ -5,12 +5,17 @@
  *
  * Format: u64 LE header length N, N bytes of JSON {name: {dtype, shape, data_offsets}}, then the
  * data region; offsets are relative to the start of the data region. Data is little-endian.
+ * Every value read is checked to be finite: NaN or inf weights (or F32/BF16 values beyond f16's
+ * range) stop the load with the tensor, flat index and row/col of the first one.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { LscError } from '../compiler/errors.js';
-import { bf16BitsToF16Bits, bf16BitsToF32, f16BitsToF32, f32ToF16Bits } from './dtype-convert.js';
+import { LscError, oneLine } from '../compiler/errors.js';
+import { openRegularFile, readRegularFile } from './safe-file.js';
+import {
+  bf16BitsToF16Bits, bf16BitsToF32, f16BitsToF32, f32ToF16Bits, firstNonFiniteF16, firstNonFiniteF32,
+} from './dtype-convert.js';
 
 export type StDType = 'F32' | 'F16' | 'BF16';
 
@@ -42,6 +47,12 @@ const HINT_CONVERT = 'convert the tensor to F16, BF16 or F32 before loading';
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A value from the file, as JSON cut to a readable length (a header can hold megabytes of anything). */
+function brief(v: unknown): string {
+  const text = JSON.stringify(v) ?? String(v);
+  return text.length <= 60 ? text : `${text.slice(0, 57)}...`;
 }
 
 function isNonNegInt(v: unknown): v is number {
@@ -81,7 +92,7 @@ function readHeader(file: string, fd: number): TensorEntry[] {
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBuf));
   } catch (e) {
-    throw new LscError(`header is not valid JSON: ${(e as Error).message}`, { file }, HINT_REDOWNLOAD);
+    throw new LscError(`header is not valid JSON: ${oneLine((e as Error).message)}`, { file }, HINT_REDOWNLOAD);
   }
   if (!isObject(header)) throw new LscError('header is not a JSON object', { file }, HINT_REDOWNLOAD);
 
@@ -98,21 +109,22 @@ function readHeader(file: string, fd: number): TensorEntry[] {
       const missing = ['dtype', 'shape', 'data_offsets'].filter((k) => raw[k] === undefined);
       throw new LscError(`header entry is missing ${missing.join(', ')}`, where, HINT_REDOWNLOAD);
     }
-    if (typeof dtype !== 'string' || !(dtype in ITEM_SIZE)) {
+    // own keys only: 'toString' or '__proto__' are not dtypes
+    if (typeof dtype !== 'string' || !Object.hasOwn(ITEM_SIZE, dtype)) {
       const known = typeof dtype === 'string' && OTHER_DTYPES.has(dtype);
-      throw new LscError(`${known ? 'unsupported' : 'unknown'} dtype ${JSON.stringify(dtype)}`, where, HINT_CONVERT);
+      throw new LscError(`${known ? 'unsupported' : 'unknown'} dtype ${brief(dtype)}`, where, HINT_CONVERT);
     }
     if (!Array.isArray(shape) || !shape.every(isNonNegInt)) {
-      throw new LscError(`shape ${JSON.stringify(shape)} is not an array of non-negative integers`, where, HINT_REDOWNLOAD);
+      throw new LscError(`shape ${brief(shape)} is not an array of non-negative integers`, where, HINT_REDOWNLOAD);
     }
     if (!Array.isArray(offs) || offs.length !== 2 || !offs.every(isNonNegInt) || offs[0] > offs[1]) {
-      throw new LscError(`data_offsets ${JSON.stringify(offs)} must be two non-negative integers [begin, end] with begin <= end`, where, HINT_REDOWNLOAD);
+      throw new LscError(`data_offsets ${brief(offs)} must be two non-negative integers [begin, end] with begin <= end`, where, HINT_REDOWNLOAD);
     }
     const st = dtype as StDType;
     const [begin, end] = offs as number[];
     const expected = product(shape) * ITEM_SIZE[st];
     if (end - begin !== expected) {
-      throw new LscError(`tensor holds ${end - begin} bytes but shape ${JSON.stringify(shape)} of ${st} needs ${expected}`, where, HINT_REDOWNLOAD);
+      throw new LscError(`tensor holds ${end - begin} bytes but shape ${brief(shape)} of ${st} needs ${expected}`, where, HINT_REDOWNLOAD);
     }
     if (end > dataSize) {
       throw new LscError(`data_offsets [${begin}, ${end}] run past the ${dataSize}-byte data region`, where, HINT_REDOWNLOAD);
@@ -166,13 +178,8 @@ export class SafetensorsCheckpoint {
 
       const tensors = new Map<string, TensorEntry>();
       for (const file of files) {
-        let fd: number;
-        try {
-          fd = fs.openSync(file, 'r');
-        } catch (e) {
-          const hint = listed ? `${HINT_REDOWNLOAD}; every shard named in ${INDEX_FILE} must be in ${absDir}` : HINT_REDOWNLOAD;
-          throw new LscError(`cannot open checkpoint file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file }, hint);
-        }
+        const hint = listed ? `${HINT_REDOWNLOAD}; every shard named in ${INDEX_FILE} must be in ${absDir}` : HINT_REDOWNLOAD;
+        const fd = openRegularFile(file, 'checkpoint file', { hint });
         fds.set(file, fd);
         for (const entry of readHeader(file, fd)) {
           const prev = tensors.get(entry.name);
@@ -249,8 +256,35 @@ export class SafetensorsCheckpoint {
     for (let off = 0; off < total; off += chunk) {
       const n = Math.min(chunk, total - off);
       readFully(fd, new Uint8Array(srcBuf, 0, n * inSize), base + off * inSize, t.file, name);
-      onChunk(convert(t.dtype, target, srcBuf, scratch, n), off);
+      const out = convert(t.dtype, target, srcBuf, scratch, n);
+      // every value goes through here once: a NaN or inf (or an overflow of f16) stops the load
+      const bad = out instanceof Uint16Array ? firstNonFiniteF16(out) : firstNonFiniteF32(out);
+      if (bad >= 0) throw this.nonFiniteError(t, rowStart * rowElems + off + bad, target);
+      onChunk(out, off);
     }
+  }
+
+  /** Names the stored value at flat index i (read again from the file: the chunk was converted in place). */
+  private nonFiniteError(t: TensorEntry, i: number, target: 'f16' | 'f32'): LscError {
+    const size = ITEM_SIZE[t.dtype];
+    const raw = Buffer.alloc(size);
+    readFully(this.fdFor(t.file), raw, t.dataStart + i * size, t.file, t.name);
+    const v = t.dtype === 'F32' ? raw.readFloatLE(0)
+      : t.dtype === 'F16' ? f16BitsToF32(Uint16Array.of(raw.readUInt16LE(0)))[0]
+      : bf16BitsToF32(Uint16Array.of(raw.readUInt16LE(0)))[0];
+    let at = `flat index ${i}`;
+    if (t.shape.length === 2) at += ` (row ${Math.floor(i / t.shape[1])}, col ${i % t.shape[1]})`;
+    else if (t.shape.length > 2) {
+      const idx: number[] = [];
+      for (let d = t.shape.length - 1, r = i; d >= 0; d--) { idx.unshift(r % t.shape[d]); r = Math.floor(r / t.shape[d]); }
+      at += ` (index [${idx.join(', ')}])`;
+    }
+    if (!Number.isFinite(v)) {
+      return new LscError(`tensor holds ${v} at ${at}`, { file: t.file, tensor: t.name },
+        'the checkpoint has non-finite weights (a corrupted file or a diverged training run): re-download it or repair the tensor');
+    }
+    return new LscError(`tensor holds ${v} at ${at}, beyond the range of ${target} (largest finite 65504)`, { file: t.file, tensor: t.name },
+      'lsc runs the weights in f16: use a checkpoint whose values fit f16');
   }
 
   /** Whole tensor into one new array (for small tensors and tests). */
@@ -281,7 +315,7 @@ export class SafetensorsCheckpoint {
   private fdFor(file: string): number {
     let fd = this.fds.get(file);
     if (fd === undefined) {
-      fd = fs.openSync(file, 'r');
+      fd = openRegularFile(file, 'checkpoint file', { hint: HINT_REDOWNLOAD });
       this.fds.set(file, fd);
     }
     return fd;
@@ -308,11 +342,12 @@ export function isShardFileName(s: string): boolean {
 }
 
 function readIndex(indexPath: string, dir: string): { files: string[]; listed: Map<string, string> } {
+  const text = readRegularFile(indexPath, INDEX_FILE, { hint: HINT_REDOWNLOAD });
   let index: unknown;
   try {
-    index = JSON.parse(fs.readFileSync(indexPath, 'utf8'));
+    index = JSON.parse(text);
   } catch (e) {
-    throw new LscError(`index is not valid JSON: ${(e as Error).message}`, { file: indexPath }, HINT_REDOWNLOAD);
+    throw new LscError(`index is not valid JSON: ${oneLine((e as Error).message)}`, { file: indexPath }, HINT_REDOWNLOAD);
   }
   const map = isObject(index) ? index.weight_map : undefined;
   if (!isObject(map)) throw new LscError('index has no weight_map object', { file: indexPath }, HINT_REDOWNLOAD);
@@ -320,7 +355,8 @@ function readIndex(indexPath: string, dir: string): { files: string[]; listed: M
   const listed = new Map<string, string>();
   for (const [name, shard] of Object.entries(map)) {
     if (typeof shard !== 'string' || !isShardFileName(shard)) {
-      throw new LscError(`weight_map entry ${JSON.stringify(shard)} is not a shard file name`, { file: indexPath, tensor: name }, HINT_REDOWNLOAD);
+      throw new LscError(`weight_map entry ${brief(shard)} is not a shard file name`, { file: indexPath, tensor: name },
+        `every weight_map value must be the name of a shard file next to the index (no paths: the checkpoint stays inside ${dir})`);
     }
     const file = path.join(dir, shard);
     if (!files.includes(file)) {

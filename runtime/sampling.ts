@@ -45,14 +45,23 @@ export interface Distribution {
   probs: Float64Array;
 }
 
+/**
+ * The greedy token: torch.argmax's order, as the GPU argmax kernel (codegen/argmax.ts): NaN
+ * above every number, the first index among equal maxima.
+ */
+export function greedyPick(logits: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < logits.length; i++) {
+    if (Number.isNaN(logits[best])) break;
+    if (logits[i] > logits[best] || Number.isNaN(logits[i])) best = i;
+  }
+  return best;
+}
+
 /** Applies temperature, top-k and top-p and normalizes; greedy (temperature 0) is a point mass. */
 export function distribution(logits: Float32Array, o: SamplingOptions): Distribution {
   const n = logits.length;
-  if (!(o.temperature > 0)) {
-    let best = 0;
-    for (let i = 1; i < n; i++) if (logits[i] > logits[best]) best = i;
-    return { ids: Int32Array.of(best), probs: Float64Array.of(1) };
-  }
+  if (!(o.temperature > 0)) return { ids: Int32Array.of(greedyPick(logits)), probs: Float64Array.of(1) };
   let max = -Infinity;
   for (let i = 0; i < n; i++) if (logits[i] > max) max = logits[i];
   const k = o.topK && o.topK > 0 ? Math.min(o.topK, n) : n;

@@ -6,7 +6,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { LscError } from '../compiler/errors.js';
+import { LscError, oneLine } from '../compiler/errors.js';
+import { readRegularFile } from './safe-file.js';
 
 type Json = Record<string, unknown>;
 
@@ -16,25 +17,17 @@ function isObject(v: unknown): v is Json {
 
 /** Reads a JSON object; undefined when the file is absent and optional. */
 function readJson(file: string, required: boolean): Json | undefined {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    if (!required && (e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new LscError(
-        `${path.basename(file)} not found`,
-        { file },
-        'the model directory needs the Hugging Face tokenizer.json (from the model repo, or tokenizer.save_pretrained())',
-      );
-    }
-    throw new LscError(`cannot read ${path.basename(file)}: ${(e as Error).message}`, { file });
-  }
+  const name = path.basename(file);
+  if (!required && !fs.existsSync(file)) return undefined;
+  const text = readRegularFile(file, name, {
+    missing: `${name} not found`,
+    hint: required ? 'the model directory needs the Hugging Face tokenizer.json (from the model repo, or tokenizer.save_pretrained())' : undefined,
+  });
   let v: unknown;
   try {
     v = JSON.parse(text);
   } catch (e) {
-    throw new LscError(`invalid JSON: ${(e as Error).message}`, { file });
+    throw new LscError(`invalid JSON: ${oneLine((e as Error).message)}`, { file });
   }
   if (!isObject(v)) throw new LscError('invalid JSON: expected an object at the top level', { file });
   return v;
@@ -58,6 +51,12 @@ export interface DecodeOptions {
   skipSpecialTokens?: boolean;
 }
 
+/**
+ * A model's embedding may have padding rows beyond the tokenizer's ids (Hugging Face pads
+ * vocab_size to a multiple of 64, Megatron to 128), up to the next multiple of this.
+ */
+export const EMBEDDING_PAD_MULTIPLE = 128;
+
 export class LscTokenizer {
   /** Largest id + 1 over the model vocab and added tokens. */
   readonly vocabSize: number;
@@ -68,6 +67,8 @@ export class LscTokenizer {
   private readonly addBos: boolean | undefined;
   private readonly addEosId: number | undefined;
   private readonly templateAddsBos: boolean;
+  /** tokenizer.json, for messages. */
+  readonly file: string;
 
   /** Reads dir/tokenizer.json (required) and the optional tokenizer_config, config and generation_config. */
   static load(dir: string): LscTokenizer {
@@ -82,6 +83,7 @@ export class LscTokenizer {
   }
 
   private constructor(file: string, tj: Json, tc: Json = {}, config: Json = {}, gen: Json = {}) {
+    this.file = file;
     // The library insists on these keys; tokenizer.json files written by older tools may omit the null ones.
     const full = { normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, added_tokens: [], ...tj };
     // transformers now defaults clean_up_tokenization_spaces to false; the library defaults to true,
@@ -133,6 +135,35 @@ export class LscTokenizer {
       }
     }
     return undefined;
+  }
+
+  /**
+   * Checks, at load, that this tokenizer belongs to a model with `vocab` embedding rows: every
+   * id it can produce (vocabulary, added tokens, BOS/EOS) must be below vocab, and the model may
+   * have more rows only as padding, up to the tokenizer's size rounded up to a multiple of
+   * EMBEDDING_PAD_MULTIPLE (ids beyond the tokenizer have no text: a model that generates them
+   * would lose words from the output).
+   */
+  checkVocab(vocab: number): void {
+    const hint = 'use the tokenizer.json published with the checkpoint (or fix vocab_size in config.json)';
+    const rule = `every id must be below vocab_size, which may exceed the tokenizer's size only by padding to a multiple of ${EMBEDDING_PAD_MULTIPLE}`;
+    const size = this.vocabSize;
+    if (size > vocab) {
+      throw new LscError(`tokenizer.json has ids up to ${size - 1} (vocabulary and added tokens) but config.json's vocab_size is ${vocab}: `
+        + `the model has no embedding row for ids ${vocab}..${size - 1} (${rule})`, { file: this.file }, hint);
+    }
+    const special = [...(this.bosId === undefined ? [] : [['BOS', this.bosId] as const]), ...this.eosIds.map((id) => ['EOS', id] as const)];
+    for (const [what, id] of special) {
+      if (id >= vocab) {
+        throw new LscError(`the ${what} token id ${id} (from the tokenizer or config files) is outside the model's vocabulary 0..${vocab - 1}`,
+          { file: this.file }, hint);
+      }
+    }
+    const padded = Math.ceil(size / EMBEDDING_PAD_MULTIPLE) * EMBEDDING_PAD_MULTIPLE;
+    if (vocab > padded) {
+      throw new LscError(`tokenizer.json has ${size} ids but config.json's vocab_size is ${vocab}: ids ${size}..${vocab - 1} the model can `
+        + `generate would have no text (${rule}, here ${padded})`, { file: this.file }, hint);
+    }
   }
 
   /** With BOS as the model expects; a BOS already written in the text is not doubled. */

@@ -3,12 +3,14 @@ import * as os from 'node:os';
 import { LscError } from '../compiler/errors.js';
 import type { Plan, PlanWeight } from '../compiler/plan.js';
 import type { SafetensorsCheckpoint } from './safetensors.js';
+import { checkNoIgnoredTensors } from './checkpoint-config.js';
 
 const HINT_MISMATCH = 'the graph does not describe this checkpoint: build it from the model\'s config.json (omit --graph)';
 
 /**
- * Checks every tensor the plan needs against the checkpoint (name, dtype, shape) before any
- * upload, so a bad checkpoint fails with nothing allocated.
+ * Checks every tensor the plan needs against the checkpoint (name, dtype, shape), and that the
+ * checkpoint holds nothing the plan would ignore, before any upload, so a bad checkpoint fails
+ * with nothing allocated.
  */
 export function checkCheckpoint(plan: Plan, ckpt: SafetensorsCheckpoint): void {
   for (const w of plan.weights) {
@@ -24,6 +26,7 @@ export function checkCheckpoint(plan: Plan, ckpt: SafetensorsCheckpoint): void {
         { file: t.file, tensor: w.hf }, HINT_MISMATCH);
     }
   }
+  checkNoIgnoredTensors(plan, ckpt);
 }
 
 export interface UploadProgress {

@@ -13,18 +13,18 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LscError } from '../compiler/errors.js';
 import { parseLlamaConfig } from '../compiler/builder/hf-config.js';
 import { buildLlamaGraph } from '../compiler/builder/llama.js';
 import type { Graph } from '../compiler/ir/graph.js';
 import { loadTuning } from '../runtime/tuning-db.js';
 import { f32ToF16Bits } from '../runtime/dtype-convert.js';
-import { LscModel, type LoadOptions } from '../runtime/model.js';
+import { LscModel } from '../runtime/model.js';
 import { KernelCompileError } from '../runtime/executor.js';
 import type { GpuContext } from '../runtime/device.js';
 import { testGpu } from './helpers/gpu.js';
 import { writeRawSafetensors, writeSafetensors, type WriteTensor } from './helpers/checkpoint-writer.js';
 import { runLsc } from './helpers/run-cli.js';
+import { checkError, expectLoadError, liveBuffersAfter, type Where } from './helpers/load-errors.js';
 import { llamaTensorShapes, writeRandomModel, type RandomModel, type RandomModelConfig } from './helpers/random-model.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -32,55 +32,6 @@ const TINY = path.join(root, 'examples', 'models', 'tiny-code');
 const CONFIG = JSON.parse(fs.readFileSync(path.join(TINY, 'config.json'), 'utf8')) as RandomModelConfig;
 const VOCAB = CONFIG.vocab_size;
 const LAYERS = CONFIG.num_hidden_layers;
-
-/** Counts GPU buffers created and not destroyed while `run` runs. */
-async function liveBuffersAfter(gpu: GpuContext, run: () => Promise<unknown>): Promise<string[]> {
-  const device = gpu.device;
-  const live = new Map<GPUBuffer, string>();
-  const create = device.createBuffer;
-  device.createBuffer = function (desc: GPUBufferDescriptor): GPUBuffer {
-    const buf = create.call(device, desc);
-    live.set(buf, desc.label ?? `${desc.size} bytes`);
-    const destroy = buf.destroy;
-    buf.destroy = function (): undefined { live.delete(buf); return destroy.call(buf); };
-    return buf;
-  };
-  try {
-    await run();
-  } finally {
-    device.createBuffer = create;
-  }
-  return [...live.values()];
-}
-
-interface Where { message: RegExp; tensor?: string; file?: string; pointer?: string; hint?: RegExp }
-
-function checkError(e: unknown, want: Where): LscError {
-  assert.ok(e instanceof LscError, `expected an LscError, got ${(e as Error)?.stack ?? String(e)}`);
-  assert.match(e.message, want.message);
-  if ('tensor' in want) assert.equal(e.where.tensor, want.tensor, `tensor of: ${e.message}`);
-  if ('file' in want) assert.equal(e.where.file, want.file, `file of: ${e.message}`);
-  if ('pointer' in want) assert.equal(e.where.pointer, want.pointer, `pointer of: ${e.message}`);
-  if (want.hint) assert.match(e.hint ?? '', want.hint);
-  assert.doesNotMatch(e.format(), /\n/);
-  return e;
-}
-
-/** Runs a load that must fail with `want`, and checks that it left no GPU buffer behind. */
-async function expectLoadError(gpu: GpuContext, dir: string, opts: LoadOptions, want: Where): Promise<LscError> {
-  let error: unknown;
-  const leaked = await liveBuffersAfter(gpu, async () => {
-    try {
-      const m = await LscModel.load(dir, { gpu, ...opts });
-      m.dispose();
-    } catch (e) {
-      error = e;
-    }
-  });
-  assert.ok(error !== undefined, `loading ${dir} succeeded, expected ${want.message}`);
-  assert.deepEqual(leaked, [], 'GPU buffers left allocated by the failed load');
-  return checkError(error, want);
-}
 
 /** Asserts that a promise rejects with an LscError matching `want`. */
 async function expectRejects(p: Promise<unknown>, want: Where): Promise<void> {

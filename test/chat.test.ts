@@ -75,7 +75,7 @@ describe('chat: templates, lsc chat, LscModel.chat', function () {
       const lines = [{ role: 'system', content: SYSTEM }, { role: 'user', content: Q1 }, { role: 'user', content: Q2 }].map((m) => JSON.stringify(m)).join('\n') + '\n';
       const [byFlags, byStdin] = await Promise.all([
         runLsc(['chat', chatModel, '--system', SYSTEM, '--message', Q1, '--message', Q2, ...common]),
-        runLsc(['chat', '--model', chatModel, ...common], {}, ROOT, lines),
+        runLsc(['chat', '--model', chatModel, ...common], {}, { input: lines }),
       ]);
       assert.equal(byFlags.code, 0, byFlags.stderr);
       assert.equal(byStdin.code, 0, byStdin.stderr);
@@ -99,8 +99,8 @@ describe('chat: templates, lsc chat, LscModel.chat', function () {
 
     it('empty stdin and a bad JSON line are one-line errors', async () => {
       const [empty, bad] = await Promise.all([
-        runLsc(['chat', chatModel], {}, ROOT, ''),
-        runLsc(['chat', chatModel], {}, ROOT, '{"role": "user", "content": "hi"}\nnot json\n'),
+        runLsc(['chat', chatModel], {}, { input: '' }),
+        runLsc(['chat', chatModel], {}, { input: '{"role": "user", "content": "hi"}\nnot json\n' }),
       ]);
       assertUserError(empty, /no messages on stdin/, 'empty stdin');
       // the first line is replied to before the second is read

@@ -147,8 +147,8 @@ describe('CLI convention (issue 13)', function () {
       const args = ['--max-new-tokens', '4', '--json'];
       const runs = await inPairs([
         () => runLsc(['generate', TINY, '--prompt-file', file, ...args]),
-        () => runLsc(['generate', TINY, '--prompt', '-', ...args], {}, ROOT, p0.text),
-        () => runLsc(['generate', TINY, '--prompt-file', '-', ...args], {}, ROOT, p0.text),
+        () => runLsc(['generate', TINY, '--prompt', '-', ...args], {}, { input: p0.text }),
+        () => runLsc(['generate', TINY, '--prompt-file', '-', ...args], {}, { input: p0.text }),
       ]);
       for (const r of runs) {
         assert.equal(r.code, 0, r.stderr);
@@ -172,7 +172,7 @@ describe('CLI convention (issue 13)', function () {
         [['bench', TINY, '--prompts', '-'], 'not json', /cannot read prompts/, 'bench --prompts - with bad JSON'],
       ];
       // stdin cases need a process of their own
-      for (const [args, input, re, what] of cases) assertUserError(input === undefined ? await runInProcess(args) : await runLsc(args, {}, ROOT, input), re, what);
+      for (const [args, input, re, what] of cases) assertUserError(input === undefined ? await runInProcess(args) : await runLsc(args, {}, { input }), re, what);
     });
   });
 
@@ -183,7 +183,7 @@ describe('CLI convention (issue 13)', function () {
     const dir = path.join(tmp, 'bench-plan');
     writeArtifact(dir, compileGraph(graph, { file: GRAPH, limits: planLimits(gpu), tuning: loadTuning(gpu), target: gpu.isCpu ? 'cpu' : 'gpu' }), graph);
     const r = await runLsc(['bench', TINY, '--plan', dir, '--prompts', '-', '--max-new-tokens', '6', '--repeat', '1',
-      '--temperature', '0.8', '--top-p', '0.9', '--top-k', '20', '--seed', '5', '--json'], {}, ROOT, JSON.stringify([p0.text]));
+      '--temperature', '0.8', '--top-p', '0.9', '--top-k', '20', '--seed', '5', '--json'], {}, { input: JSON.stringify([p0.text]) });
     assert.equal(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout);
     assert.deepEqual([j.prompts, j.temperature, j.topP, j.topK], [1, 0.8, 0.9, 20]);

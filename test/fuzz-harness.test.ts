@@ -4,7 +4,7 @@ import { fuzz, caseRng } from './helpers/fuzz.js';
 
 describe('fuzz harness', function () {
   it('counts successes and one-line user errors, and attributes crashes, multi-line errors, hangs and heap exhaustion to their cases', async function () {
-    const r = await fuzz({ target: new URL('./helpers/fuzz-targets/harness-selftest.js', import.meta.url), seed: 1, cases: 12, caseMs: 1500, heapMb: 64 });
+    const r = await fuzz({ target: new URL('./helpers/fuzz-targets/harness-selftest.js', import.meta.url), seed: 1, cases: 12, caseMs: 6000, heapMb: 32 });
     assert.equal(r.cases, 12);
     assert.equal(r.succeeded, 2);
     assert.equal(r.userErrors, 2);

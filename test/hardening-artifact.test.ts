@@ -134,7 +134,7 @@ describe('hardening: artifact safety', function () {
           fs.writeFileSync(path.join(dir, 'data.csv'), '1,2\n');
         }
         const before = snapshot(sandbox);
-        const r = await runLsc(['compile', 'g.json'], {}, cwd);
+        const r = await runLsc(['compile', 'g.json'], {}, { cwd });
         // everything outside ./out/ is exactly as it was
         assert.deepEqual(snapshot(sandbox, [path.join('a', 'b', 'work', 'out')]), before);
         assert.ok(!fs.existsSync('/abs'), '/abs was not created');

@@ -57,15 +57,20 @@ describe('lsc inspect --format dot|html (cli/inspect-*.ts)', () => {
       const { graph, plan, file } = load(name);
       const html = formatHtml(graph, plan, viewModel(graph, plan, file));
       assert.match(html, /^<!doctype html>/);
-      assert.doesNotMatch(html, /<script|https?:\/\/(?!www\.w3\.org\/2000\/svg)/, 'no scripts, nothing fetched');
-      for (const e of plan.entries) assert.ok(html.includes(`<td>${e.name}</td>`), e.name);
-      for (const k of plan.kernels) assert.ok(html.includes(k.id), k.id);
-      for (const b of plan.buffers) assert.ok(html.includes(`>${b.id.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')}<`), b.id);
+      // one inline script (the page's own, allowed by hash in its Content-Security-Policy), nothing fetched
+      assert.equal((html.match(/<script>/g) ?? []).length, 1, 'one inline script');
+      assert.doesNotMatch(html, /<script[^>]* src=|https?:\/\/(?!www\.w3\.org\/2000\/svg)/, 'nothing fetched');
+      assert.match(html, /<meta http-equiv="Content-Security-Policy" content="default-src 'none';/);
+      for (const e of plan.entries) assert.ok(html.includes(`<td class="mono">${e.name}</td>`), e.name);
+      for (const k of plan.kernels) assert.ok(html.includes(`id="kernel-${k.id}"`), k.id);
+      // buffers grouped across layers (w:wq.{L} ×L): every buffer counted once
+      const counts = [...html.matchAll(/<tr class="group" data-count="(\d+)">/g)].map((m) => Number(m[1]));
+      assert.equal(counts.reduce((a, b) => a + b, 0), plan.buffers.length);
       // the layer strip: one box per layer and a marker per exit candidate
       assert.equal((html.match(/<title>layer \d+<\/title>/g) ?? []).length, plan.dims.layers);
       assert.equal((html.match(/<title>exit after layer/g) ?? []).length, graph.exit.candidates.length);
       // tags balance (void elements aside)
-      const tags = [...html.matchAll(/<(\/?)([a-z]+)[^>]*?(\/?)>/g)].filter((m) => !['meta', '!doctype'].includes(m[2]) && m[3] !== '/');
+      const tags = [...html.matchAll(/<(\/?)([a-z]+)[^>]*?(\/?)>/g)].filter((m) => !['meta', 'link', '!doctype'].includes(m[2]) && m[3] !== '/');
       const stack: string[] = [];
       for (const [, close, tag] of tags) {
         if (!close) stack.push(tag);

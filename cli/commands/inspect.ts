@@ -3,15 +3,18 @@ import { compileGraph } from '../../compiler/compile.js';
 import { formatGraph } from '../inspect-graph.js';
 import { formatPlan } from '../inspect-plan.js';
 import { formatDot } from '../inspect-dot.js';
+import path from 'node:path';
+import { LscError } from '../../compiler/errors.js';
 import { formatHtml } from '../inspect-html.js';
+import { artifactWgsl } from '../inspect-kernels.js';
+import { readKernelProfile } from '../inspect-profile.js';
 import { viewModel } from '../inspect-view.js';
 import { positiveInt } from '../options.js';
-import { LscError } from '../../compiler/errors.js';
 import { addModelSource, FORCE_CTX_HELP, pickModel } from '../shared-options.js';
 import { checkCtx } from '../checks.js';
 import { loadGraphSource, withCtx } from '../sources.js';
 
-interface Opts { model?: string; format: 'text' | 'json' | 'dot' | 'html'; json?: boolean; ctx?: number; forceCtx?: boolean; allEntries?: boolean }
+interface Opts { model?: string; format: 'text' | 'json' | 'dot' | 'html'; json?: boolean; ctx?: number; forceCtx?: boolean; allEntries?: boolean; profile?: string }
 
 export function registerInspect(program: Command): void {
   const cmd = program.command('inspect')
@@ -21,6 +24,7 @@ export function registerInspect(program: Command): void {
     .option('--json', 'print {graph, plan} as JSON (--format json)')
     .option('--ctx <n>', "KV-cache context length when compiling (default: the graph's; an artifact's is fixed)", positiveInt)
     .option('--force-ctx', FORCE_CTX_HELP)
+    .option('--profile <file>', 'with --format html: colour kernels by the GPU times of lsc bench --profile --json > FILE')
     .option('--all-entries', 'list the dispatches of every draft@E / verify@E, not only the default exit')
     .action((positional: string | undefined, o: Opts) => {
       if (o.json) {
@@ -35,11 +39,15 @@ export function registerInspect(program: Command): void {
       checkCtx(o.ctx, src.trainedCtx, src.trainedFrom, o.forceCtx);
       const graph = src.plan ? src.graph : withCtx(src.graph, o.ctx);
       // graphs and model dirs are compiled for WebGPU's default limits: no GPU needed
-      const plan = src.plan ?? compileGraph(graph, { file: src.file }).plan;
+      const compiled = src.plan ? undefined : compileGraph(graph, { file: src.file });
+      const plan = src.plan ?? compiled!.plan;
+      if (o.profile && o.format !== 'html') throw new LscError('--profile colours the HTML view', {}, 'add --format html');
       if (o.format === 'dot') {
         process.stdout.write(formatDot(viewModel(graph, plan, src.file)));
       } else if (o.format === 'html') {
-        process.stdout.write(formatHtml(graph, plan, viewModel(graph, plan, src.file)));
+        const wgsl = compiled?.wgsl ?? artifactWgsl(plan, path.dirname(src.file!));
+        const profile = o.profile ? readKernelProfile(o.profile, plan) : undefined;
+        process.stdout.write(formatHtml(graph, plan, viewModel(graph, plan, src.file), { wgsl, profile, file: src.file }));
       } else if (o.format === 'json') {
         process.stdout.write(JSON.stringify({ graph, plan }, null, 2) + '\n');
       } else {

@@ -2,6 +2,8 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { LscError, pointer } from '../errors.js';
 import type { Graph, NodeDecl } from './graph.js';
 import { graphSchema } from './schema.js';
+import { checkAttrs } from './attrs.js';
+import { own } from './own.js';
 
 let compiled: ReturnType<Ajv['compile']> | undefined;
 
@@ -34,6 +36,7 @@ function checkIds(nodes: NodeDecl[], at: (i: number) => string, file?: string): 
   const seen = new Map<string, number>();
   const later = new Map(nodes.map((n, i) => [n.id, i]));
   nodes.forEach((n, i) => {
+    checkAttrs(n, at(i), file);
     if (seen.has(n.id)) throw new LscError(`duplicate node id '${n.id}'`, { file, pointer: `${at(i)}/id` });
     n.in.forEach((name, j) => {
       const k = later.get(name);
@@ -46,10 +49,30 @@ function checkIds(nodes: NodeDecl[], at: (i: number) => string, file?: string): 
   });
 }
 
+/**
+ * RoPE numbers the schema cannot bound: JSON's 1e999 parses as Infinity, and Llama 3 scaling
+ * divides by high_freq_factor − low_freq_factor (runtime/rope-table.ts).
+ */
+function checkRope(rope: Graph['rope'], file?: string): void {
+  const fields: [string, unknown][] = [['theta', rope.theta], ...Object.entries(rope.scaling ?? {}).filter(([k]) => k !== 'type')];
+  for (const [key, v] of fields) {
+    if (typeof v === 'number' && !Number.isFinite(v)) {
+      throw new LscError(`rope ${key} must be a finite number, got ${v}`,
+        { file, pointer: key === 'theta' ? '/rope/theta' : pointer('rope', 'scaling', key) });
+    }
+  }
+  const s = rope.scaling;
+  if (s?.type === 'llama3' && !(s.highFreqFactor > s.lowFreqFactor)) {
+    throw new LscError(`rope scaling highFreqFactor (${s.highFreqFactor}) must be larger than lowFreqFactor (${s.lowFreqFactor})`,
+      { file, pointer: '/rope/scaling/highFreqFactor' });
+  }
+}
+
 /** Schema plus the semantic checks that need no shapes; shapes are checked by infer-shapes. */
 export function validateGraph(raw: unknown, file?: string): Graph {
   checkSchema(raw, file);
   const g = raw as Graph;
+  checkRope(g.rope, file);
   checkIds(g.body, (i) => pointer('body', i), file);
   for (const [name, b] of Object.entries(g.blocks)) {
     checkIds(b.nodes, (i) => pointer('blocks', name, 'nodes', i), file);
@@ -59,9 +82,9 @@ export function validateGraph(raw: unknown, file?: string): Graph {
   }
   for (const [name, w] of Object.entries(g.weights)) {
     if (w.tiedTo !== undefined) {
-      const t = g.weights[w.tiedTo];
+      const t = own(g.weights, w.tiedTo);
       if (!t) throw new LscError(`weight '${name}' is tied to unknown weight '${w.tiedTo}'`, { file, pointer: pointer('weights', name, 'tiedTo') });
-      if (t.tiedTo) throw new LscError(`weight '${name}' is tied to '${w.tiedTo}', which is itself tied`, { file, pointer: pointer('weights', name, 'tiedTo') });
+      if (t.tiedTo !== undefined) throw new LscError(`weight '${name}' is tied to '${w.tiedTo}', which is itself tied`, { file, pointer: pointer('weights', name, 'tiedTo') });
       if (JSON.stringify(t.shape) !== JSON.stringify(w.shape) || !!t.perLayer !== !!w.perLayer) {
         throw new LscError(`weight '${name}' must have the shape of '${w.tiedTo}' it is tied to`, { file, pointer: pointer('weights', name, 'shape') });
       }

@@ -1,6 +1,8 @@
 import type { Graph, NodeDecl, OpName } from '../ir/graph.js';
 import { dimValue, type DimTable } from '../ir/dims.js';
 import { LscError, pointer } from '../errors.js';
+import { BOUNDS } from '../ir/bounds.js';
+import { own } from '../ir/own.js';
 
 /** A value input: another node's output, a graph input, or a weight instance. */
 export type FlatInput =
@@ -47,7 +49,7 @@ export function expandLayers(graph: Graph, dims: DimTable, file?: string): FlatG
   const trunks: FlatGraph['trunks'] = new Map();
   const alias = new Map<string, string>(); // body-level name -> flat id
   const useWeight = (name: string, layer: number | undefined, at: string): FlatInput => {
-    const decl = graph.weights[name];
+    const decl = own(graph.weights, name);
     if (!decl) throw new LscError(`unknown weight '@${name}'`, { file, pointer: at }, 'declare it under "weights"');
     const l = decl.perLayer ? layer : undefined;
     if (decl.perLayer && layer === undefined) {
@@ -55,7 +57,7 @@ export function expandLayers(graph: Graph, dims: DimTable, file?: string): FlatG
     }
     const id = weightId(name, l);
     if (!weights.has(id)) {
-      const tied = decl.tiedTo ? weightId(decl.tiedTo, l) : undefined;
+      const tied = decl.tiedTo !== undefined ? weightId(decl.tiedTo, l) : undefined;
       weights.set(id, { id, decl: name, hf: decl.hf.replace('{layer}', String(l)), layer: l, tiedTo: tied });
     }
     return { kind: 'weight', id };
@@ -64,7 +66,7 @@ export function expandLayers(graph: Graph, dims: DimTable, file?: string): FlatG
     if (name.startsWith('@')) return useWeight(name.slice(1), layer, at);
     const local = scope.get(name);
     if (local !== undefined) return { kind: 'value', id: local };
-    if (name in graph.inputs) return { kind: 'input', name };
+    if (Object.hasOwn(graph.inputs, name)) return { kind: 'input', name };
     throw new LscError(`input '${name}' is not produced by any earlier node`, { file, pointer: at },
       'check the node ids and their order');
   };
@@ -76,6 +78,12 @@ export function expandLayers(graph: Graph, dims: DimTable, file?: string): FlatG
     });
   };
 
+  // entry points split one stack of layers at the exit: a second repeat would be left out of them
+  const second = graph.body.map((n, i) => (n.op === 'repeat' ? i : -1)).filter((i) => i >= 0)[1];
+  if (second !== undefined) {
+    throw new LscError('the body has more than one repeat node; lsc compiles one stack of decoder layers', { file, pointer: pointer('body', second) },
+      'repeat one block over all layers');
+  }
   graph.body.forEach((decl, bi) => {
     const at = pointer('body', bi);
     if (decl.op !== 'repeat') {
@@ -83,21 +91,41 @@ export function expandLayers(graph: Graph, dims: DimTable, file?: string): FlatG
       alias.set(decl.id, decl.id);
       return;
     }
-    const block = decl.block ? graph.blocks[decl.block] : undefined;
-    if (!block) throw new LscError(`repeat refers to unknown block '${decl.block}'`, { file, pointer: `${at}/block` });
-    const [from, to] = (decl.layers ?? [0, 'layers']).map((e, i) => dimValue(dims, e, { file, pointer: `${at}/layers/${i}` }));
+    const block = decl.block !== undefined ? own(graph.blocks, decl.block) : undefined;
+    if (!block) {
+      throw new LscError(`repeat refers to unknown block '${decl.block ?? ''}'`, { file, pointer: `${at}/${decl.block === undefined ? 'op' : 'block'}` },
+        'name a block declared under "blocks"');
+    }
+    const [from, to] = (decl.layers ?? [0, 'layers']).map((e, i) => dimValue(dims, e, { file, pointer: `${at}/layers${decl.layers ? `/${i}` : ''}` }, 0));
+    // exit layers, KV caches and weights are numbered by dims.layers: the stack must be exactly that
+    const L = Object.hasOwn(dims.values, 'layers') ? dims.values.layers : undefined;
+    if (L === undefined) throw new LscError('dims has no \'layers\' (the number of decoder layers)', { file, pointer: '/dims' }, 'declare "layers" under "dims"');
+    if (from !== 0 || to !== L) {
+      throw new LscError(`repeat layers [${from}, ${to}) must be [0, ${L}): the decoder layers 0..dims.layers-1`,
+        { file, pointer: `${at}/layers` }, 'write "layers": [0, "layers"]');
+    }
+    const copies = (to - from) * block.nodes.length;
+    if (copies > BOUNDS.nodeCopies) {
+      throw new LscError(`repeating block '${decl.block}' (${block.nodes.length} nodes) over ${to - from} layers makes ${copies} nodes, more than ${BOUNDS.nodeCopies}`,
+        { file, pointer: pointer('blocks', decl.block!, 'nodes') }, 'fewer nodes per block or fewer layers');
+    }
     const blockIns = Object.keys(block.in);
     if (decl.in.length !== blockIns.length) {
       throw new LscError(`block '${decl.block}' takes ${blockIns.length} inputs, repeat gives ${decl.in.length}`,
         { file, pointer: `${at}/in` });
     }
-    let carried = resolveInput(decl.in[0], alias, undefined, `${at}/in/0`);
-    if (carried.kind === 'weight') throw new LscError('a repeat cannot carry a weight', { file, pointer: `${at}/in/0` });
-    const input = carried.kind === 'value' ? carried.id : carried.name;
+    const start = resolveInput(decl.in[0], alias, undefined, `${at}/in/0`);
+    // the carried state is the trunk buffer, written in place: it must start as a node's output
+    if (start.kind !== 'value') {
+      throw new LscError(`a repeat must carry a node's output (the embedding), not ${start.kind} '${decl.in[0]}'`,
+        { file, pointer: `${at}/in/0` });
+    }
+    const input = start.id;
+    let carried = start.id;
     const stateAfter: string[] = [];
     for (let l = from; l < to; l++) {
       const scope = new Map<string, string>();
-      scope.set(blockIns[0], carried.kind === 'value' ? carried.id : carried.name);
+      scope.set(blockIns[0], carried);
       block.nodes.forEach((n, ni) => {
         const id = layerNodeId(l, n.id);
         emit(n, id, scope, l, pointer('blocks', decl.block!, 'nodes', ni));
@@ -106,7 +134,7 @@ export function expandLayers(graph: Graph, dims: DimTable, file?: string): FlatG
       const out = scope.get(block.out);
       if (!out) throw new LscError(`block output '${block.out}' is not a node of the block`, { file, pointer: pointer('blocks', decl.block!, 'out') });
       stateAfter.push(out);
-      carried = { kind: 'value', id: out };
+      carried = out;
     }
     trunks.set(decl.id, { layers: to - from, stateAfter, input });
     alias.set(decl.id, stateAfter[stateAfter.length - 1] ?? input);

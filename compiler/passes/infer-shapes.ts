@@ -2,6 +2,8 @@ import type { DType, Graph } from '../ir/graph.js';
 import { dimValue, type DimTable } from '../ir/dims.js';
 import { LscError, pointer, pointerToken } from '../errors.js';
 import type { FlatGraph, FlatInput, FlatNode } from './expand-layers.js';
+import { BOUNDS, checkBound } from '../ir/bounds.js';
+import { own } from '../ir/own.js';
 
 /** A resolved dim: a number, or the name of a symbolic dim ('T'). */
 export type RDim = number | string;
@@ -33,9 +35,18 @@ export function inferShapes(graph: Graph, flat: FlatGraph, dims: DimTable, file?
   const resolveShape = (shape: (string | number)[], at: string): RDim[] =>
     shape.map((d, i) => (typeof d === 'string' && dims.symbolic.has(d) ? d : dimValue(dims, d, { file, pointer: `${at}/${i}` })));
 
+  /** Where a size comes from: the dim it names (what a user edits), else the expression's own place. */
+  const sourceOf = (expr: unknown, at: string): string =>
+    (typeof expr === 'string' && own(graph.dims, expr.trim()) !== undefined ? pointer('dims', expr.trim()) : at);
+  /** Kernels read activations and f16 weights four values at a time (vec4). */
+  const multipleOf4 = (what: string, v: number, at: string): void => {
+    if (v % 4 !== 0) {
+      throw new LscError(`${what} ${v} must be a multiple of 4 (the kernels read four values at a time)`, { file, pointer: at });
+    }
+  };
   const weightShapes = new Map<string, number[]>();
   for (const w of flat.weights.values()) {
-    const shape = resolveShape(graph.weights[w.decl].shape, pointer('weights', w.decl, 'shape'));
+    const shape = resolveShape(own(graph.weights, w.decl)!.shape, pointer('weights', w.decl, 'shape'));
     if (shape.some((d) => typeof d !== 'number')) {
       throw new LscError(`weight '${w.decl}' has a symbolic dim`, { file, pointer: pointer('weights', w.decl, 'shape') });
     }
@@ -45,7 +56,7 @@ export function inferShapes(graph: Graph, flat: FlatGraph, dims: DimTable, file?
   const inputValue = (inp: FlatInput): TypedValue => {
     if (inp.kind === 'weight') return { shape: weightShapes.get(inp.id)!, dtype: 'f16' };
     if (inp.kind === 'input') {
-      const decl = graph.inputs[inp.name];
+      const decl = own(graph.inputs, inp.name)!;
       return { shape: resolveShape(decl.shape, pointer('inputs', inp.name, 'shape')), dtype: decl.dtype };
     }
     const v = values.get(inp.id);
@@ -58,7 +69,7 @@ export function inferShapes(graph: Graph, flat: FlatGraph, dims: DimTable, file?
     // attributes that name dims become numbers for the passes after this one
     const node: FlatNode = { ...decl, attrs: { ...decl.attrs } };
     for (const key of ['heads', 'kvHeads', 'headDim']) {
-      if (key in node.attrs) node.attrs[key] = attrDim(decl, key, dims, file);
+      if (Object.hasOwn(node.attrs, key)) node.attrs[key] = attrDim(decl, key, dims, file);
     }
     nodes.push(node);
     const ins = node.inputs.map(inputValue);
@@ -66,12 +77,18 @@ export function inferShapes(graph: Graph, flat: FlatGraph, dims: DimTable, file?
     const fail = (msg: string): never => { throw new LscError(`${node.op} '${node.id}': ${msg}`, where); };
     const arity = (n: number): void => { if (ins.length !== n) fail(`takes ${n} inputs, got ${ins.length}`); };
     const isWeight = (i: number): boolean => node.inputs[i].kind === 'weight';
+    const weightDecl = (i: number) => { const inp = node.inputs[i]; return inp.kind === 'weight' ? flat.weights.get(inp.id)! : undefined; };
+    const weightDim = (i: number, axis: number): string => {
+      const w = weightDecl(i)!;
+      return sourceOf(own(graph.weights, w.decl)!.shape[axis], pointer('weights', w.decl, 'shape', axis));
+    };
     let out: TypedValue;
     switch (node.op) {
       case 'embed': {
         arity(2);
         if (!isWeight(1) || ins[1].shape.length !== 2) fail('second input must be a [vocab, d] weight');
         if (ins[0].dtype !== 'i32' || ins[0].shape.length !== 1) fail(`tokens must be an i32 vector, got ${fmt(ins[0].shape)}`);
+        multipleOf4('embedding width', ins[1].shape[1] as number, weightDim(1, 1));
         out = { shape: [ins[0].shape[0], ins[1].shape[1]], dtype: 'f32' };
         break;
       }
@@ -89,6 +106,7 @@ export function inferShapes(graph: Graph, flat: FlatGraph, dims: DimTable, file?
         if (ins[0].shape.length !== 2 || k !== ins[1].shape[1]) {
           fail(`cannot multiply ${fmt(ins[0].shape)} by weightᵀ of ${fmt(ins[1].shape)}: inner dims differ`);
         }
+        multipleOf4(`matmul '${node.id}': inner dimension`, k as number, weightDim(1, 1));
         out = { shape: [rows, ins[1].shape[0]], dtype: 'f32' };
         break;
       }
@@ -106,6 +124,11 @@ export function inferShapes(graph: Graph, flat: FlatGraph, dims: DimTable, file?
         const h = attrDim(node, 'heads', dims, file);
         const hkv = attrDim(node, 'kvHeads', dims, file);
         const hd = attrDim(node, 'headDim', dims, file);
+        const attrAt = (key: string): string => sourceOf(decl.attrs[key], `${node.pointer}/attrs/${key}`);
+        checkBound(`attention '${node.id}': heads`, h, BOUNDS.heads, { file, pointer: attrAt('heads') });
+        checkBound(`attention '${node.id}': kvHeads`, hkv, BOUNDS.heads, { file, pointer: attrAt('kvHeads') });
+        checkBound(`attention '${node.id}': headDim`, hd, BOUNDS.headDim, { file, pointer: attrAt('headDim') });
+        multipleOf4(`attention '${node.id}': headDim`, hd, attrAt('headDim'));
         if (h % hkv) fail(`heads (${h}) must be a multiple of kvHeads (${hkv})`);
         if (ins[0].shape[1] !== h * hd) fail(`q width ${ins[0].shape[1]} is not heads*headDim = ${h * hd}`);
         for (const i of [1, 2]) if (ins[i].shape[1] !== hkv * hd) fail(`k/v width ${ins[i].shape[1]} is not kvHeads*headDim = ${hkv * hd}`);

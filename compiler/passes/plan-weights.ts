@@ -1,5 +1,6 @@
 import type { PlanBuffer, PlanWeight } from '../plan.js';
 import type { TypedGraph } from './infer-shapes.js';
+import { LscError, pointer } from '../errors.js';
 
 /** Row granularity of weight slices: keeps RoPE pairs (rows j, j+headDim/2) of a head together. */
 export const CHUNK_ROW_ALIGN = 128;
@@ -9,7 +10,7 @@ export const CHUNK_ROW_ALIGN = 128;
  * split into row slices (each its own buffer); kernels run one dispatch per slice. Tied weights
  * share their target's buffers.
  */
-export function planWeights(g: TypedGraph, maxBinding: number): { weights: PlanWeight[]; buffers: PlanBuffer[] } {
+export function planWeights(g: TypedGraph, maxBinding: number, file?: string): { weights: PlanWeight[]; buffers: PlanBuffer[] } {
   const weights: PlanWeight[] = [];
   const buffers: PlanBuffer[] = [];
   const byId = new Map<string, PlanWeight>();
@@ -33,7 +34,10 @@ export function planWeights(g: TypedGraph, maxBinding: number): { weights: PlanW
       chunks.push({ buffer: `w:${w.id}`, rowStart: 0, rowCount: rows });
     } else {
       const per = Math.floor(maxBinding / rowBytes / CHUNK_ROW_ALIGN) * CHUNK_ROW_ALIGN;
-      if (per <= 0) throw new Error(`internal: a row of ${w.id} exceeds the binding limit`);
+      if (per <= 0) {
+        throw new LscError(`a row slice of weight '${w.decl}' (${CHUNK_ROW_ALIGN} rows of ${rowBytes} bytes) exceeds the binding limit ${maxBinding}`,
+          { file, pointer: pointer('weights', w.decl, 'shape', 1) }, 'use a smaller inner dimension, or compile for an adapter with a larger maxStorageBufferBindingSize');
+      }
       for (let r = 0, i = 0; r < rows; r += per, i++) {
         chunks.push({ buffer: `w:${w.id}#${i}`, rowStart: r, rowCount: Math.min(per, rows - r) });
       }

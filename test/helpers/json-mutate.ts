@@ -26,6 +26,9 @@ const ODD_VALUES: Json[] = [
   'a'.repeat(10_000), [], [1], [-1, 1e12], {}, { max: 1e12 }, ...PROTOTYPE_NAMES,
 ];
 
+/** A fresh copy of an odd value: the arrays and objects in ODD_VALUES are shared, and a later mutation may grow them. */
+const oddValue = (rng: Rng): Json => structuredClone(pick(rng, ODD_VALUES));
+
 function nested(depth: number): Json {
   let v: Json = 1;
   for (let i = 0; i < depth; i++) v = i % 2 ? [v] : { a: v };
@@ -84,13 +87,13 @@ export function mutateOnce(doc: Json, rng: Rng): string {
   }
   if (kind === 1 && !Array.isArray(parent)) {
     const name = pick(rng, [...PROTOTYPE_NAMES, 'extra', String(key)]);
-    const v = rng.next() < 0.5 ? old : pick(rng, ODD_VALUES);
+    const v = rng.next() < 0.5 ? old : oddValue(rng);
     set(parent, name, v);
     return `${p.slice(0, -1).map((k) => '/' + k).join('')}/${name} := ${JSON.stringify(v)?.slice(0, 40)}`;
   }
   if (kind === 2 && Array.isArray(old)) {
     if (old.length && rng.next() < 0.5) { old.splice(int(rng, old.length), 1); return `${at} shortened`; }
-    old.push(old.length ? structuredClone(pick(rng, old)) : pick(rng, ODD_VALUES));
+    old.push(old.length ? structuredClone(pick(rng, old)) : oddValue(rng));
     return `${at} grown`;
   }
   if (kind === 3 && typeof old === 'number') {
@@ -108,7 +111,7 @@ export function mutateOnce(doc: Json, rng: Rng): string {
     set(parent, key, nested(pick(rng, [10, 100, 1000])));
     return `${at} := deeply nested`;
   }
-  const v = pick(rng, ODD_VALUES);
+  const v = oddValue(rng);
   set(parent, key, v);
   return `${at} := ${JSON.stringify(v)?.slice(0, 40)}`;
 }

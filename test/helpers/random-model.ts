@@ -108,9 +108,30 @@ export function llamaTensorShapes(c: LlamaRefConfig): [string, number[]][] {
   return out;
 }
 
-/** The bundled model's tokenizer files, so random checkpoints load like real ones. */
-export function copyTinyTokenizer(dir: string): void {
-  for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(TINY_CODE, f), path.join(dir, f));
+/**
+ * The bundled model's tokenizer files, so random checkpoints load like real ones; resized to
+ * `vocab` ids when given (loading checks that tokenizer and vocab_size agree): truncated (merges
+ * that need a dropped piece go too), or extended with pieces no merge reaches.
+ */
+export function copyTinyTokenizer(dir: string, vocab?: number): void {
+  fs.copyFileSync(path.join(TINY_CODE, 'tokenizer_config.json'), path.join(dir, 'tokenizer_config.json'));
+  const tj = JSON.parse(fs.readFileSync(path.join(TINY_CODE, 'tokenizer.json'), 'utf8')) as {
+    model: { vocab: Record<string, number>; merges: (string | [string, string])[] };
+    added_tokens: { id: number }[];
+  };
+  const size = Object.keys(tj.model.vocab).length;
+  if (vocab !== undefined && vocab !== size) {
+    const kept = Object.entries(tj.model.vocab).filter(([, id]) => id < vocab);
+    for (let id = size; id < vocab; id++) kept.push([`<unused_${id}>`, id]);
+    tj.model.vocab = Object.fromEntries(kept);
+    tj.model.merges = tj.model.merges.filter((m) => {
+      const [a, b] = typeof m === 'string' ? m.split(' ') : m;
+      const has = (piece: string) => Object.hasOwn(tj.model.vocab, piece);
+      return has(a) && has(b) && has(a + b);
+    });
+    tj.added_tokens = tj.added_tokens.filter((t) => t.id < vocab);
+  }
+  fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(tj));
 }
 
 /** config.json of a Llama checkpoint: HF defaults for the fields `config` leaves out. */
@@ -161,7 +182,7 @@ export function writeRandomModel(dir: string, config: RandomModelConfig, opts: R
 
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(full, null, 2));
-  copyTinyTokenizer(dir);
+  copyTinyTokenizer(dir, full.vocab_size);
   let weightFiles: string[];
   if (opts.sharded !== undefined) {
     writeShardedSafetensors(dir, toWrite, opts.sharded);

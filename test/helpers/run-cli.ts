@@ -10,13 +10,17 @@ const MAIN = path.join(ROOT, 'dist', 'cli', 'main.js');
 export interface CliRun { code: number | null; stdout: string; stderr: string }
 
 /**
- * Runs dist/cli/main.js as a child process, the way users run it, with extra environment (in
- * `cwd`, default the repository root); `input`, when given, is piped to its stdin.
+ * Runs dist/cli/main.js as a child process, the way users run it, with extra environment, in
+ * `cwd` (default the repository root); killed (code null) after timeoutMs when given, for runs
+ * that might hang; `input`, when given, is piped to its stdin.
  */
-export function runLsc(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT, input?: string): Promise<CliRun> {
+export function runLsc(args: string[], env: NodeJS.ProcessEnv = {}, opts: { cwd?: string; timeoutMs?: number; input?: string } = {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { cwd, env: { ...process.env, ...env }, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-    if (input !== undefined) child.stdin!.end(input);
+    const child = spawn(process.execPath, [MAIN, ...args], {
+      cwd: opts.cwd ?? ROOT, env: { ...process.env, ...env }, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      timeout: opts.timeoutMs, killSignal: 'SIGKILL',
+    });
+    if (opts.input !== undefined) child.stdin!.end(opts.input);
     let stdout = '';
     let stderr = '';
     child.stdout!.setEncoding('utf8').on('data', (s: string) => { stdout += s; });

@@ -160,7 +160,7 @@ export function writeStreamedRandomModel(dir: string, config: RandomModelConfig,
   const full = llamaConfigWithDefaults(config, opts.dtype, 4096);
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(full, null, 2));
-  copyTinyTokenizer(dir);
+  copyTinyTokenizer(dir, full.vocab_size);
   const tensors = randomLlamaTensors(full, opts);
   const tensorBytes = tensors.reduce((a, t) => a + streamTensorBytes(t), 0);
   let weightFiles: string[];

@@ -5,7 +5,8 @@ import { KernelHarness, Rng, type RowRange } from '../helpers/kernel-harness.js'
 
 /**
  * codegen/argmax.ts: tokens[outBase + row] = the index of the largest logit of the row, the
- * lowest index among equal maxima (torch.argmax). Exact: a comparison of f32 values. Token
+ * lowest index among equal maxima, NaN larger than every number (torch.argmax; NaN cases in
+ * hardening-loader.test.ts). Exact: a comparison of f32 values. Token
  * slots other than the range's must keep their content.
  */
 
@@ -21,10 +22,13 @@ function kernelOf(n: number): ArgmaxKernel {
   return { family: 'argmax', nodes: ['argmax'], x: 'logits', out: 'tokens', n };
 }
 
-/** float64 reference over the f32 values: first index of the maximum. */
+/** float64 reference over the f32 values: first index of the maximum, NaN above every number (torch.argmax). */
 function argmaxRef(logits: Float32Array, row: number, n: number): number {
   let best = 0;
-  for (let i = 1; i < n; i++) if (logits[row * n + i] > logits[row * n + best]) best = i;
+  for (let i = 1; i < n && !Number.isNaN(logits[row * n + best]); i++) {
+    const v = logits[row * n + i];
+    if (v > logits[row * n + best] || Number.isNaN(v)) best = i;
+  }
   return best;
 }
 
