@@ -10,6 +10,7 @@ import { planBuffers } from './passes/plan-buffers.js';
 import { planWeights } from './passes/plan-weights.js';
 import { Scheduler, type Tunable, type TuningChoices } from './passes/schedule.js';
 import { KERNEL_DEFAULTS, type Target } from '../codegen/defaults.js';
+import { sliceRowAlign } from '../codegen/matmul.js';
 import type { Plan, PlanBuffer, PlanEntry, PlanLimits } from './plan.js';
 import { LscError } from './errors.js';
 
@@ -97,7 +98,7 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
 
   const all: FusedKernel[] = fused.flatMap((f) => f.stages.flatMap((s) => s.kernels));
   const assign = planBuffers(decodeKernels, all, typed, maxRows, tokenSlots);
-  const w = planWeights(typed, limits.maxStorageBufferBindingSize);
+  const w = planWeights(typed, limits.maxStorageBufferBindingSize, sliceRowAlign(v.headDim));
   note('plan-buffers', assign);
 
   const kvBytes = 2 * ctx * kvDim * (kvF16 ? 2 : 4);
@@ -114,7 +115,7 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
   const scheduler = new Scheduler({
     ctx, kvDim, kvF16, weights: new Map(w.weights.map((x) => [x.id, x])), valueBuffer: assign.valueBuffer,
     width: (id) => (typed.values.get(id)!.shape[1] as number) ?? 1, tokenOutBase: verifyBase,
-    ropeBuffer: ropeBuffer.id, tokensBuffer: 'io:tokens',
+    ropeBuffer: ropeBuffer.id, tokensBuffer: 'io:tokens', maxStorageBuffers: limits.maxStorageBuffersPerShaderStage,
     tuning: {
       matmul: (k, key) => opts.tuning?.matmul?.(k, key) ?? defaults.matmul,
       attention: (k, key) => opts.tuning?.attention?.(k, key) ?? defaults.attention(k.headDim),
