@@ -11,7 +11,9 @@ import { SafetensorsCheckpoint } from './safetensors.js';
 import { Steps } from './steps.js';
 import { LscTokenizer } from './tokenizer.js';
 import { uploadWeights, weightBytes, type UploadProgress } from './weights.js';
-import { generate, type GenerateOptions, type GenerateResult } from './generate.js';
+import { generate, type GenerateOptions, type GenerateResult, type GpuBytes } from './generate.js';
+
+export type { GpuBytes } from './generate.js';
 import { GenerationRun } from './generation-run.js';
 import { loadTuning } from './tuning-db.js';
 import { readArtifact } from '../compiler/artifact.js';
@@ -61,12 +63,6 @@ export interface LoadOptions {
   limits?: Partial<PlanLimits>;
 }
 
-export interface GpuBytes {
-  weights: number;
-  kvCache: number;
-  activations: number;
-  total: number;
-}
 
 /**
  * A loaded model: plan, weights on the GPU, tokenizer. Generation and scoring go through it;
