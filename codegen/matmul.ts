@@ -1,5 +1,5 @@
 import type { FusedKernel, Segment } from '../compiler/passes/fuse.js';
-import { RANGE_STRUCT, UNPACK4, bindingsWgsl, u, type BindingDecl, type KernelSource } from './kernel.js';
+import { RANGE_STRUCT, UNPACK4, bindingsWgsl, plus, u, type BindingDecl, type KernelSource } from './kernel.js';
 
 /**
  * Fused matmul y = x · Wᵀ over the rows of a step, with an optional RMSNorm prologue and
@@ -73,20 +73,19 @@ type Decl = { name: string; decl: string; type: BindingDecl['type'] };
 interface PieceCode {
   start: number;
   end: number;
-  /** Computes, for output p of the thread: col0_<p>/col1_<p> (output columns), r0_<p>/r1_<p> (weight rows in the bound slice). */
-  rows: (p: number) => string;
+  /** Computes, for output p of the thread: col0_<p>/col1_<p> (output columns) and, for loads, r0_<p>/r1_<p> (weight rows in the bound slice). */
+  rows: (p: number, loads: boolean) => string;
   /** Loads the weights of output p for k4 into wa<p> (and wb<p>). */
   load: (p: number) => string;
   /** Stores output p of one row from v0 (and v1); `row`, `pos` in scope. */
   epilogue: (p: number) => string;
   pair: boolean;
+  /** The epilogue reads `pos` (RoPE, the KV-cache write). */
+  pos: boolean;
 }
 
 const usesRope = (s: Segment): boolean => s.epilogue.kind === 'rope' || (s.epilogue.kind === 'kv' && s.epilogue.rope);
 const usesPos = (s: Segment): boolean => s.epilogue.kind === 'rope' || s.epilogue.kind === 'kv';
-/** `e + n` without a `+ 0u`. */
-const plus = (e: string, n: number): string => (n ? `${e} + ${u(n)}` : e);
-const minus = (e: string, n: number): string => (n ? `${e} - ${u(n)}` : e);
 
 /** What a segment computes, for kernel names and headers. */
 function segmentName(s: Segment): string {
@@ -114,17 +113,17 @@ function pieceCode(seg: Segment, si: number, piece: MatmulPiece | undefined, sta
   for (const n of wNames) decls.push({ name: n, decl: 'var<storage, read> $: array<vec2<u32>>', type: 'read' });
   // a thread's last outputs may run past the piece: clamp their loads, skip their stores
   const unitOf = (p: number): string => plus(PT > 1 ? `min(${plus('lu', p)}, ${u(units - 1)})` : 'lu', unitBase);
-  const rows = (p: number): string => {
+  const rows = (p: number, loads: boolean): string => {
+    const sliced = loads && rowBase > 0;
     if (half) {
       return `let gu${p} = ${unitOf(p)};
       let jj${p} = gu${p} % ${u(hd / 2)};
       let col0_${p} = (gu${p} / ${u(hd / 2)}) * ${u(hd)} + jj${p};
-      let col1_${p} = col0_${p} + ${u(hd / 2)};${rowBase ? `
+      let col1_${p} = col0_${p} + ${u(hd / 2)};${sliced ? `
       let r0_${p} = col0_${p} - ${u(rowBase)};
       let r1_${p} = col1_${p} - ${u(rowBase)};` : ''}`;
     }
-    return `let col0_${p} = ${unitOf(p)};${rowBase ? `
-      let r0_${p} = col0_${p} - ${u(rowBase)};` : ''}`;
+    return sliced ? `let r0_${p} = ${unitOf(p)} - ${u(rowBase)};` : `let col0_${p} = ${unitOf(p)};`;
   };
   // weight rows: the output columns, less the slice's first row
   const r0 = (p: number): string => (rowBase ? `r0_${p}` : `col0_${p}`);
@@ -179,7 +178,7 @@ function pieceCode(seg: Segment, si: number, piece: MatmulPiece | undefined, sta
   const guarded = (p: number): string => (PT > 1 ? `if (${plus('lu', p)} < ${u(units)}) {
           ${epilogue(p)}
         }` : epilogue(p));
-  return { start, end: start + units, rows, load, epilogue: guarded, pair: two };
+  return { start, end: start + units, rows, load, epilogue: guarded, pair: two, pos: usesPos(seg) };
 }
 
 export function emitMatmul(k: Extract<FusedKernel, { family: 'matmul' }>, c: MatmulContext, cfg: MatmulConfig): KernelSource {
@@ -240,9 +239,9 @@ export function emitMatmul(k: Extract<FusedKernel, { family: 'matmul' }>, c: Mat
     return lines.join('\n        ');
   };
   // one branch per piece, by the kernel unit: if (unit < end0) {..} else if (unit < end1) {..} else {..}
-  const branches = (pick: (s: PieceCode) => string): string => code.map((s, i) => {
+  const branches = (loads: boolean, pick: (s: PieceCode) => string): string => code.map((s, i) => {
     const body = `${s.start ? `let lu = unit - ${u(s.start)};` : 'let lu = unit;'}
-      ${each(PT, s.rows, '\n      ')}
+      ${each(PT, (p) => s.rows(p, loads), '\n      ')}
       ${pick(s)}`;
     if (code.length === 1) return body;
     return `${i ? ' else ' : ''}${i < code.length - 1 ? `if (unit < ${u(s.end)}) ` : ''}{
@@ -250,7 +249,7 @@ export function emitMatmul(k: Extract<FusedKernel, { family: 'matmul' }>, c: Mat
     }`;
   }).join('');
   const sp = S > 1 ? 'sp' : '0u';
-  const mainLoop = branches((s) => `for (var k4 = ${sp}; k4 < ${u(K4)}; k4 += ${u(S)}) {
+  const mainLoop = branches(true, (s) => `for (var k4 = ${sp}; k4 < ${u(K4)}; k4 += ${u(S)}) {
         ${each(PT, s.load)}
         ${accumulate(s.pair)}
       }`);
@@ -273,9 +272,8 @@ export function emitMatmul(k: Extract<FusedKernel, { family: 'matmul' }>, c: Mat
     }
     ${accNames.map((a, q) => `${a} = red[${plus('t', q * WG)}];`).join('\n    ')}`;
   }
-  const anyPos = segs.some(usesPos);
-  const epilogue = branches((s) => Array.from({ length: RB }, (_, j) => {
-    const body = `let row = ${plus('rng.rowStart + rb', j)};${anyPos ? '\n        let pos = rng.posBase + row;' : ''}${norm ? `
+  const epilogue = branches(false, (s) => Array.from({ length: RB }, (_, j) => {
+    const body = `let row = ${plus('rng.rowStart + rb', j)};${s.pos ? '\n        let pos = rng.posBase + row;' : ''}${norm ? `
         let inv = inverseSqrt(ss_${j} / ${k.k}.0 + ${norm.eps});` : ''}
         ${each(PT, (p) => `{
           let v0 = ${acc(p, 0, j)}${norm ? ' * inv' : ''};${s.pair ? `
@@ -285,9 +283,9 @@ export function emitMatmul(k: Extract<FusedKernel, { family: 'matmul' }>, c: Mat
     return RB > 1 ? `if (${rowGuard(j)}) {\n        ${body}\n      }` : `{\n        ${body}\n      }`;
   }).join('\n      '));
 
-  const sliceCount = new Set(pieces.map((x) => `${x.si}:${x.piece?.slice ?? 0}`)).size;
+  const slices = [...new Set(pieces.map((x) => x.piece?.slice ?? 0))];
   const name = [norm ? 'rmsnorm' : '', 'matmul', ...segs.map(segmentName).filter((n) => n !== 'store'),
-    c.pieces ? `${sliceCount}slices` : ''].filter(Boolean).join('_');
+    c.pieces ? (slices.length === 1 ? `slice${slices[0]}` : `${slices.length}slices`) : ''].filter(Boolean).join('_');
   const needF16 = c.kvF16 && segs.some((s) => s.epilogue.kind === 'kv');
   const threadUnit = S > 1 ? `t / ${u(S)}` : 't';
   const firstUnit = PT > 1 ? `(wid.x * ${u(U / PT)} + ${threadUnit}) * ${u(PT)}` : `wid.x * ${u(U)} + ${threadUnit}`;

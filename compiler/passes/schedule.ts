@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { KernelSource } from '../../codegen/kernel.js';
+import { kernelHeader, type KernelSource } from '../../codegen/kernel.js';
 import { emitMatmul, type MatmulConfig, type MatmulPiece } from '../../codegen/matmul.js';
 import { emitAttention, type AttentionConfig } from '../../codegen/attention.js';
 import { emitEmbed } from '../../codegen/embed.js';
@@ -20,7 +20,7 @@ export interface Tunable {
   key: string;
   family: 'matmul' | 'attention' | 'argmax';
   config: Record<string, number>;
-  /** Kernel ids (one per chunking variant) emitted for this key with `config`. */
+  /** Kernel ids emitted for this key with `config`. */
   kernelIds: Set<string>;
   emit(cfg: Record<string, number>): KernelSource;
 }
@@ -65,7 +65,8 @@ export class Scheduler {
     return e;
   }
 
-  private kernel(src: KernelSource, fused: string[]): string {
+  private kernel(emitted: KernelSource, fused: string[]): string {
+    const src = { ...emitted, wgsl: kernelHeader(emitted, fused) + emitted.wgsl };
     const hash = createHash('sha256').update(src.wgsl).digest('hex').slice(0, 10);
     const id = `${src.name}_${hash}`;
     if (!this.kernels.has(id)) {
