@@ -50,7 +50,10 @@ export function graphHash(graph: Graph): string {
   return createHash('sha256').update(JSON.stringify(graph)).digest('hex').slice(0, 16);
 }
 
-/** graph -> plan: the named pass sequence of DESIGN.md §1. Pure: no GPU, no weights. */
+/**
+ * graph -> plan: validate, resolve dims, expand layers, infer shapes, derive entry points, fuse,
+ * plan buffers and weights, schedule (compiler/passes/, one file per pass). Pure: no GPU, no weights.
+ */
 export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledPlan {
   const file = opts.file;
   const graph = validateGraph(input, file);

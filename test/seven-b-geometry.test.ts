@@ -1,7 +1,7 @@
 /**
  * Llama-2-7B geometry on the GPU runtime: hidden 4096, intermediate 11008, 32 heads (32 kv
  * heads), vocab 32000, rms_norm_eps 1e-5, rope_theta 10000, but 2 layers, random F16 weights
- * (1.33 GB; test/helpers/streaming-checkpoint.ts writes them tensor by tensor, piece by piece).
+ * (1.33 GB; bench/streaming-checkpoint.ts writes them tensor by tensor, piece by piece).
  * What small models cannot show: the embedding and the LM head (32000 × 4096 f16 = 250 MiB each)
  * exceed the 128 MiB storage binding limit, so the plan splits each into row slices of their own
  * buffers and the embed / head kernels run one dispatch per slice; and 4096/11008-long dot
@@ -40,7 +40,7 @@ import { DEFAULT_DRAIN_BYTES, uploadWeights, weightBytes } from '../runtime/weig
 import { testGpu } from './helpers/gpu.js';
 import { CpuLlama, argmax, maxAbs, maxAbsDiff, top2Gap } from './helpers/cpu-llama.js';
 import { SeededRandom, writeRandomModel, type RandomModelConfig } from './helpers/random-model.js';
-import { writeStreamedRandomModel, type StreamedModel } from './helpers/streaming-checkpoint.js';
+import { writeStreamedRandomModel, type StreamedModel } from '../bench/streaming-checkpoint.js';
 import { StreamingLlama, type StreamingCache } from './helpers/streaming-llama.js';
 
 const LOGIT_TOL = 0.03;
