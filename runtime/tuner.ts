@@ -1,6 +1,7 @@
 import type { Plan, PlanDispatch } from '../compiler/plan.js';
 import type { Tunable } from '../compiler/passes/schedule.js';
 import type { Executor } from './executor.js';
+import { timeKernel } from './kernel-timer.js';
 import type { TuningRecord } from './tuning-db.js';
 
 /**
@@ -74,7 +75,7 @@ export async function tune(ex: Executor, tunables: Tunable[], adapter: string, o
       for (const r of rows) {
         const src = (() => { try { return t.emit(cfg); } catch { return undefined; } })();
         if (!src) return Infinity;
-        total += await ex.timeKernel(src, disp, r, { posBase: Math.min(position, ex.plan.dims.ctx - r) });
+        total += await timeKernel(ex, src, disp, r, { posBase: Math.min(position, ex.plan.dims.ctx - r) });
         if (!Number.isFinite(total)) return Infinity;
       }
       return total;
