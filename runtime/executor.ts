@@ -156,46 +156,6 @@ export class Executor {
     }
   }
 
-  /**
-   * Profiling: runs an entry point once with each dispatch in its own timestamped compute pass
-   * and returns its dispatches with their GPU milliseconds (needs timestamp-query).
-   */
-  async timeDispatches(name: string, sym: RangeSymbols): Promise<{ dispatch: PlanDispatch; ms: number }[]> {
-    const d = this.gpu.device;
-    const e = this.entry(name);
-    const look = (n: string): number => sym[n as keyof RangeSymbols] ?? NaN;
-    const runs: { dispatch: PlanDispatch; slot: number; rows: number }[] = [];
-    e.stages.forEach((st, s) => {
-      const [rowStart, rowCount, posBase] = [st.range.rowStart, st.range.rowCount, st.range.posBase].map((x) => compileDimExpr(x)(look));
-      this.rangeWords.set([rowStart, rowCount, posBase], s * 64);
-      if (rowCount > 0) for (const dispatch of st.dispatches) runs.push({ dispatch, slot: s, rows: rowCount });
-    });
-    this.flushRanges(e.stages.length);
-    const set = d.createQuerySet({ type: 'timestamp', count: 2 * runs.length });
-    const resolve = d.createBuffer({ size: 16 * runs.length, usage: U.QUERY_RESOLVE | U.COPY_SRC });
-    const staging = d.createBuffer({ size: 16 * runs.length, usage: U.MAP_READ | U.COPY_DST });
-    try {
-      const enc = d.createCommandEncoder();
-      runs.forEach((r, j) => {
-        const b = this.bindings.get(r.dispatch)!;
-        const pass = enc.beginComputePass({ timestampWrites: { querySet: set, beginningOfPassWriteIndex: 2 * j, endOfPassWriteIndex: 2 * j + 1 } });
-        pass.setPipeline(b.pipeline);
-        pass.setBindGroup(0, this.bindGroup(b, r.slot));
-        pass.dispatchWorkgroups(gridSize(b.grid[0], r.rows), gridSize(b.grid[1], r.rows), gridSize(b.grid[2], r.rows));
-        pass.end();
-      });
-      enc.resolveQuerySet(set, 0, 2 * runs.length, resolve, 0);
-      enc.copyBufferToBuffer(resolve, 0, staging, 0, 16 * runs.length);
-      d.queue.submit([enc.finish()]);
-      await staging.mapAsync(GPUMapMode.READ);
-      const ts = new BigUint64Array(staging.getMappedRange().slice(0));
-      staging.unmap();
-      return runs.map((r, j) => ({ dispatch: r.dispatch, ms: Number(ts[2 * j + 1] - ts[2 * j]) / 1e6 }));
-    } finally {
-      set.destroy(); resolve.destroy(); staging.destroy();
-    }
-  }
-
   /** @internal */
   flushRanges(slots: number): void {
     this.ranges.flush(slots);

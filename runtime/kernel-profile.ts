@@ -1,5 +1,6 @@
 import type { LscModel } from './model.js';
 import type { RangeSymbols } from './executor.js';
+import { timeDispatches } from './kernel-timer.js';
 
 /**
  * GPU time of every dispatch of decode, draft@E and verify@E (`lsc bench --profile`), each in its
@@ -22,7 +23,7 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length
 
 export async function profileKernels(model: LscModel, exitLayer: number, k: number, repeats = 5): Promise<KernelProfile | undefined> {
   const ex = model.executor;
-  if (!ex.canTimestamp) return undefined;
+  if (!ex.profiler.enabled) return undefined;
   const p = Math.floor(model.plan.dims.ctx / 2);
   const runs: { entry: string; rows: number; sym: RangeSymbols }[] = [
     { entry: 'decode', rows: 1, sym: { p, i: 0 } },
@@ -34,7 +35,7 @@ export async function profileKernels(model: LscModel, exitLayer: number, k: numb
     const times: number[][] = [];
     let order: { kernel: string; nodes: string[] }[] = [];
     for (let i = 0; i <= repeats; i++) {
-      const t = await ex.timeDispatches(r.entry, r.sym);
+      const t = await timeDispatches(ex, r.entry, r.sym);
       if (i === 0) { order = t.map((x) => ({ kernel: x.dispatch.kernel, nodes: x.dispatch.nodes })); continue; } // warm-up
       t.forEach((x, j) => (times[j] ??= []).push(x.ms));
     }

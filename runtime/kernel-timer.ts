@@ -1,8 +1,9 @@
 import './gpu-globals.js';
 import type { PlanDispatch } from '../compiler/plan.js';
+import { compileDimExpr } from '../compiler/ir/dims.js';
 import { gridSize, type GridDim, type KernelSource } from '../codegen/kernel.js';
 import { bindGroupLayout } from './bind-layout.js';
-import type { Executor } from './executor.js';
+import type { Executor, RangeSymbols } from './executor.js';
 
 /**
  * Times `src` run with the bindings of the plan dispatch `disp` over `rows` rows (the tuner's
@@ -44,4 +45,47 @@ export async function timeKernel(ex: Executor, src: KernelSource, disp: PlanDisp
   for (let r = 0; r < reps; r++) times.push(await run());
   times.sort((a, b) => a - b);
   return times[times.length >> 1];
+}
+
+/**
+ * Profiling (`lsc bench --profile`): runs an entry point once with each dispatch in its own
+ * timestamped compute pass and returns its dispatches with their GPU milliseconds (needs
+ * timestamp-query: see executor.profiler.enabled).
+ */
+export async function timeDispatches(ex: Executor, name: string, sym: RangeSymbols): Promise<{ dispatch: PlanDispatch; ms: number }[]> {
+  const d = ex.device;
+  const look = (n: string): number => sym[n as keyof RangeSymbols] ?? NaN;
+  const runs: { dispatch: PlanDispatch; slot: number; rows: number }[] = [];
+  ex.entry(name).stages.forEach((st, slot) => {
+    const [rowStart, rowCount, posBase] = [st.range.rowStart, st.range.rowCount, st.range.posBase].map((x) => compileDimExpr(x)(look));
+    ex.ranges.set(slot, { rowStart, rowCount, posBase });
+    if (rowCount > 0) for (const dispatch of st.dispatches) runs.push({ dispatch, slot, rows: rowCount });
+  });
+  ex.ranges.flush(ex.entry(name).stages.length);
+  const set = d.createQuerySet({ type: 'timestamp', count: 2 * runs.length });
+  const resolve = d.createBuffer({ size: 16 * runs.length, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+  const staging = d.createBuffer({ size: 16 * runs.length, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  try {
+    const enc = d.createCommandEncoder();
+    const bindings = ex.dispatchBindings;
+    runs.forEach((r, j) => {
+      const b = bindings.get(r.dispatch);
+      const pass = enc.beginComputePass({ timestampWrites: { querySet: set, beginningOfPassWriteIndex: 2 * j, endOfPassWriteIndex: 2 * j + 1 } });
+      pass.setPipeline(b.pipeline);
+      pass.setBindGroup(0, bindings.group(b, r.slot));
+      pass.dispatchWorkgroups(gridSize(b.grid[0], r.rows), gridSize(b.grid[1], r.rows), gridSize(b.grid[2], r.rows));
+      pass.end();
+    });
+    enc.resolveQuerySet(set, 0, 2 * runs.length, resolve, 0);
+    enc.copyBufferToBuffer(resolve, 0, staging, 0, 16 * runs.length);
+    d.queue.submit([enc.finish()]);
+    await staging.mapAsync(GPUMapMode.READ);
+    const ts = new BigUint64Array(staging.getMappedRange().slice(0));
+    staging.unmap();
+    return runs.map((r, j) => ({ dispatch: r.dispatch, ms: Number(ts[2 * j + 1] - ts[2 * j]) / 1e6 }));
+  } finally {
+    set.destroy();
+    resolve.destroy();
+    staging.destroy();
+  }
 }

@@ -179,25 +179,33 @@ describe('hardening: loading model directories (issue 8)', function () {
 
   describe('config.json against the checkpoint', () => {
     it('num_hidden_layers 1000000 with an 8-layer checkpoint: refused before the graph is built (memory grew without end)', async () => {
+      // past the size bound (compiler/ir/bounds.ts): refused while config.json is read
       const dir = variant('million-layers', (d) => editConfig(d, (c) => { c.num_hidden_layers = 1_000_000; }));
       const rss0 = process.memoryUsage().rss;
       const t0 = performance.now();
       await expectLoadError(gpu, dir, {}, {
-        message: new RegExp(`^config\\.json says 1000000 layers \\(num_hidden_layers\\) but the checkpoint in .* has tensors for layers 0\\.\\.${LAYERS - 1}$`),
-        file: path.join(dir, 'config.json'), pointer: '/num_hidden_layers', hint: new RegExp(`set num_hidden_layers to ${LAYERS}`),
+        message: /^'num_hidden_layers' 1000000 exceeds 1024, the largest lsc supports/, file: path.join(dir, 'config.json'), pointer: '/num_hidden_layers',
       });
       const ms = performance.now() - t0;
       const grew = process.memoryUsage().rss - rss0;
       assert.ok(ms < 5000, `took ${ms.toFixed(0)} ms`);
       assert.ok(grew < 200 * 2 ** 20, `RSS grew by ${(grew / 2 ** 20).toFixed(0)} MiB`);
       const line = await cliError(['generate', '--model', dir, '--prompt', 'x']);
-      assert.match(line, /config\.json says 1000000 layers/);
+      assert.match(line, /num_hidden_layers.* 1000000 exceeds 1024/);
+      // within the bound, the checkpoint says what is wrong, before anything is built
+      const many = variant('thousand-layers', (d) => editConfig(d, (c) => { c.num_hidden_layers = 1000; }));
+      await expectLoadError(gpu, many, {}, {
+        message: new RegExp(`^config\\.json says 1000 layers \\(num_hidden_layers\\) but the checkpoint in .* has tensors for layers 0\\.\\.${LAYERS - 1}$`),
+        file: path.join(many, 'config.json'), pointer: '/num_hidden_layers', hint: new RegExp(`set num_hidden_layers to ${LAYERS}`),
+      });
     });
 
     it('hidden_size or vocab_size that disagree with the embedding are refused before the graph is built (hidden_size 1048576 was an internal error)', async () => {
-      const wide = variant('wide-hidden', (d) => editConfig(d, (c) => { c.hidden_size = 1 << 20; c.intermediate_size = 1 << 22; }));
+      const huge = variant('huge-hidden', (d) => editConfig(d, (c) => { c.hidden_size = 1 << 20; c.intermediate_size = 1 << 22; }));
+      await expectLoadError(gpu, huge, {}, { message: /^'hidden_size' 1048576 exceeds 65536, the largest lsc supports/, pointer: '/hidden_size' });
+      const wide = variant('wide-hidden', (d) => editConfig(d, (c) => { c.hidden_size = 4096; c.intermediate_size = 11008; c.num_attention_heads = 32; c.num_key_value_heads = 32; c.head_dim = 128; }));
       await expectLoadError(gpu, wide, {}, {
-        message: new RegExp(`^config\\.json says hidden_size 1048576 but the checkpoint's model\\.embed_tokens\\.weight has shape \\[${CONFIG.vocab_size}, ${CONFIG.hidden_size}\\]$`),
+        message: new RegExp(`^config\\.json says hidden_size 4096 but the checkpoint's model\\.embed_tokens\\.weight has shape \\[${CONFIG.vocab_size}, ${CONFIG.hidden_size}\\]$`),
         file: path.join(wide, 'config.json'), pointer: '/hidden_size', hint: new RegExp(`set hidden_size to ${CONFIG.hidden_size}`),
       });
       // checked before the tokenizer, which would blame itself for the config's mistake
