@@ -1,7 +1,7 @@
 import type { Plan, PlanDispatch } from '../compiler/plan.js';
 import type { Tunable } from '../compiler/passes/schedule.js';
 import type { Executor } from './executor.js';
-import type { TuningRecord } from './tuning-db.js';
+import { configId, recordId, type TuningRecord } from './tuning-db.js';
 
 /**
  * Kernel autotuning: for each tunable kernel shape, time a list of configurations on this
@@ -15,16 +15,36 @@ export interface TuneOptions {
   /** Context position for attention timing; default min(ctx/4, 256). */
   position?: number;
   subgroupSize?: number;
-  onProgress?: (line: string) => void;
+  /** Date.now() after which no new measurement starts (one in flight finishes). */
+  deadline?: number;
+  /** Records already measured on this adapter (by recordId): not measured again. */
+  known?: Map<string, TuningRecord>;
+  /** Called with each record right after its measurement, so an interrupted run keeps it. */
+  onRecord?: (r: TuningRecord) => void;
+  onEvent?: (e: TuneEvent) => void;
 }
+
+/** Progress of a tuning run, for a progress bar or a log. */
+export type TuneEvent =
+  | { type: 'plan'; shapes: number; total: number; skipped: number }
+  | { type: 'measure'; family: Tunable['family']; key: string; config: Record<string, number>; done: number; total: number }
+  | { type: 'measured'; family: Tunable['family']; key: string; config: Record<string, number>; ms: number; done: number; total: number }
+  | { type: 'shape'; result: TuneResult };
 
 export interface TuneResult {
   key: string;
   family: Tunable['family'];
   best: Record<string, number>;
+  /** Infinity when no configuration was timed (all failed, or the budget ran out). */
   bestMs: number;
+  /** The compiler's configuration; NaN when it was never timed (budget). */
   defaultMs: number;
+  /** Configurations measured in this run. */
   tried: number;
+  /** Configurations already in the database for this adapter (their times count for best). */
+  skipped: number;
+  /** Configurations left unmeasured because the budget ran out. */
+  untried: number;
 }
 
 const pow2 = (n: number): boolean => n > 0 && (n & (n - 1)) === 0;
@@ -66,29 +86,55 @@ export async function tune(ex: Executor, tunables: Tunable[], adapter: string, o
   const results: TuneResult[] = [];
   const records: TuningRecord[] = [];
   const date = new Date().toISOString();
-  for (const t of tunables) {
+  // the work list first, so progress has a total and resumed configurations are counted up front
+  const shapes = tunables.flatMap((t) => {
     const disp = representative(ex.plan, t);
-    if (!disp) continue;
+    if (!disp) return [];
+    const configs = [t.config, ...candidates(t, o.subgroupSize).filter((c) => configId(c) !== configId(t.config))];
+    return [{ t, disp, configs, known: configs.map((c) => o.known?.get(recordId(t.key, c, rows))) }];
+  });
+  const total = shapes.reduce((n, s) => n + s.known.filter((k) => !k).length, 0);
+  o.onEvent?.({ type: 'plan', shapes: shapes.length, total, skipped: shapes.reduce((n, s) => n + s.known.filter(Boolean).length, 0) });
+  let done = 0;
+  for (const { t, disp, configs, known } of shapes) {
     const score = async (cfg: Record<string, number>): Promise<number> => {
-      let total = 0;
+      let sum = 0;
       for (const r of rows) {
         const src = (() => { try { return t.emit(cfg); } catch { return undefined; } })();
         if (!src) return Infinity;
-        total += await ex.timeKernel(src, disp, r, { posBase: Math.min(position, ex.plan.dims.ctx - r) });
-        if (!Number.isFinite(total)) return Infinity;
+        sum += await ex.timeKernel(src, disp, r, { posBase: Math.min(position, ex.plan.dims.ctx - r) });
+        if (!Number.isFinite(sum)) return Infinity;
       }
-      return total;
+      return sum;
     };
-    const defaultMs = await score(t.config);
-    let best = { cfg: t.config, ms: defaultMs };
-    const tried = [t.config, ...candidates(t, o.subgroupSize).filter((c) => JSON.stringify(c) !== JSON.stringify(t.config))];
-    for (const [i, cfg] of tried.entries()) {
-      const ms = i === 0 ? defaultMs : await score(cfg);
-      records.push({ adapter, key: t.key, family: t.family, config: cfg, ms: Number.isFinite(ms) ? ms : null, rows, date });
+    let best = { cfg: t.config, ms: Infinity };
+    let defaultMs = NaN;
+    let tried = 0;
+    let untried = 0;
+    for (const [i, cfg] of configs.entries()) {
+      let ms: number;
+      const rec = known[i];
+      if (rec) {
+        ms = rec.ms ?? Infinity;
+      } else if (o.deadline !== undefined && Date.now() >= o.deadline) {
+        untried++;
+        continue;
+      } else {
+        o.onEvent?.({ type: 'measure', family: t.family, key: t.key, config: cfg, done, total });
+        ms = await score(cfg);
+        const r: TuningRecord = { adapter, key: t.key, family: t.family, config: cfg, ms: Number.isFinite(ms) ? ms : null, rows, date };
+        records.push(r);
+        o.onRecord?.(r);
+        tried++;
+        done++;
+        o.onEvent?.({ type: 'measured', family: t.family, key: t.key, config: cfg, ms, done, total });
+      }
+      if (i === 0) defaultMs = ms;
       if (ms < best.ms) best = { cfg, ms };
     }
-    results.push({ key: t.key, family: t.family, best: best.cfg, bestMs: best.ms, defaultMs, tried: tried.length });
-    o.onProgress?.(`${t.family} ${t.key.slice(0, 80)}: ${defaultMs.toFixed(3)} → ${best.ms.toFixed(3)} ms with ${JSON.stringify(best.cfg)} (${tried.length} tried)`);
+    const result: TuneResult = { key: t.key, family: t.family, best: best.cfg, bestMs: best.ms, defaultMs, tried, skipped: known.filter(Boolean).length, untried };
+    results.push(result);
+    o.onEvent?.({ type: 'shape', result });
   }
   return { results, records };
 }
