@@ -51,15 +51,15 @@ export function tuneReporter(tty: boolean, write: (s: string) => void = (s) => p
           + (e.skipped ? `; ${e.skipped} already in the database, skipped` : ''));
         if (tty && e.total) {
           bar = new cliProgress.SingleBar({
-            stream: process.stderr, hideCursor: true, clearOnComplete: true, etaBuffer: 20,
-            format: 'tuning [{bar}] {value}/{total} ETA {eta_formatted}  {shape}  {config}',
+            stream: process.stderr, hideCursor: true, clearOnComplete: true,
+            format: 'tuning [{bar}] {value}/{total} ETA {left}  {shape}  {config}',
           }, cliProgress.Presets.shades_classic);
-          bar.start(e.total, 0, { shape: '', config: '' });
+          bar.start(e.total, 0, { shape: '', config: '', left: '?' });
         }
       } else if (e.type === 'measure') {
-        bar?.update(e.done, { shape: shapeLabel(e.key), config: cfgText(e.config) });
+        bar?.update(e.done, { shape: shapeLabel(e.key), config: cfgText(e.config), left: eta(e.done, e.total) });
       } else if (e.type === 'measured') {
-        if (bar) bar.update(e.done);
+        if (bar) bar.update(e.done, { left: eta(e.done, e.total) });
         else if (Date.now() - lastLog >= LOG_EVERY_MS) {
           log(`[${e.done}/${e.total}] ${shapeLabel(e.key)}  ${cfgText(e.config)}: ${Number.isFinite(e.ms) ? e.ms.toFixed(3) + ' ms' : 'failed'}  (ETA ${eta(e.done, e.total)})`);
         }

@@ -14,8 +14,10 @@ export interface TuneSessionOptions extends TuneOptions {
   families?: string[];
   ctx?: number;
   gpu?: GpuContext;
-  /** Wall-clock seconds for the whole run, loading included: no measurement starts after. */
+  /** Wall-clock seconds for the whole run, loading included: no measurement starts that would end after. */
   budgetSeconds?: number;
+  /** When the budget started (Date.now() ms); default: when tuneSession is called. */
+  budgetFrom?: number;
   /** What the run is doing before the measurements start (loading can take a while). */
   onStatus?: (line: string) => void;
 }
@@ -35,7 +37,7 @@ export interface TuneSessionResult {
  * adapter are not measured again, so an interrupted run resumes where it stopped.
  */
 export async function tuneSession(source: { modelDir: string } | { graph: Graph; file?: string }, o: TuneSessionOptions = {}): Promise<TuneSessionResult> {
-  const deadline = o.budgetSeconds === undefined ? undefined : Date.now() + o.budgetSeconds * 1000;
+  const deadline = o.budgetSeconds === undefined ? undefined : (o.budgetFrom ?? Date.now()) + o.budgetSeconds * 1000;
   const gpu = o.gpu ?? await openDevice();
   const adapter = adapterKey(gpu);
   let executor: Executor | undefined;

@@ -15,7 +15,7 @@ export interface TuneOptions {
   /** Context position for attention timing; default min(ctx/4, 256). */
   position?: number;
   subgroupSize?: number;
-  /** Date.now() after which no new measurement starts (one in flight finishes). */
+  /** Date.now() by which measuring ends: none starts that would, at the average pace so far, end later (one in flight finishes). */
   deadline?: number;
   /** Records already measured on this adapter (by recordId): not measured again. */
   known?: Map<string, TuningRecord>;
@@ -96,6 +96,7 @@ export async function tune(ex: Executor, tunables: Tunable[], adapter: string, o
   const total = shapes.reduce((n, s) => n + s.known.filter((k) => !k).length, 0);
   o.onEvent?.({ type: 'plan', shapes: shapes.length, total, skipped: shapes.reduce((n, s) => n + s.known.filter(Boolean).length, 0) });
   let done = 0;
+  let spentMs = 0;
   for (const { t, disp, configs, known } of shapes) {
     const score = async (cfg: Record<string, number>): Promise<number> => {
       let sum = 0;
@@ -116,12 +117,15 @@ export async function tune(ex: Executor, tunables: Tunable[], adapter: string, o
       const rec = known[i];
       if (rec) {
         ms = rec.ms ?? Infinity;
-      } else if (o.deadline !== undefined && Date.now() >= o.deadline) {
+      } else if (o.deadline !== undefined && Date.now() + (done ? spentMs / done : 0) > o.deadline) {
+        // at the pace so far this measurement would end past the budget: leave it to a rerun
         untried++;
         continue;
       } else {
         o.onEvent?.({ type: 'measure', family: t.family, key: t.key, config: cfg, done, total });
+        const t0 = Date.now();
         ms = await score(cfg);
+        spentMs += Date.now() - t0;
         const r: TuningRecord = { adapter, key: t.key, family: t.family, config: cfg, ms: Number.isFinite(ms) ? ms : null, rows, date };
         records.push(r);
         o.onRecord?.(r);

@@ -41,7 +41,7 @@ export function registerTune(program: Command): void {
     .option('--family <name>', 'only this kernel family: matmul, attention, argmax (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
     .option('--db <file>', 'tuning database to append to (default ~/.cache/lsc/tuning.jsonl, or $LSC_TUNING_DB)')
     .option('--ctx <n>', "KV-cache context length (default: the graph's)", positiveInt)
-    .option('--budget <seconds>', 'stop starting measurements after this many seconds of wall time, loading included (a rerun resumes)', budgetSeconds)
+    .option('--budget <seconds>', 'wall-clock seconds for the run, loading included: no measurement starts that would end later (a rerun resumes the rest)', budgetSeconds)
     .option('--json', 'print the results as JSON')
     .action(async (arg: string, o: Opts) => {
       const source = resolveModelPath(arg, { need: 'config' }); // org/name[@rev]: its cached snapshot
@@ -54,7 +54,7 @@ export function registerTune(program: Command): void {
       let r;
       try {
         r = await tuneSession(src, {
-          rows: o.rows, db: o.db, families: o.family, ctx: o.ctx, budgetSeconds: o.budget,
+          rows: o.rows, db: o.db, families: o.family, ctx: o.ctx, budgetSeconds: o.budget, budgetFrom: performance.timeOrigin, // from the command's start
           onStatus: (line) => reporter.status(line), onEvent: (e) => reporter.event(e),
         });
       } finally {
