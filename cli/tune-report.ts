@@ -3,7 +3,8 @@ import type { TuneEvent, TuneResult } from '../runtime/tuner.js';
 
 /**
  * What `lsc tune` shows while it runs and when it ends: a progress bar on a TTY, log lines
- * otherwise (never silent for more than LOG_EVERY_MS while measuring), then a summary table.
+ * otherwise (never silent for more than LOG_EVERY_MS while measuring, even inside one slow
+ * measurement), then a summary table.
  */
 const LOG_EVERY_MS = 5000;
 
@@ -40,13 +41,22 @@ export function tuneReporter(tty: boolean, write: (s: string) => void = (s) => p
   let bar: cliProgress.SingleBar | undefined;
   let started = 0;
   let lastLog = 0;
+  let current = ''; // what is in flight ("loading X", "measuring shape config"), for the heartbeat
+  let since = 0;
+  // loading, or a first compile of a kernel (tens of seconds on a CPU driver): say so rather than go quiet
+  const heartbeat = setInterval(() => {
+    if (!bar && current && Date.now() - lastLog >= LOG_EVERY_MS) log(`still ${current} (${duration(Date.now() - since)})`);
+  }, 1000);
+  heartbeat.unref();
+  const doing = (what: string): void => { current = what; since = Date.now(); };
   const log = (line: string): void => { lastLog = Date.now(); write(`lsc: ${line}\n`); };
   const eta = (done: number, total: number): string => (done ? duration(((Date.now() - started) / done) * (total - done)) : '?');
   return {
-    status: (line) => log(line),
+    status: (line) => { log(line); doing(line); },
     event(e) {
       if (e.type === 'plan') {
         started = Date.now();
+        current = '';
         log(`tuning ${e.total} configuration${e.total === 1 ? '' : 's'} of ${e.shapes} kernel shape${e.shapes === 1 ? '' : 's'}`
           + (e.skipped ? `; ${e.skipped} already in the database, skipped` : ''));
         if (tty && e.total) {
@@ -57,18 +67,22 @@ export function tuneReporter(tty: boolean, write: (s: string) => void = (s) => p
           bar.start(e.total, 0, { shape: '', config: '', left: '?' });
         }
       } else if (e.type === 'measure') {
+        doing(`measuring ${shapeLabel(e.key)}  ${cfgText(e.config)}`);
         bar?.update(e.done, { shape: shapeLabel(e.key), config: cfgText(e.config), left: eta(e.done, e.total) });
       } else if (e.type === 'measured') {
+        current = '';
         if (bar) bar.update(e.done, { left: eta(e.done, e.total) });
         else if (Date.now() - lastLog >= LOG_EVERY_MS) {
           log(`[${e.done}/${e.total}] ${shapeLabel(e.key)}  ${cfgText(e.config)}: ${Number.isFinite(e.ms) ? e.ms.toFixed(3) + ' ms' : 'failed'}  (ETA ${eta(e.done, e.total)})`);
         }
-      } else if (!bar) {
+      } else {
+        current = '';
+        if (bar) return;
         const r = e.result;
         log(`done ${shapeLabel(r.key)}: ${ms(r.defaultMs)} → ${ms(r.bestMs)} ms (${r.tried} tried, ${r.skipped} skipped${r.untried ? `, ${r.untried} left by the budget` : ''})`);
       }
     },
-    stop() { bar?.stop(); bar = undefined; },
+    stop() { bar?.stop(); bar = undefined; clearInterval(heartbeat); },
   };
 }
 

@@ -28,6 +28,11 @@ export interface TuneSessionResult {
   results: TuneResult[];
   /** Records written by this run. */
   appended: number;
+  /**
+   * Set when a measurement overran the budget and was given up: the GPU is released when its
+   * compile ends (it cannot be cancelled); a command line may exit without waiting.
+   */
+  releasing?: Promise<void>;
 }
 
 /**
@@ -42,6 +47,7 @@ export async function tuneSession(source: { modelDir: string } | { graph: Graph;
   const adapter = adapterKey(gpu);
   let executor: Executor | undefined;
   let model: LscModel | undefined;
+  let pending: Promise<void> | undefined;
   try {
     let tunables;
     if ('modelDir' in source) {
@@ -63,13 +69,19 @@ export async function tuneSession(source: { modelDir: string } | { graph: Graph;
     }
     const chosen = tunables.filter((t) => !o.families || o.families.includes(t.family));
     const db = o.db ?? userDbPath();
-    const { results, records } = await tune(executor, chosen, adapter, {
+    const { results, records, inFlight } = await tune(executor, chosen, adapter, {
       ...o, deadline, known: recordedFor(adapter, db), onRecord: (r) => appendRecords([r], db),
     });
-    return { adapter, db, results, appended: records.length };
+    pending = inFlight;
+    return { adapter, db, results, appended: records.length, releasing: inFlight };
   } finally {
-    if (model) model.dispose();
-    else executor?.destroy();
-    if (!o.gpu) gpu.dispose();
+    const release = (): void => {
+      if (model) model.dispose();
+      else executor?.destroy();
+      if (!o.gpu) gpu.dispose();
+    };
+    // destroying the device would block until a given-up compile ends: release it after, in the background
+    if (pending) void pending.then(release);
+    else release();
   }
 }

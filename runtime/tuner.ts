@@ -17,6 +17,8 @@ export interface TuneOptions {
   subgroupSize?: number;
   /** Date.now() by which measuring ends: none starts that would, at the average pace so far, end later (one in flight finishes). */
   deadline?: number;
+  /** A measurement still running this long past the deadline is abandoned (not recorded); default 5000. */
+  overrunMs?: number;
   /** Records already measured on this adapter (by recordId): not measured again. */
   known?: Map<string, TuningRecord>;
   /** Called with each record right after its measurement, so an interrupted run keeps it. */
@@ -45,6 +47,8 @@ export interface TuneResult {
   skipped: number;
   /** Configurations left unmeasured because the budget ran out. */
   untried: number;
+  /** The configuration whose measurement overran the budget and was given up (counted in untried). */
+  abandoned?: Record<string, number>;
 }
 
 const pow2 = (n: number): boolean => n > 0 && (n & (n - 1)) === 0;
@@ -80,7 +84,21 @@ function representative(plan: Plan, t: Tunable): PlanDispatch | undefined {
   return undefined;
 }
 
-export async function tune(ex: Executor, tunables: Tunable[], adapter: string, o: TuneOptions = {}): Promise<{ results: TuneResult[]; records: TuningRecord[] }> {
+const ABANDONED = Symbol('abandoned');
+
+/** The measurement, or ABANDONED if it is still running at `until` (Date.now() ms). */
+async function withinBudget(measurement: Promise<number>, until: number | undefined): Promise<number | typeof ABANDONED> {
+  if (until === undefined) return measurement;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<typeof ABANDONED>((resolve) => { timer = setTimeout(() => resolve(ABANDONED), Math.max(0, until - Date.now())); });
+  try {
+    return await Promise.race([measurement, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function tune(ex: Executor, tunables: Tunable[], adapter: string, o: TuneOptions = {}): Promise<{ results: TuneResult[]; records: TuningRecord[]; inFlight?: Promise<void> }> {
   const rows = (o.rows ?? [1, 4]).filter((r) => r <= ex.plan.rows.max);
   const position = o.position ?? Math.min(Math.floor(ex.plan.dims.ctx / 4), 256);
   const results: TuneResult[] = [];
@@ -97,6 +115,8 @@ export async function tune(ex: Executor, tunables: Tunable[], adapter: string, o
   o.onEvent?.({ type: 'plan', shapes: shapes.length, total, skipped: shapes.reduce((n, s) => n + s.known.filter(Boolean).length, 0) });
   let done = 0;
   let spentMs = 0;
+  let abandoned = false;
+  let inFlight: Promise<void> | undefined;
   for (const { t, disp, configs, known } of shapes) {
     const score = async (cfg: Record<string, number>): Promise<number> => {
       let sum = 0;
@@ -112,20 +132,31 @@ export async function tune(ex: Executor, tunables: Tunable[], adapter: string, o
     let defaultMs = NaN;
     let tried = 0;
     let untried = 0;
+    let abandonedCfg: Record<string, number> | undefined;
     for (const [i, cfg] of configs.entries()) {
       let ms: number;
       const rec = known[i];
       if (rec) {
         ms = rec.ms ?? Infinity;
-      } else if (o.deadline !== undefined && Date.now() + (done ? spentMs / done : 0) > o.deadline) {
+      } else if (abandoned || (o.deadline !== undefined && Date.now() + (done ? spentMs / done : 0) > o.deadline)) {
         // at the pace so far this measurement would end past the budget: leave it to a rerun
         untried++;
         continue;
       } else {
         o.onEvent?.({ type: 'measure', family: t.family, key: t.key, config: cfg, done, total });
         const t0 = Date.now();
-        ms = await score(cfg);
+        const measurement = score(cfg);
+        const m = await withinBudget(measurement, o.deadline === undefined ? undefined : o.deadline + (o.overrunMs ?? 5000));
         spentMs += Date.now() - t0;
+        if (m === ABANDONED) {
+          // a first compile can take half a minute on a CPU driver: the budget wins, a rerun measures it
+          abandoned = true;
+          abandonedCfg = cfg;
+          inFlight = measurement.then(() => undefined, () => undefined);
+          untried++;
+          continue;
+        }
+        ms = m;
         const r: TuningRecord = { adapter, key: t.key, family: t.family, config: cfg, ms: Number.isFinite(ms) ? ms : null, rows, date };
         records.push(r);
         o.onRecord?.(r);
@@ -136,9 +167,10 @@ export async function tune(ex: Executor, tunables: Tunable[], adapter: string, o
       if (i === 0) defaultMs = ms;
       if (ms < best.ms) best = { cfg, ms };
     }
-    const result: TuneResult = { key: t.key, family: t.family, best: best.cfg, bestMs: best.ms, defaultMs, tried, skipped: known.filter(Boolean).length, untried };
+    const result: TuneResult = { key: t.key, family: t.family, best: best.cfg, bestMs: best.ms, defaultMs, tried, skipped: known.filter(Boolean).length, untried, ...(abandonedCfg ? { abandoned: abandonedCfg } : {}) };
     results.push(result);
     o.onEvent?.({ type: 'shape', result });
   }
-  return { results, records };
+  // an abandoned measurement still holds the device (its compile cannot be cancelled): the caller waits for this before destroying it
+  return { results, records, inFlight };
 }

@@ -85,11 +85,11 @@ describe('lsc tune keeps its work (issue 13)', function () {
   it('a run killed by SIGTERM keeps every finished record as whole JSON lines, and a rerun resumes with the rest', async () => {
     const db = path.join(dir, 'tuning.jsonl');
     const args = [MODEL, '--family', 'argmax', '--rows', '1,4', '--db', db];
-    const killed = await watchTune(args, db, { killAt: 2, timeoutMs: 120_000 });
+    const killed = await watchTune(args, db, { killAt: 1, timeoutMs: 120_000 });
     assert.equal(killed.signal, 'SIGTERM', `killed mid-run (code ${killed.code}): ${killed.stderr}`);
     assert.match(killed.stderr, /interrupted; every finished measurement is in .*rerun the same command to resume/);
     const kept = parseRecords(db);
-    assert.ok(kept.length >= 2 && kept.length < 6, `${kept.length} records kept of argmax's 6`);
+    assert.ok(kept.length >= 1 && kept.length < 6, `${kept.length} records kept of argmax's 6`);
 
     const rerun = await runLsc(['tune', ...args], {}, { timeoutMs: 120_000 });
     assert.equal(rerun.code, 0, rerun.stderr);

@@ -6,7 +6,7 @@ import { loadGraphSource } from '../sources.js';
 import { resolveModelPath } from '../../runtime/hf-cache.js';
 import { tuneSession } from '../../runtime/tune-session.js';
 import { userDbPath } from '../../runtime/tuning-db.js';
-import { summaryTable, tuneReporter, type TuneReporter } from '../tune-report.js';
+import { shapeLabel, summaryTable, tuneReporter, type TuneReporter } from '../tune-report.js';
 
 interface Opts { rows?: number[]; db?: string; family?: string[]; ctx?: number; json?: boolean; budget?: number }
 
@@ -41,7 +41,7 @@ export function registerTune(program: Command): void {
     .option('--family <name>', 'only this kernel family: matmul, attention, argmax (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
     .option('--db <file>', 'tuning database to append to (default ~/.cache/lsc/tuning.jsonl, or $LSC_TUNING_DB)')
     .option('--ctx <n>', "KV-cache context length (default: the graph's)", positiveInt)
-    .option('--budget <seconds>', 'wall-clock seconds for the run, loading included: no measurement starts that would end later (a rerun resumes the rest)', budgetSeconds)
+    .option('--budget <seconds>', 'wall-clock seconds for the run, loading included: no measurement starts that would end later, one still running 5 s past it is given up (a rerun resumes the rest)', budgetSeconds)
     .option('--json', 'print the results as JSON')
     .action(async (arg: string, o: Opts) => {
       const source = resolveModelPath(arg, { need: 'config' }); // org/name[@rev]: its cached snapshot
@@ -65,11 +65,17 @@ export function registerTune(program: Command): void {
       if (o.json) {
         const num = (x: number): number | null => (Number.isFinite(x) ? x : null); // JSON has no Infinity/NaN
         const results = r.results.map((x) => ({ ...x, bestMs: num(x.bestMs), defaultMs: num(x.defaultMs) }));
-        process.stdout.write(JSON.stringify({ ...r, results, untried }, null, 2) + '\n');
+        process.stdout.write(JSON.stringify({ ...r, releasing: undefined, results, untried }, null, 2) + '\n');
+        if (r.releasing) process.exit(0); // see below
         return;
       }
       process.stdout.write(`adapter: ${r.adapter}\ndatabase: ${r.db} (${r.appended} record${r.appended === 1 ? '' : 's'} appended)\n`);
       process.stdout.write(summaryTable(r.results));
+      for (const x of r.results.filter((y) => y.abandoned)) {
+        process.stdout.write(`budget: gave up measuring ${shapeLabel(x.key)} ${JSON.stringify(x.abandoned)} 5 s past the budget (nothing recorded for it)\n`);
+      }
       if (untried) process.stdout.write(`budget spent: ${untried} configuration${untried === 1 ? '' : 's'} left untried; rerun to measure them\n`);
+      // a given-up compile would hold the process until it ends (tens of seconds): the records are written, so go
+      if (r.releasing) process.exit(0);
     });
 }
