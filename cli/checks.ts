@@ -9,3 +9,13 @@ export function checkExitLayer(plan: Plan, exitLayer: number | undefined): void 
       'choose one of the candidates, or add it to exit.candidates in the graph');
   }
 }
+
+/**
+ * --ctx past the positions the model was trained for: RoPE there is extrapolation and the output
+ * degrades, so it is refused unless --force-ctx says the user means it.
+ */
+export function checkCtx(ctx: number | undefined, trained: number, what: string, force: boolean | undefined): void {
+  if (ctx === undefined || ctx <= trained || force) return;
+  throw new LscError(`--ctx ${ctx} exceeds the ${trained} positions ${what} (RoPE past them degrades the output)`, {},
+    `pass --ctx ${trained} or less, or add --force-ctx to run anyway`);
+}

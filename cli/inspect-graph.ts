@@ -2,6 +2,7 @@ import type { Graph, NodeDecl, SymbolicDim } from '../compiler/ir/graph.js';
 import { resolveDims } from '../compiler/ir/dims.js';
 import { expandLayers, layerNodeId } from '../compiler/passes/expand-layers.js';
 import { inferShapes, type TypedValue } from '../compiler/passes/infer-shapes.js';
+import { plural } from '../compiler/plural.js';
 
 /** The graph for people: dims, weights, body, one decoder layer with inferred shapes. */
 export function formatGraph(graph: Graph, file?: string): string {
@@ -27,7 +28,7 @@ export function formatGraph(graph: Graph, file?: string): string {
   out.push(`  inputs   ${Object.entries(graph.inputs).map(([k, v]) => `${k} [${v.shape.join(', ')}] ${v.dtype}`).join(' · ')}`);
 
   const wNames = Object.keys(graph.weights);
-  out.push('', `weights (${wNames.length} declared, ${typed.weights.size} tensors)`);
+  out.push('', `weights (${wNames.length} declared, ${plural(typed.weights.size, 'tensor')})`);
   const nw = Math.max(...wNames.map((n) => n.length));
   for (const [name, w] of Object.entries(graph.weights)) {
     const inst = [...typed.weights.values()].find((x) => x.decl === name)!;

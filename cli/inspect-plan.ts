@@ -1,5 +1,6 @@
 import type { Plan, PlanBuffer, PlanDispatch, PlanEntry, PlanKernel } from '../compiler/plan.js';
 import { formatBytes } from '../compiler/summary.js';
+import { plural } from '../compiler/plural.js';
 
 /**
  * The plan for people. Layers that run the same dispatches (up to the layer number in buffer ids)
@@ -47,7 +48,7 @@ function stageLines(dispatches: PlanDispatch[], kernels: Map<string, PlanKernel>
     while (j < runs.length && runs[j].layer === runs[j - 1].layer! + 1
       && JSON.stringify(runs[j].ds.map((d) => normalize(d, runs[j].layer!))) === sig) j++;
     const last = runs[j - 1].layer!;
-    const head = j - i > 1 ? `L${r.layer}..L${last}: same ${r.ds.length} dispatches per layer ({L} = layer)` : `L${r.layer}:`;
+    const head = j - i > 1 ? `L${r.layer}..L${last}: same ${plural(r.ds.length, 'dispatch', 'dispatches')} per layer ({L} = layer)` : `L${r.layer}:`;
     out.push(indent + head);
     const shown = j - i > 1 ? r.ds.map((d) => normalize(d, r.layer!)) : r.ds;
     for (const d of shown) out.push(indent + '  ' + dispatchLine(d, kernels));
@@ -58,10 +59,10 @@ function stageLines(dispatches: PlanDispatch[], kernels: Map<string, PlanKernel>
 
 function entryLines(e: PlanEntry, kernels: Map<string, PlanKernel>): string[] {
   const n = e.stages.reduce((a, s) => a + s.dispatches.length, 0);
-  const out = [`entry ${e.name} (${e.kind}${e.stepped ? ', repeated per step i' : ''}; writes KV of layers [${e.kvLayers.join(', ')})): ${n} dispatches`];
+  const out = [`entry ${e.name} (${e.kind}${e.stepped ? ', repeated per step i' : ''}; writes KV of layers [${e.kvLayers.join(', ')})): ${plural(n, 'dispatch', 'dispatches')}`];
   for (const s of e.stages) {
     const r = s.range;
-    out.push(`  stage ${s.name}: rows [${r.rowStart}, ${r.rowStart}+${r.rowCount}), row r at position ${r.posBase}+r: ${s.dispatches.length} dispatches`);
+    out.push(`  stage ${s.name}: rows [${r.rowStart}, ${r.rowStart}+${r.rowCount}), row r at position ${r.posBase}+r: ${plural(s.dispatches.length, 'dispatch', 'dispatches')}`);
     out.push(...stageLines(s.dispatches, kernels, '    '));
   }
   return out;
@@ -114,7 +115,7 @@ export function groupBuffers(plan: Plan): { kind: PlanBuffer['kind']; bytes: num
 function bufferLines(plan: Plan): string[] {
   const out: string[] = [];
   for (const { kind, bytes, groups } of groupBuffers(plan)) {
-    out.push(`  ${kind}: ${groups.reduce((a, g) => a + g.buffers.length, 0)} buffers, ${formatBytes(bytes)}`);
+    out.push(`  ${kind}: ${plural(groups.reduce((a, g) => a + g.buffers.length, 0), 'buffer')}, ${formatBytes(bytes)}`);
     for (const g of groups) {
       const id = g.buffers.length > 1 ? `${g.id} ×${g.buffers.length}` : g.id;
       out.push(`    ${id.padEnd(24)} ${formatBytes(g.bytes, false).padStart(10)}${g.buffers.length > 1 ? ' each' : ''}  ${g.doc}`);
@@ -139,7 +140,7 @@ export function formatPlan(plan: Plan, allEntries = false): string {
     out.push('', `other exits (as draft@${E} / verify@${E} over other layer ranges; --all-entries lists them):`);
     for (const e of rest) {
       const stages = e.stages.map((s) => `${s.name} ${s.dispatches.length}`).join(', ');
-      out.push(`  ${e.name.padEnd(11)} ${String(e.stages.reduce((a, s) => a + s.dispatches.length, 0)).padStart(5)} dispatches (${stages}), KV layers [${e.kvLayers.join(', ')})`);
+      out.push(`  ${e.name.padEnd(11)} ${plural(e.stages.reduce((a, s) => a + s.dispatches.length, 0), 'dispatch', 'dispatches').padStart(16)} (${stages}), KV layers [${e.kvLayers.join(', ')})`);
     }
   }
   out.push('', `kernels (${plan.kernels.length})`);

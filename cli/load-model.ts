@@ -1,12 +1,19 @@
 import cliProgress from 'cli-progress';
 import { LscModel, type LoadOptions } from '../runtime/model.js';
+import path from 'node:path';
 import { formatBytes } from '../compiler/summary.js';
+import { parseLlamaConfig } from '../compiler/builder/hf-config.js';
+import { readJsonFile } from '../runtime/model-dir.js';
+import { resolveModelPath } from '../runtime/hf-cache.js';
+import { checkCtx } from './checks.js';
 
 export interface ModelFlags {
   model: string;
   graph?: string;
   plan?: string;
   ctx?: number;
+  /** Allow ctx past config.json's max_position_embeddings. */
+  forceCtx?: boolean;
   /** Checks of the request against the plan, run before the weights upload. */
   check?: LoadOptions['beforeUpload'];
 }
@@ -26,8 +33,17 @@ export async function loadModel(flags: ModelFlags, progress: boolean): Promise<L
       bar.update(done, { tensor });
     }
     : undefined;
+  // runs once load has checked the model dir, before the weights upload
+  const beforeUpload: LoadOptions['beforeUpload'] = (plan, tok) => {
+    if (flags.ctx !== undefined) {
+      const file = path.join(resolveModelPath(flags.model), 'config.json');
+      const trained = parseLlamaConfig(readJsonFile(file, 'config.json'), file).max_position_embeddings;
+      checkCtx(flags.ctx, trained, 'this model was trained for (config.json max_position_embeddings)', flags.forceCtx);
+    }
+    flags.check?.(plan, tok);
+  };
   try {
-    return await LscModel.load(flags.model, { graph: flags.graph, plan: flags.plan, ctx: flags.ctx, onProgress, beforeUpload: flags.check });
+    return await LscModel.load(flags.model, { graph: flags.graph, plan: flags.plan, ctx: flags.ctx, onProgress, beforeUpload });
   } finally {
     bar?.stop();
   }

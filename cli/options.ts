@@ -50,6 +50,3 @@ export function intList(what: string, min: number): (value: string) => number[] 
 export function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
-
-/** Help of --rounds-per-submission, shared by generate and bench. */
-export const ROUNDS_PER_SUBMISSION_HELP = 'greedy speculation rounds chained on the GPU per submission (default 8; 1: read back every round)';

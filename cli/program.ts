@@ -9,6 +9,7 @@ import { registerLogits } from './commands/logits.js';
 import { registerTune } from './commands/tune.js';
 import { registerBench } from './commands/bench.js';
 import { registerDownload } from './commands/download.js';
+import { registerChat } from './commands/chat.js';
 
 function version(): string {
   try {
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerInspect(program);
   registerGraph(program);
   registerGenerate(program);
+  registerChat(program);
   registerLogits(program);
   registerBench(program);
   registerTune(program);

@@ -17,7 +17,18 @@ export interface GraphSource {
   file?: string;
   /** Compiled plan, for artifact dirs. */
   plan?: Plan;
+  /** Positions the model was trained for: config.json's max_position_embeddings, else the graph's ctx. */
+  trainedCtx: number;
+  /** What trainedCtx is, for messages. */
+  trainedFrom: string;
 }
+
+/** The graph's dims.ctx (a number or { max }). */
+function graphCtx(graph: Graph): number {
+  const c = graph.dims.ctx as unknown;
+  return typeof c === 'number' ? c : typeof c === 'object' && c !== null && typeof (c as { max?: unknown }).max === 'number' ? (c as { max: number }).max : Infinity;
+}
+const FROM_GRAPH = "the graph's ctx holds (taken as its trained length when no config.json is at hand)";
 
 const WHAT = 'pass a graph file (make one with lsc graph MODEL_DIR), an artifact dir (lsc compile) or a model dir with config.json';
 
@@ -33,14 +44,18 @@ export function loadGraphSource(p: string): GraphSource {
   p = resolveModelPath(p, { need: 'config' }); // org/name[@rev]: its cached snapshot
   const st = mustExist(p);
   if (!st.isDirectory()) {
-    return { kind: 'graph', graph: validateGraph(readJsonFile(p, 'graph file'), p), file: p };
+    const graph = validateGraph(readJsonFile(p, 'graph file'), p);
+    return { kind: 'graph', graph, file: p, trainedCtx: graphCtx(graph), trainedFrom: FROM_GRAPH };
   }
   if (looksLikeArtifactDir(p)) {
     // readArtifact checks all of it (manifest, plan against graph) and explains an old or broken one
     const a = readArtifact(p);
-    return { kind: 'artifact', graph: a.graph, file: path.join(p, GRAPH_FILE), plan: a.plan };
+    return { kind: 'artifact', graph: a.graph, file: path.join(p, GRAPH_FILE), plan: a.plan, trainedCtx: graphCtx(a.graph), trainedFrom: FROM_GRAPH };
   }
-  if (fs.existsSync(path.join(p, 'config.json'))) return { kind: 'model', graph: modelGraph(p).graph };
+  if (fs.existsSync(path.join(p, 'config.json'))) {
+    const { graph, config } = modelGraph(p);
+    return { kind: 'model', graph, trainedCtx: config.max_position_embeddings, trainedFrom: 'this model was trained for (config.json max_position_embeddings)' };
+  }
   throw new LscError(`directory '${p}' has neither manifest.json (a compiled artifact) nor config.json (a model)`, { file: p }, WHAT);
 }
 

@@ -7,14 +7,17 @@ import type { Plan } from './plan.js';
 import { LscError } from './errors.js';
 import { MANIFEST_FILE, firstUnlisted, manifestText, readListedFiles, readManifest, removeListed, type Manifest } from './artifact-manifest.js';
 import { RECOMPILE, checkPlan } from './plan-check.js';
+import { formatSummary } from './summary.js';
 
 /**
  * The artifact directory: plan.json, kernels/<id>.wgsl, graph.json (the validated graph the plan
- * was compiled from) and manifest.json (every other file with its size and sha256, written last).
+ * was compiled from), summary.txt (what lsc compile prints, derived from the plan alone) and
+ * manifest.json (every other file with its size and sha256, written last).
  * It is written whole or not at all, and lsc replaces only a directory its manifest proves lsc wrote.
  */
 export const PLAN_FILE = 'plan.json';
 export const GRAPH_FILE = 'graph.json';
+export const SUMMARY_FILE = 'summary.txt';
 
 const json = (v: unknown): string => JSON.stringify(v, null, 2) + '\n';
 
@@ -81,6 +84,7 @@ export function writeArtifact(dir: string, compiled: CompiledPlan, graph: Graph,
     files.set(k.file, src);
   }
   files.set(GRAPH_FILE, json(graph));
+  files.set(SUMMARY_FILE, formatSummary(compiled.plan));
   for (const [name, text] of Object.entries(extra)) files.set(name, text);
   files.set(PLAN_FILE, json(compiled.plan));
 
@@ -134,7 +138,8 @@ function parseJson(data: Buffer, file: string): unknown {
 /**
  * Reads an artifact directory back and checks all of it before anything runs it: the manifest
  * (every file present, unchanged, inside the directory), plan.json against a recompile of
- * graph.json (compiler/plan-check.ts), and each kernel file against the WGSL that recompile emits.
+ * graph.json (compiler/plan-check.ts), each kernel file against the WGSL that recompile emits, and
+ * summary.txt against the summary of the checked plan (like the kernels, it is derived from it).
  */
 export function readArtifact(dir: string): Artifact {
   let st: fs.Stats | undefined;
@@ -155,7 +160,7 @@ export function readArtifact(dir: string): Artifact {
   const data = readListedFiles(dir, manifest, RECOMPILE);
   const planFile = path.join(dir, PLAN_FILE);
   const graphFile = path.join(dir, GRAPH_FILE);
-  for (const [name, file] of [[PLAN_FILE, planFile], [GRAPH_FILE, graphFile]]) {
+  for (const [name, file] of [[PLAN_FILE, planFile], [GRAPH_FILE, graphFile], [SUMMARY_FILE, path.join(dir, SUMMARY_FILE)]]) {
     if (!data.has(name)) throw new LscError(`${MANIFEST_FILE} does not list ${name}`, { file: path.join(dir, MANIFEST_FILE) }, RECOMPILE);
   }
   const { plan, graph, wgsl } = checkPlan(parseJson(data.get(PLAN_FILE)!, planFile), parseJson(data.get(GRAPH_FILE)!, graphFile),
@@ -167,6 +172,10 @@ export function readArtifact(dir: string): Artifact {
     if (text.toString('utf8') !== wgsl.get(k.id)) {
       throw new LscError(`${k.file} is not the WGSL lsc compiles for this plan (edited, or written by another lsc version)`, { file }, RECOMPILE);
     }
+  }
+  if (data.get(SUMMARY_FILE)!.toString('utf8') !== formatSummary(plan)) {
+    throw new LscError(`${SUMMARY_FILE} is not the summary lsc writes for this plan (edited, or written by another lsc version)`,
+      { file: path.join(dir, SUMMARY_FILE) }, RECOMPILE);
   }
   return { plan, graph, wgsl };
 }

@@ -1,5 +1,6 @@
 import { acceptStateBytes } from '../codegen/accept.js';
 import type { Plan, PlanEntry } from './plan.js';
+import { plural } from './plural.js';
 
 /**
  * What `lsc compile` prints: kernels, dispatches per entry point, memory, fusion, and what
@@ -108,7 +109,7 @@ export function formatSummary(plan: Plan): string {
   const sp = s.selfSpeculation;
   const out: string[] = [];
   const d = s.dims;
-  out.push(`plan for '${s.graph.name}' (graph ${s.graph.hash}): ${d.layers} layers, d ${d.d}, vocab ${d.vocab}, ctx ${d.ctx}`);
+  out.push(`plan for '${s.graph.name}' (graph ${s.graph.hash}): ${plural(d.layers, 'layer')}, d ${d.d}, vocab ${d.vocab}, ctx ${d.ctx}`);
 
   out.push('', `Kernels: ${s.kernels.length} distinct`);
   const idWidth = Math.max(...s.kernels.map((k) => k.id.length));
@@ -127,7 +128,7 @@ export function formatSummary(plan: Plan): string {
   if (verify) out.push(`  ${pad(verify.name, 12)}${pad(String(verify.dispatches), 6)}per round (${stages(verify)})`);
   if (draft && verify) {
     out.push(`  ${pad('round', 12)}${pad(String(sp.roundDispatches), 6)}at E=${sp.defaultExitLayer}, k=${sp.defaultNumSpeculations}: ` +
-      `${sp.defaultNumSpeculations} drafts + verify, up to ${sp.defaultNumSpeculations + 1} tokens`);
+      `${plural(sp.defaultNumSpeculations, 'draft')} + verify, up to ${plural(sp.defaultNumSpeculations + 1, 'token')}`);
   }
   const others = sp.exitCandidates.filter((e) => e !== sp.defaultExitLayer)
     .map((e) => `E=${e} ${entry(`draft@${e}`)?.dispatches}/${entry(`verify@${e}`)?.dispatches}`);
@@ -137,7 +138,7 @@ export function formatSummary(plan: Plan): string {
   const kvDoc = plan.buffers.find((b) => b.kind === 'kv')?.doc.replace(/^layer \d+ /, '') ?? '';
   const a = s.bytes.activationsByKind;
   out.push(`  ${pad('weights', 13)}${formatBytes(s.bytes.weights)}`);
-  out.push(`  ${pad('KV cache', 13)}${formatBytes(s.bytes.kvCache)}: ${plan.kvBuffers.length} layers × ${kvDoc}`);
+  out.push(`  ${pad('KV cache', 13)}${formatBytes(s.bytes.kvCache)}: ${plural(plan.kvBuffers.length, 'layer')} × ${kvDoc}`);
   out.push(`  ${pad('activations', 13)}${formatBytes(s.bytes.activations)}: activations ${formatBytes(a.activation, false)}, ` +
     `I/O ${formatBytes(a.io, false)}, constants ${formatBytes(a.constant, false)}`);
   out.push(`  ${pad('total', 13)}${formatBytes(s.bytes.total)}`);

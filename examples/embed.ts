@@ -5,7 +5,7 @@
  *   npm run build && node dist/examples/embed.js
  */
 import { fileURLToPath } from 'node:url';
-import { LscModel, LscError } from '../runtime/index.js';
+import { LscModel, LscError } from 'lsc'; // the package's own name: what an embedder writes
 
 const modelDir = fileURLToPath(new URL('../../examples/models/tiny-code/', import.meta.url));
 const prompt = 'def binary_search(items, target):\n    """Return the index of target in items, or -1."""\n';

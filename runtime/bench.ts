@@ -13,6 +13,9 @@ export interface BenchOptions {
   prompts: string[];
   maxNewTokens: number;
   temperature: number;
+  /** Nucleus mass and top-k of sampling (temperature > 0), as in GenerateOptions. */
+  topP?: number;
+  topK?: number;
   seed?: number;
   repeat: number;
   /** One (E, k) pair, or a sweep over a grid. */
@@ -75,6 +78,8 @@ export interface BenchReport {
   prompts: number;
   maxNewTokens: number;
   temperature: number;
+  topP: number | null;
+  topK: number | null;
   autoregressive: RunFigures;
   selfSpeculative: SpecFigures;
   speedup: number;
@@ -170,7 +175,7 @@ const figures = (a: Acc, repeats: number): RunFigures => ({
 export async function runBench(model: LscModel, o: BenchOptions): Promise<BenchReport> {
   if (!o.prompts.length) throw new LscError('no prompts to benchmark');
   if (!o.pairs.length) throw new LscError('no (exit layer, speculations) pair to benchmark');
-  const base: GenerateOptions = { maxNewTokens: o.maxNewTokens, temperature: o.temperature };
+  const base: GenerateOptions = { maxNewTokens: o.maxNewTokens, temperature: o.temperature, topP: o.topP, topK: o.topK };
   const spec = (p: BenchOptions['pairs'][number]): GenerateOptions => ({ ...base, strategy: 'self-speculative', roundsPerSubmission: o.roundsPerSubmission, ...p });
   const greedy = o.temperature === 0;
   // warm-up: pipelines, caches, and the driver's first-use costs
@@ -234,6 +239,8 @@ export async function runBench(model: LscModel, o: BenchOptions): Promise<BenchR
     prompts: o.prompts.length,
     maxNewTokens: o.maxNewTokens,
     temperature: o.temperature,
+    topP: o.topP ?? null,
+    topK: o.topK ?? null,
     autoregressive: arFig,
     selfSpeculative: best,
     speedup: best.speedup,

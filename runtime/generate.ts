@@ -8,6 +8,10 @@ export type Strategy = 'autoregressive' | 'early-exit' | 'self-speculative';
 
 export interface GenerateOptions {
   maxNewTokens?: number;
+  /**
+   * Default 'self-speculative' at the graph's default exit and k (the CLI's default too); greedy
+   * output equals 'autoregressive' decoding's, sampled output follows the same distribution.
+   */
   strategy?: Strategy;
   /** Exit layer E for early-exit and self-speculative (default: the graph's). */
   exitLayer?: number;
@@ -93,7 +97,7 @@ const isNonNegativeInt = (v: number): boolean => Number.isSafeInteger(v) && v >=
 
 function resolve(model: LscModel, o: GenerateOptions): Resolved {
   if (o === null || typeof o !== 'object') throw new LscError(`generate options must be an object, got ${JSON.stringify(o)}`);
-  const strategy = o.strategy ?? 'autoregressive';
+  const strategy = o.strategy ?? 'self-speculative';
   if (!['autoregressive', 'early-exit', 'self-speculative'].includes(strategy)) {
     throw new LscError(`unknown strategy '${strategy}'`, {}, 'use autoregressive, early-exit or self-speculative');
   }

@@ -15,6 +15,7 @@ import { LscTokenizer } from './tokenizer.js';
 import { uploadWeights, weightBytes, type UploadProgress } from './weights.js';
 import { generate, type GenerateOptions, type GenerateResult } from './generate.js';
 import { GenerationRun } from './generation-run.js';
+import { ChatTemplate, type ChatMessage } from './chat-template.js';
 import { loadTuning } from './tuning-db.js';
 import { readArtifact } from '../compiler/artifact.js';
 
@@ -45,6 +46,12 @@ export interface LoadOptions {
   device?: DeviceOptions;
   /** Use an already open device (tests share one). */
   gpu?: GpuContext;
+  /**
+   * Weight upload progress: `onProgress(done, total, tensor)` after each block of rows is written
+   * to the GPU (several calls for a large tensor), with `done` and `total` in bytes of GPU weights
+   * (`done / total` is the fraction uploaded) and `tensor` the checkpoint name of the tensor being
+   * uploaded, e.g. 'model.layers.3.mlp.up_proj.weight'. Calls begin after compiling and `beforeUpload`.
+   */
   onProgress?: UploadProgress;
   /** Use tuned kernel configurations from the tuning database when present (default true). */
   tuned?: boolean;
@@ -212,6 +219,26 @@ export class LscModel {
    */
   generate(prompt: string | number[], opts: GenerateOptions = {}): GenerationRun {
     return new GenerationRun(generate(this, prompt, opts));
+  }
+
+  /** The chat template of tokenizer_config.json (read on first use); an LscError for a model without one. */
+  get chatTemplate(): ChatTemplate {
+    this.template ??= ChatTemplate.load(this.dir);
+    return this.template;
+  }
+  private template?: ChatTemplate;
+
+  /**
+   * Replies to a conversation: the messages rendered with the chat template (ending in the
+   * opening of an assistant turn), then generated from like generate(); the reply is the run's
+   * text. Errors (no template, bad messages) surface where generate's do: iterating or awaiting.
+   */
+  chat(messages: ChatMessage[], opts: GenerateOptions = {}): GenerationRun {
+    const render = (): string => this.chatTemplate.render(messages, { addGenerationPrompt: true });
+    const model = this;
+    return new GenerationRun((async function* () {
+      return yield* generate(model, render(), opts);
+    })());
   }
 
   /** Runs a generation to the end. */

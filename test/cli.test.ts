@@ -172,9 +172,9 @@ describe('lsc command line', function () {
 
     const cases: [string[], RegExp, string][] = [
       [['compile', '--bogus-flag', 'x.json'], /unknown option '--bogus-flag'/, 'unknown flag'],
-      [['generate', '--prompt', 'x'], /required option '--model/, 'missing --model'],
-      [['logits', '--tokens', '1'], /required option '--model/, 'missing --model (logits)'],
-      [['compile'], /missing required argument/, 'missing argument'],
+      [['generate', '--prompt', 'x'], /no model given/, 'missing model'],
+      [['logits', '--tokens', '1'], /no model given/, 'missing model (logits)'],
+      [['compile'], /no graph given/, 'missing argument'],
       [['generate', '--model', path.join(tmp, 'nope'), '--prompt', 'x'], /does not exist/, 'nonexistent model dir'],
       [['generate', '--model', noTok, '--prompt', 'x'], /tokenizer\.json/, 'model dir without tokenizer.json'],
       [['compile', malformed], /not valid JSON.*malformed\.json/, 'malformed graph JSON'],
@@ -186,7 +186,7 @@ describe('lsc command line', function () {
       [['generate', '--model', tiny, '--prompt', 'x', '--strategy', 'bogus'], /'bogus'/, '--strategy bogus'],
       [['logits', '--model', tiny, '--tokens', '1,2,3', '--exit-layer', '99'], /exit layer 99/, '--exit-layer 99'],
       [['generate', '--model', tiny, '--prompt', long, '--ctx', '16'], /context of 16/, 'prompt longer than the context'],
-      [['generate', '--model', tiny, '--prompt', 'x', '--exit-layer', '2'], /--exit-layer applies to/, '--exit-layer without a strategy that exits'],
+      [['generate', '--model', tiny, '--prompt', 'x', '--strategy', 'autoregressive', '--exit-layer', '2'], /--exit-layer applies only to/, '--exit-layer with a strategy that does not exit'],
       [['graph', tiny, '--exit-candidates', '2,4', '--exit-layer', '5'], /exit layer 5|--exit-layer 5/, 'default exit not a candidate'],
       [['inspect', path.join(tmp, 'nope.json')], /no such file/, 'inspect of a missing file'],
     ];

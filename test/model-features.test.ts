@@ -317,7 +317,7 @@ describe('Llama features on random checkpoints vs the CPU reference', function (
           assert.fail(`precondition: the reference's greedy paths have a top-2 gap of ${paths.minGap} < ${GREEDY_GAP}, `
             + `so a flip would be within tolerance; use promptSeed ${better ?? '(none in the next 100)'}`);
         }
-        const full = await model!.complete(prompt, { maxNewTokens: GREEDY_STEPS, temperature: 0, stopAtEos: false });
+        const full = await model!.complete(prompt, { maxNewTokens: GREEDY_STEPS, strategy: 'autoregressive', temperature: 0, stopAtEos: false });
         assert.deepEqual(full.tokens, paths.full.tokens, 'full model');
         const early = await model!.complete(prompt, {
           maxNewTokens: GREEDY_STEPS, strategy: 'early-exit', exitLayer: f.exitLayer, temperature: 0, stopAtEos: false,

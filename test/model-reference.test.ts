@@ -96,7 +96,7 @@ for (const name of ['tiny-code', 'tiny-code-deep']) {
         }
 
         it(`${p.greedy.length} greedy tokens (autoregressive)`, async () => {
-          const r = await model.complete(p.tokens, { maxNewTokens: p.greedy.length, temperature: 0, stopAtEos: false });
+          const r = await model.complete(p.tokens, { maxNewTokens: p.greedy.length, strategy: 'autoregressive', temperature: 0, stopAtEos: false });
           assert.deepEqual(r.tokens, p.greedy);
           assert.equal(r.stats.stopReason, 'max-tokens');
           // greedyText decodes the new tokens alone (r.text, decoded after the prompt, keeps the

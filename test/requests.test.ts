@@ -55,7 +55,7 @@ describe('requests at the edges of a loaded model', function () {
     });
 
     const strategies: [string, GenerateOptions][] = [
-      ['autoregressive', {}],
+      ['autoregressive', { strategy: 'autoregressive' }],
       ['early-exit E=2', { strategy: 'early-exit', exitLayer: 2 }],
       ['self-speculative E=2 k=3', { strategy: 'self-speculative', exitLayer: 2, numSpeculations: 3 }],
       ['self-speculative E=4 k=8, one round per submission', { strategy: 'self-speculative', exitLayer: 4, numSpeculations: 8, roundsPerSubmission: 1 }],

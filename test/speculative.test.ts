@@ -23,7 +23,7 @@ const range = (from: number, to: number): number[] => Array.from({ length: to - 
 async function expectSelfSpeculativeEqualsAutoregressive(model: LscModel, exits: number[], ks: number[]): Promise<void> {
   const n = 24;
   for (const prompt of prompts) {
-    const ar = await model.complete(prompt, { maxNewTokens: n, stopAtEos: false });
+    const ar = await model.complete(prompt, { maxNewTokens: n, stopAtEos: false, strategy: 'autoregressive' });
     for (const E of exits) {
       for (const k of ks) {
         const ss = await model.complete(prompt, { maxNewTokens: n, stopAtEos: false, strategy: 'self-speculative', exitLayer: E, numSpeculations: k });
@@ -49,17 +49,17 @@ describe('self-speculative decoding on tiny-code', function () {
 
   it('stops exactly mid-round: max tokens, stop strings and EOS give the autoregressive result', async () => {
     const prompt = prompts[0];
-    const ar = await model.complete(prompt, { maxNewTokens: 40, stopAtEos: false });
+    const ar = await model.complete(prompt, { maxNewTokens: 40, stopAtEos: false, strategy: 'autoregressive' });
     // a stop string that first appears somewhere inside the continuation
     const stop = ar.text.slice(17, 22);
     for (const [E, k] of [[2, 3], [3, 5], [1, 8]]) {
       for (const n of [1, 2, 7, 13]) {
-        const a = await model.complete(prompt, { maxNewTokens: n, stopAtEos: false });
+        const a = await model.complete(prompt, { maxNewTokens: n, stopAtEos: false, strategy: 'autoregressive' });
         const b = await model.complete(prompt, { maxNewTokens: n, stopAtEos: false, strategy: 'self-speculative', exitLayer: E, numSpeculations: k });
         assert.deepEqual(b.tokens, a.tokens, `max ${n} tokens, E=${E} k=${k}`);
         assert.equal(b.tokens.length, n);
       }
-      const a = await model.complete(prompt, { maxNewTokens: 40, stopAtEos: false, stop: [stop] });
+      const a = await model.complete(prompt, { maxNewTokens: 40, stopAtEos: false, stop: [stop], strategy: 'autoregressive' });
       const b = await model.complete(prompt, { maxNewTokens: 40, stopAtEos: false, stop: [stop], strategy: 'self-speculative', exitLayer: E, numSpeculations: k });
       assert.equal(a.stats.stopReason, 'stop-string');
       assert.equal(b.stats.stopReason, 'stop-string');
@@ -77,7 +77,7 @@ describe('self-speculative decoding on tiny-code', function () {
 
   it('rounds chained on the GPU (acceptance kernel) give the tokens and statistics of one round per submission', async () => {
     const prompt = prompts[0];
-    const ar = await model.complete(prompt, { maxNewTokens: 60, stopAtEos: false });
+    const ar = await model.complete(prompt, { maxNewTokens: 60, stopAtEos: false, strategy: 'autoregressive' });
     // an EOS that first appears well inside the continuation, so it lands inside a chain of rounds
     const eosAt = ar.tokens.find((t, i) => i >= 24 && ar.tokens.indexOf(t) === i)!;
     assert.ok(eosAt !== undefined);
@@ -173,7 +173,7 @@ describe('self-speculative decoding on tiny-code', function () {
     // a fresh model, so the autoregressive figure precedes anything self-speculation allocates
     const fresh = await LscModel.load(tinyDir, { gpu: await testGpu() });
     try {
-      const ar = await fresh.complete(prompts[0], { maxNewTokens: 40 });
+      const ar = await fresh.complete(prompts[0], { maxNewTokens: 40, strategy: 'autoregressive' });
       const ss = await fresh.complete(prompts[0], { maxNewTokens: 40, strategy: 'self-speculative', exitLayer: 3, numSpeculations: 4 });
       assert.ok(ss.stats.rounds > 1 && ss.stats.submissions < ss.stats.rounds, 'rounds were chained');
       const bound = fresh.exitQueryCacheBytes + (4 + 1) * plan.dims.vocab * 4;

@@ -283,8 +283,8 @@ describe('checked-in graphs validate', () => {
   const dir = path.join(root, 'graphs');
   const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
 
-  it('there are the tiny model and the 7 LayerSkip graphs', () => {
-    assert.equal(files.length, 8, files.join(', '));
+  it('there are the two bundled models and the 7 LayerSkip graphs', () => {
+    assert.equal(files.length, 9, files.join(', '));
   });
 
   for (const f of files) {

@@ -1,24 +1,27 @@
-import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { LscError } from '../../compiler/errors.js';
-import { nonNegativeNumber, positiveInt, ROUNDS_PER_SUBMISSION_HELP } from '../options.js';
+import { positiveInt } from '../options.js';
+import { addLoadOptions, addModelSource, addSamplingOptions, addSpeculationOptions, checkApplicable, NOT_APPLICABLE_RULE, pickModel } from '../shared-options.js';
+import { readTextInput } from '../prompt-input.js';
 import { withModel } from '../load-model.js';
 import { checkExitLayer } from '../checks.js';
 import { runBench, sweepGrid, type BenchReport } from '../../runtime/bench.js';
+import { plural } from '../../compiler/plural.js';
 
 interface Opts {
   model: string; prompts?: string; maxNewTokens: number; temperature: number; exitLayer?: number;
-  numSpeculations?: number; roundsPerSubmission?: number; sweep?: boolean; repeat: number; json?: boolean; graph?: string; ctx?: number; seed?: number;
-  profile?: boolean;
+  numSpeculations?: number; roundsPerSubmission?: number; sweep?: boolean; repeat: number; json?: boolean; graph?: string; plan?: string;
+  ctx?: number; forceCtx?: boolean; seed: number; topP?: number; topK?: number; profile?: boolean;
 }
 
 const DEFAULT_PROMPTS = fileURLToPath(new URL('../../../examples/prompts/code.json', import.meta.url));
 
-function readPrompts(file: string): string[] {
+async function readPrompts(file: string): Promise<string[]> {
+  const text = await readTextInput(file, '--prompts');
   let raw: unknown;
   try {
-    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+    raw = JSON.parse(text);
   } catch (e) {
     throw new LscError(`cannot read prompts: ${(e as Error).message}`, { file }, 'pass a JSON array of prompt strings');
   }
@@ -30,7 +33,7 @@ function readPrompts(file: string): string[] {
 
 function table(r: BenchReport): string {
   const lines = [
-    `prompts ${r.prompts} · ${r.maxNewTokens} new tokens each · temperature ${r.temperature} · ${r.autoregressive.repeats} repeats`,
+    `${plural(r.prompts, 'prompt')} · ${plural(r.maxNewTokens, 'new token')} each · temperature ${r.temperature}${r.topP !== null ? ` top-p ${r.topP}` : ''}${r.topK !== null ? ` top-k ${r.topK}` : ''} · ${plural(r.autoregressive.repeats, 'repeat')}`,
     `autoregressive   ${r.autoregressive.tokensPerSecond.toFixed(1).padStart(7)} tok/s`,
   ];
   const row = (s: NonNullable<BenchReport['sweep']>[number]): string =>
@@ -58,27 +61,26 @@ function table(r: BenchReport): string {
 }
 
 export function registerBench(program: Command): void {
-  program.command('bench')
-    .description('autoregressive vs self-speculative decoding on the same prompts, in one process, with warm-up and repeats')
-    .requiredOption('--model <dir>', 'Hugging Face model dir')
-    .option('--prompts <file>', 'JSON array of prompt strings (default: examples/prompts/code.json)')
-    .option('--max-new-tokens <n>', 'tokens per prompt', positiveInt, 96)
-    .option('--temperature <t>', 'sampling temperature; 0 is greedy', nonNegativeNumber, 0)
-    .option('--seed <s>', 'seed of the first prompt (the others follow)', positiveInt)
-    .option('--exit-layer <e>', "exit layer (default: the graph's)", positiveInt)
-    .option('--num-speculations <k>', "drafts per round (default: the graph's)", positiveInt)
-    .option('--rounds-per-submission <r>', ROUNDS_PER_SUBMISSION_HELP, positiveInt)
+  const cmd = program.command('bench')
+    .description('autoregressive vs self-speculative decoding on the same prompts, in one process, with warm-up and repeats');
+  addModelSource(cmd, 'model', 'model dir or Hugging Face id')
+    .option('--prompts <file>', 'JSON array of prompt strings, - for stdin (default: examples/prompts/code.json)')
+    .option('--max-new-tokens <n>', 'tokens per prompt', positiveInt, 96);
+  addSamplingOptions(cmd, 'seed of the first prompt (the others follow)');
+  addSpeculationOptions(cmd, false)
     .option('--sweep', 'sweep a grid of (exit layer, k) and report the best pair')
     .option('--repeat <r>', 'repeats after the warm-up', positiveInt, 3)
-    .option('--profile', 'also break one run of each strategy down by phase: GPU draft/verify/decode, latency, encoding, CPU')
-    .option('--graph <file>', 'use this graph file instead of building one from config.json')
-    .option('--ctx <n>', "KV-cache context length (default: the graph's)", positiveInt)
+    .option('--profile', 'also break one run of each strategy down by phase: GPU draft/verify/decode, latency, encoding, CPU');
+  addLoadOptions(cmd)
     .option('--json', 'print the report as JSON')
-    .action(async (o: Opts) => {
+    .addHelpText('after', `\nThe self-speculative side runs at the graph's default exit and k unless --exit-layer/--num-speculations or --sweep say otherwise.\n${NOT_APPLICABLE_RULE}`)
+    .action(async (positional: string | undefined, o: Opts, self: Command) => {
+      o.model = pickModel(positional, o.model, 'model');
+      checkApplicable(self, o);
       if (o.sweep && (o.exitLayer !== undefined || o.numSpeculations !== undefined)) {
         throw new LscError('--sweep chooses the exit layer and k itself', {}, 'drop --exit-layer/--num-speculations, or drop --sweep');
       }
-      const prompts = readPrompts(o.prompts ?? DEFAULT_PROMPTS);
+      const prompts = await readPrompts(o.prompts ?? DEFAULT_PROMPTS);
       const check = (plan: Parameters<typeof checkExitLayer>[0]): void => checkExitLayer(plan, o.exitLayer);
       const report = await withModel({ ...o, check }, !o.json && process.stderr.isTTY === true, async (model) => {
         const pairs = o.sweep ? sweepGrid(model) : [{
@@ -86,7 +88,7 @@ export function registerBench(program: Command): void {
           numSpeculations: o.numSpeculations ?? model.plan.exits.defaultNumSpeculations,
         }];
         return runBench(model, {
-          prompts, maxNewTokens: o.maxNewTokens, temperature: o.temperature, seed: o.seed, repeat: o.repeat, pairs, profile: o.profile,
+          prompts, maxNewTokens: o.maxNewTokens, temperature: o.temperature, topP: o.topP, topK: o.topK, seed: o.seed, repeat: o.repeat, pairs, profile: o.profile,
           roundsPerSubmission: o.roundsPerSubmission,
           onProgress: o.json ? undefined : (line) => process.stderr.write(`lsc: ${line}\n`),
         });

@@ -2,6 +2,7 @@ import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { formatBytes } from '../../compiler/summary.js';
 import { downloadModel, type DownloadResult } from '../../runtime/hf-download.js';
+import { plural } from '../../compiler/plural.js';
 
 interface Opts { revision?: string; json?: boolean }
 
@@ -12,7 +13,7 @@ function summary(r: DownloadResult): string {
   const resumed = r.files.filter((f) => f.resumedFrom > 0).length;
   const total = r.files.reduce((a, f) => a + f.bytes, 0);
   const notes = [cached ? `${cached} already cached` : '', resumed ? `${resumed} resumed` : ''].filter(Boolean).join(', ');
-  return `lsc: ${r.repo}@${r.revision} (commit ${r.commit.slice(0, 12)}): ${r.files.length} files, ${formatBytes(total, false)}` +
+  return `lsc: ${r.repo}@${r.revision} (commit ${r.commit.slice(0, 12)}): ${plural(r.files.length, 'file')}, ${formatBytes(total, false)}` +
     `${notes ? ` (${notes})` : ''}; fetched ${formatBytes(r.fetchedBytes, false)} in ${(r.ms / 1000).toFixed(1)} s (${rate(r.fetchedBytes, r.ms)})\n`;
 }
 
@@ -20,9 +21,9 @@ export function registerDownload(program: Command): void {
   program.command('download')
     .argument('<model>', 'Hugging Face model id: org/name or org/name@revision')
     .description('download the files lsc needs from the Hugging Face hub into its cache ($HF_HOME/hub); then use the id as --model')
-    .option('--revision <rev>', 'branch, tag or commit (default main)')
+    .option('--revision <rev>', 'branch, tag or commit (default: main)')
     .option('--json', 'print {repo, revision, commit, dir, files, fetchedBytes, ms} as JSON')
-    .addHelpText('after', '\nEnvironment: HF_TOKEN (gated or private repositories), HF_ENDPOINT (default https://huggingface.co),\n' +
+    .addHelpText('after', '\nEnvironment: HF_TOKEN (gated or private repositories), HF_ENDPOINT (default: https://huggingface.co),\n' +
       'HF_HUB_CACHE / HF_HOME (the cache). An interrupted download resumes when run again. Prints the snapshot directory.')
     .action(async (model: string, o: Opts) => {
       let bar: cliProgress.SingleBar | undefined;

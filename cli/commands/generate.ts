@@ -1,41 +1,32 @@
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { LscError } from '../../compiler/errors.js';
 import type { GenerateOptions, GenerateResult, GenerateStats, Strategy } from '../../runtime/generate.js';
-import { collect, nonNegativeInt, nonNegativeNumber, positiveInt, probability, ROUNDS_PER_SUBMISSION_HELP } from '../options.js';
+import { collect, positiveInt } from '../options.js';
+import { addLoadOptions, addModelSource, addSamplingOptions, addSpeculationOptions, checkApplicable, NOT_APPLICABLE_RULE, pickModel } from '../shared-options.js';
+import { readPrompt } from '../prompt-input.js';
 import { withModel, type ModelFlags } from '../load-model.js';
 import { checkExitLayer } from '../checks.js';
 import { checkStopStrings } from '../../runtime/stop.js';
+import { plural } from '../../compiler/plural.js';
 
 interface Opts {
-  model: string; prompt: string; maxNewTokens: number; strategy: Strategy;
+  model: string; prompt?: string; promptFile?: string; maxNewTokens: number; strategy: Strategy; forceCtx?: boolean;
   exitLayer?: number; numSpeculations?: number; roundsPerSubmission?: number; temperature: number; topP?: number; topK?: number;
   seed?: number; stop?: string[]; graph?: string; plan?: string; ctx?: number; json?: boolean; compare?: boolean;
   check?: ModelFlags['check'];
 }
 
-/** Flags that only one strategy reads are errors elsewhere: a silently ignored --exit-layer misleads. */
-function checkStrategyFlags(o: Opts): void {
-  if (o.exitLayer !== undefined && o.strategy === 'autoregressive') {
-    throw new LscError('--exit-layer applies to --strategy early-exit or self-speculative', {}, 'add --strategy self-speculative (or early-exit)');
-  }
-  if (o.numSpeculations !== undefined && o.strategy !== 'self-speculative') {
-    throw new LscError('--num-speculations applies to --strategy self-speculative', {}, 'add --strategy self-speculative');
-  }
-  if (o.roundsPerSubmission !== undefined && o.strategy !== 'self-speculative') {
-    throw new LscError('--rounds-per-submission applies to --strategy self-speculative', {}, 'add --strategy self-speculative');
-  }
-}
-
 export function statsLine(s: GenerateStats): string {
   const parts = [
-    `${s.generatedTokens} tokens (${s.stopReason})`,
-    `prefill ${s.promptTokens} tokens in ${s.prefillMs.toFixed(0)} ms`,
+    `${plural(s.generatedTokens, 'token')} (${s.stopReason})`,
+    `prefill ${plural(s.promptTokens, 'token')} in ${s.prefillMs.toFixed(0)} ms`,
     `decode ${s.tokensPerSecond.toFixed(1)} tok/s`,
   ];
+  if (s.strategy === 'autoregressive') parts.push('autoregressive');
   if (s.strategy === 'early-exit') parts.push(`early exit after layer ${s.exitLayer}`);
   if (s.strategy === 'self-speculative') {
     parts.push(`self-speculative E=${s.exitLayer} k=${s.numSpeculations}: acceptance ${((s.acceptanceRate ?? 0) * 100).toFixed(1)}% ` +
-      `(${s.acceptedTokens}/${s.draftedTokens} drafts, ${s.rounds} rounds)`);
+      `(${s.acceptedTokens}/${plural(s.draftedTokens, 'draft')}, ${plural(s.rounds, 'round')})`);
   }
   return `lsc: ${parts.join(' · ')}\n`;
 }
@@ -67,39 +58,35 @@ function compareLine(runs: GenerateResult[], bases: GenerateResult[]): { speedup
 const COMPARE_PAIRS = 5;
 
 export function registerGenerate(program: Command): void {
-  program.command('generate')
-    .description('generate text; streams it to stdout (stats to stderr), or prints one JSON object with --json')
-    .requiredOption('--model <dir>', 'Hugging Face model dir (config.json, tokenizer.json, model.safetensors)')
-    .requiredOption('--prompt <text>', 'prompt text (BOS is added as the tokenizer config says)')
-    .option('--max-new-tokens <n>', 'most tokens to generate', positiveInt, 128)
-    .addOption(new Option('--strategy <name>', 'decoding strategy')
-      .choices(['autoregressive', 'early-exit', 'self-speculative']).default('autoregressive'))
-    .option('--exit-layer <e>', "exit layer for early-exit / self-speculative (default: the graph's)", positiveInt)
-    .option('--num-speculations <k>', "drafts per round for self-speculative (default: the graph's)", positiveInt)
-    .option('--rounds-per-submission <r>', ROUNDS_PER_SUBMISSION_HELP, positiveInt)
-    .option('--temperature <t>', 'sampling temperature; 0 is greedy', nonNegativeNumber, 0)
-    .option('--top-p <p>', 'nucleus sampling mass in (0, 1]', probability)
-    .option('--top-k <k>', 'sample from the k most likely tokens (0: all)', nonNegativeInt)
-    .option('--seed <s>', 'random seed for sampling (default 0)', nonNegativeInt)
-    .option('--stop <str>', 'stop when the text contains this (repeatable; not emitted)', collect)
-    .option('--graph <file>', 'use this graph file instead of building one from config.json')
-    .option('--plan <dir>', 'run this compiled artifact (lsc compile) instead of compiling')
-    .option('--ctx <n>', "KV-cache context length (default: the graph's)", positiveInt)
+  const cmd = program.command('generate')
+    .description("generate text with self-speculative decoding (default: the graph's exit and k) or another strategy; " +
+      'streams it to stdout (stats to stderr), or prints one JSON object with --json');
+  addModelSource(cmd, 'model', 'model dir or Hugging Face id (config.json, tokenizer.json, model.safetensors)')
+    .option('--prompt <text>', 'prompt text, or - to read it from stdin (BOS is added as the tokenizer config says)')
+    .option('--prompt-file <file>', 'read the prompt from this file (- for stdin), used exactly as written')
+    .option('--max-new-tokens <n>', 'most tokens to generate', positiveInt, 128);
+  addSpeculationOptions(cmd, true);
+  addSamplingOptions(cmd);
+  cmd.option('--stop <str>', 'stop when the text contains this (repeatable; not emitted)', collect);
+  addLoadOptions(cmd)
     .option('--json', 'print {"text","promptTokens","tokens","stats"} instead of streaming')
     .option('--compare', `also decode autoregressively, in turns with this strategy (warm-up, then ${COMPARE_PAIRS} timed runs each), and report the median speedup and whether the outputs match`)
-    .action(async (o: Opts) => {
-      checkStrategyFlags(o);
+    .addHelpText('after', `\n${NOT_APPLICABLE_RULE}`)
+    .action(async (positional: string | undefined, o: Opts, self: Command) => {
+      o.model = pickModel(positional, o.model, 'model');
+      checkApplicable(self, o);
       checkStopStrings(o.stop);
       if (o.compare && o.strategy === 'autoregressive') {
-        throw new LscError('--compare measures a strategy against autoregressive decoding', {}, 'add --strategy self-speculative (or early-exit)');
+        throw new LscError('--compare measures a strategy against autoregressive decoding', {}, 'drop --strategy autoregressive (self-speculative is the default)');
       }
+      const prompt = await readPrompt(o);
       // fail before the weights upload: exit layer, k and prompt length against the plan
       o.check = (plan, tok) => {
         if (o.strategy !== 'autoregressive') checkExitLayer(plan, o.exitLayer);
         if (o.numSpeculations !== undefined && o.numSpeculations > plan.rows.kMax) {
           throw new LscError(`--num-speculations ${o.numSpeculations} exceeds the plan's maximum ${plan.rows.kMax}`, {}, 'recompile with a larger dims.k.max');
         }
-        const n = tok.encode(o.prompt).length;
+        const n = tok.encode(prompt).length;
         if (n > plan.dims.ctx) {
           throw new LscError(`prompt: ${n} tokens do not fit the context of ${plan.dims.ctx} positions`, {}, 'shorten the prompt or pass a larger --ctx');
         }
@@ -115,14 +102,14 @@ export function registerGenerate(program: Command): void {
           // warm both paths (pipelines, caches); then autoregressive and this strategy in turns, so
           // a shared machine's drift hits both alike; the third run of this strategy is streamed
           const arOpts: GenerateOptions = { ...gen, strategy: 'autoregressive', exitLayer: undefined, numSpeculations: undefined, roundsPerSubmission: undefined };
-          await model.complete(o.prompt, { ...gen, maxNewTokens: Math.min(8, gen.maxNewTokens ?? 8) });
-          await model.complete(o.prompt, { ...arOpts, maxNewTokens: Math.min(8, gen.maxNewTokens ?? 8) });
+          await model.complete(prompt, { ...gen, maxNewTokens: Math.min(8, gen.maxNewTokens ?? 8) });
+          await model.complete(prompt, { ...arOpts, maxNewTokens: Math.min(8, gen.maxNewTokens ?? 8) });
           for (let i = 0; i < COMPARE_PAIRS; i++) {
-            bases.push(await model.complete(o.prompt, arOpts));
-            if (i + 1 < COMPARE_PAIRS) runs.push(await model.complete(o.prompt, gen));
+            bases.push(await model.complete(prompt, arOpts));
+            if (i + 1 < COMPARE_PAIRS) runs.push(await model.complete(prompt, gen));
           }
         }
-        const run = model.generate(o.prompt, gen);
+        const run = model.generate(prompt, gen);
         for await (const chunk of run) if (!o.json && chunk.text) process.stdout.write(chunk.text);
         return run.result;
       });

@@ -5,11 +5,13 @@ import { LscError } from '../../compiler/errors.js';
 import { buildLlamaGraph, defaultExitCandidates } from '../../compiler/builder/llama.js';
 import { validateGraph } from '../../compiler/ir/validate.js';
 import { intList, positiveInt } from '../options.js';
+import { addModelSource, FORCE_CTX_HELP, pickModel } from '../shared-options.js';
+import { checkCtx } from '../checks.js';
 import { loadHfConfig } from '../sources.js';
 import { modelDirName } from '../../runtime/hf-cache.js';
 
 interface Opts {
-  name?: string; out?: string; ctx?: number; kMax?: number;
+  model?: string; name?: string; out?: string; ctx?: number; forceCtx?: boolean; kMax?: number; json?: boolean;
   exitCandidates?: number[]; exitLayer?: number; numSpeculations?: number;
 }
 
@@ -22,27 +24,33 @@ function checkExits(layers: number, o: Opts): number[] {
     throw new LscError(`--exit-layer ${o.exitLayer} is not among the exit candidates ${candidates.join(',')}`, {},
       'add it to --exit-candidates');
   }
-  const kMax = o.kMax ?? 8;
+  const kMax = o.kMax ?? DEFAULT_K_MAX;
   if (o.numSpeculations !== undefined && o.numSpeculations > kMax) {
     throw new LscError(`--num-speculations ${o.numSpeculations} exceeds --k-max ${kMax}`);
   }
   return candidates;
 }
 
+const DEFAULT_K_MAX = 8;
+
 export function registerGraph(program: Command): void {
-  program.command('graph')
-    .description("write the lsc graph of a Hugging Face Llama checkpoint, built from its config.json")
-    .argument('<config>', 'config.json, or the model dir holding it')
+  const cmd = program.command('graph')
+    .description("write the lsc graph (JSON) of a Hugging Face Llama checkpoint, built from its config.json");
+  addModelSource(cmd, 'config', 'config.json, or the model dir holding it (or a Hugging Face id)')
     .option('--name <name>', 'graph name (default: the model directory name)')
     .option('-o, --out <file>', 'write the graph here (default: stdout)')
+    .option('--json', 'accepted for uniformity: the graph is always JSON')
     .option('--ctx <n>', 'KV-cache context length (default: min(max_position_embeddings, 4096))', positiveInt)
-    .option('--k-max <n>', 'largest number of drafts per round the plan supports (default 8)', positiveInt)
+    .option('--force-ctx', FORCE_CTX_HELP)
+    .option('--k-max <n>', 'largest number of drafts per round the plan supports', positiveInt, DEFAULT_K_MAX)
     .option('--exit-candidates <list>', 'exit layers to compile, e.g. 2,4,6 (default: all for ≤16 layers, else every other up to L/2)',
       intList('layer numbers', 1))
     .option('--exit-layer <e>', 'default exit layer (one of the candidates)', positiveInt)
     .option('--num-speculations <k>', 'default drafts per round', positiveInt)
-    .action((configPath: string, o: Opts) => {
-      const { config, file, dir } = loadHfConfig(configPath);
+    .action((positional: string | undefined, o: Opts) => {
+      const { config, file, dir } = loadHfConfig(pickModel(positional, o.model, 'config'));
+      if (o.forceCtx && o.ctx === undefined) throw new LscError('--force-ctx applies only to a --ctx beyond the trained length', {}, 'drop --force-ctx');
+      checkCtx(o.ctx, config.max_position_embeddings, 'this model was trained for (config.json max_position_embeddings)', o.forceCtx);
       const exitCandidates = checkExits(config.num_hidden_layers, o);
       const graph = buildLlamaGraph(config, {
         name: o.name ?? modelDirName(dir), ctx: o.ctx, kMax: o.kMax, exitCandidates,

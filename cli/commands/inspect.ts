@@ -10,20 +10,33 @@ import { artifactWgsl } from '../inspect-kernels.js';
 import { readKernelProfile } from '../inspect-profile.js';
 import { viewModel } from '../inspect-view.js';
 import { positiveInt } from '../options.js';
+import { addModelSource, FORCE_CTX_HELP, pickModel } from '../shared-options.js';
+import { checkCtx } from '../checks.js';
 import { loadGraphSource, withCtx } from '../sources.js';
 
-interface Opts { format: 'text' | 'json' | 'dot' | 'html'; ctx?: number; allEntries?: boolean; profile?: string }
+interface Opts { model?: string; format: 'text' | 'json' | 'dot' | 'html'; json?: boolean; ctx?: number; forceCtx?: boolean; allEntries?: boolean; profile?: string }
 
 export function registerInspect(program: Command): void {
-  program.command('inspect')
-    .description('show a graph and its plan: dims, weights, nodes with shapes, entry points, dispatches, kernels, buffers')
-    .argument('<path>', 'graph file, compiled artifact dir (lsc compile) or model dir (config.json)')
-    .addOption(new Option('--format <fmt>', 'output format: text, json, dot (Graphviz), html (one self-contained page)').choices(['text', 'json', 'dot', 'html']).default('text'))
-    .option('--ctx <n>', "KV-cache context length when compiling (default: the graph's; ignored for artifacts)", positiveInt)
+  const cmd = program.command('inspect')
+    .description('show a graph and its plan: dims, weights, nodes with shapes, entry points, dispatches, kernels, buffers');
+  addModelSource(cmd, 'path', 'graph file, compiled artifact dir (lsc compile), model dir (config.json) or Hugging Face id')
+    .addOption(new Option('--format <fmt>', 'output format: text, json (the same as --json), dot (Graphviz), html (one self-contained page)').choices(['text', 'json', 'dot', 'html']).default('text'))
+    .option('--json', 'print {graph, plan} as JSON (--format json)')
+    .option('--ctx <n>', "KV-cache context length when compiling (default: the graph's; an artifact's is fixed)", positiveInt)
+    .option('--force-ctx', FORCE_CTX_HELP)
     .option('--profile <file>', 'with --format html: colour kernels by the GPU times of lsc bench --profile --json > FILE')
     .option('--all-entries', 'list the dispatches of every draft@E / verify@E, not only the default exit')
-    .action((p: string, o: Opts) => {
-      const src = loadGraphSource(p);
+    .action((positional: string | undefined, o: Opts) => {
+      if (o.json) {
+        if (o.format !== 'text' && o.format !== 'json') throw new LscError(`--json and --format ${o.format} ask for two formats`, {}, 'pass one of them');
+        o.format = 'json';
+      }
+      const src = loadGraphSource(pickModel(positional, o.model, 'path'));
+      if (o.ctx !== undefined && src.plan) {
+        throw new LscError('--ctx applies only to compiling; an artifact fixes its context when compiled', {}, 'drop --ctx, or recompile the artifact with lsc compile --ctx N');
+      }
+      if (o.forceCtx && o.ctx === undefined) throw new LscError('--force-ctx applies only to a --ctx beyond the trained length', {}, 'drop --force-ctx');
+      checkCtx(o.ctx, src.trainedCtx, src.trainedFrom, o.forceCtx);
       const graph = src.plan ? src.graph : withCtx(src.graph, o.ctx);
       // graphs and model dirs are compiled for WebGPU's default limits: no GPU needed
       const compiled = src.plan ? undefined : compileGraph(graph, { file: src.file });

@@ -2,12 +2,13 @@ import type { Command } from 'commander';
 import { LscError } from '../../compiler/errors.js';
 import type { LscTokenizer } from '../../runtime/tokenizer.js';
 import { intList, positiveInt } from '../options.js';
+import { addLoadOptions, addModelSource, checkApplicable, pickModel } from '../shared-options.js';
 import { withModel, type ModelFlags } from '../load-model.js';
 import { checkExitLayer } from '../checks.js';
 
 interface Opts {
   model: string; prompt?: string; tokens?: number[]; exitLayer?: number; allPositions?: boolean;
-  json?: boolean; graph?: string; plan?: string; ctx?: number;
+  json?: boolean; graph?: string; plan?: string; ctx?: number; forceCtx?: boolean;
   check?: ModelFlags['check'];
 }
 
@@ -57,18 +58,18 @@ function formatRows(tok: LscTokenizer, ids: number[], rows: Float32Array[], exit
 }
 
 export function registerLogits(program: Command): void {
-  program.command('logits')
-    .description('logits of the last position (or all) through the full model or exit E: for checking lsc against another engine')
-    .requiredOption('--model <dir>', 'Hugging Face model dir (config.json, tokenizer.json, model.safetensors)')
+  const cmd = program.command('logits')
+    .description('logits of the last position (or all) through the full model or exit E: for checking lsc against another engine');
+  addModelSource(cmd, 'model', 'model dir or Hugging Face id (config.json, tokenizer.json, model.safetensors)')
     .option('--prompt <text>', 'prompt text (tokenized as generate does)')
     .option('--tokens <ids>', 'token ids, e.g. 1,535,300 (used as given: no BOS added)', intList('token ids', 0))
     .option('--exit-layer <e>', 'through the exit after layer E (shared final norm + LM head)', positiveInt)
     .option('--all-positions', 'one row per position instead of the last only')
-    .option('--json', 'print {"tokens":[ids],"logits":[[floats]]}')
-    .option('--graph <file>', 'use this graph file instead of building one from config.json')
-    .option('--plan <dir>', 'run this compiled artifact (lsc compile) instead of compiling')
-    .option('--ctx <n>', "KV-cache context length (default: the graph's)", positiveInt)
-    .action(async (o: Opts) => {
+    .option('--json', 'print {"tokens":[ids],"logits":[[floats]]}');
+  addLoadOptions(cmd)
+    .action(async (positional: string | undefined, o: Opts, self: Command) => {
+      o.model = pickModel(positional, o.model, 'model');
+      checkApplicable(self, { temperature: 0, ctx: o.ctx, plan: o.plan, forceCtx: o.forceCtx });
       if ((o.prompt === undefined) === (o.tokens === undefined)) {
         throw new LscError('pass exactly one of --prompt TEXT and --tokens IDS');
       }

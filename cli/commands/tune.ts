@@ -2,13 +2,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { intList, positiveInt } from '../options.js';
+import { addModelSource, pickModel } from '../shared-options.js';
 import { loadGraphSource } from '../sources.js';
 import { resolveModelPath } from '../../runtime/hf-cache.js';
 import { tuneSession } from '../../runtime/tune-session.js';
 import { userDbPath } from '../../runtime/tuning-db.js';
 import { shapeLabel, summaryTable, tuneReporter, type TuneReporter } from '../tune-report.js';
 
-interface Opts { rows?: number[]; db?: string; family?: string[]; ctx?: number; json?: boolean; budget?: number }
+interface Opts { model?: string; rows?: number[]; db?: string; family?: string[]; ctx?: number; json?: boolean; budget?: number }
 
 function budgetSeconds(value: string): number {
   const n = Number(value);
@@ -34,17 +35,17 @@ function onInterrupt(reporter: TuneReporter, db: () => string): () => void {
 }
 
 export function registerTune(program: Command): void {
-  program.command('tune')
-    .argument('<source>', 'model dir or Hugging Face id (weights loaded), graph file or artifact dir (zero-filled weights)')
-    .description('autotune kernel configurations on this adapter; every configuration tried is stored, the fastest is used at load')
+  const cmd = program.command('tune')
+    .description('autotune kernel configurations on this adapter; every configuration tried is stored, the fastest is used at load');
+  addModelSource(cmd, 'source', 'model dir or Hugging Face id (weights loaded), graph file or artifact dir (zero-filled weights)')
     .option('--rows <list>', 'row counts each configuration is timed at (decode/draft 1, verify k+1)', intList('row counts', 1), [1, 4])
     .option('--family <name>', 'only this kernel family: matmul, attention, argmax (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
-    .option('--db <file>', 'tuning database to append to (default ~/.cache/lsc/tuning.jsonl, or $LSC_TUNING_DB)')
+    .option('--db <file>', 'tuning database to append to (default: $LSC_TUNING_DB, else ~/.cache/lsc/tuning.jsonl)')
     .option('--ctx <n>', "KV-cache context length (default: the graph's)", positiveInt)
     .option('--budget <seconds>', 'wall-clock seconds for the run, loading included: no measurement starts that would end later, one still running 5 s past it is given up (a rerun resumes the rest)', budgetSeconds)
     .option('--json', 'print the results as JSON')
-    .action(async (arg: string, o: Opts) => {
-      const source = resolveModelPath(arg, { need: 'config' }); // org/name[@rev]: its cached snapshot
+    .action(async (positional: string | undefined, o: Opts) => {
+      const source = resolveModelPath(pickModel(positional, o.model, 'source'), { need: 'config' }); // org/name[@rev]: its cached snapshot
       const isModel = fs.existsSync(source) && fs.statSync(source).isDirectory() && fs.existsSync(path.join(source, 'config.json'))
         && fs.readdirSync(source).some((f) => f.endsWith('.safetensors') || f.endsWith('.safetensors.index.json'));
       const src = isModel ? { modelDir: source } : (() => { const g = loadGraphSource(source); return { graph: g.graph, file: g.file }; })();
