@@ -1,5 +1,6 @@
 import cliProgress from 'cli-progress';
 import type { TuneEvent, TuneResult } from '../runtime/tuner.js';
+import { plural } from '../compiler/plural.js';
 
 /**
  * What `lsc tune` shows while it runs and when it ends: a progress bar on a TTY, log lines
@@ -57,7 +58,7 @@ export function tuneReporter(tty: boolean, write: (s: string) => void = (s) => p
       if (e.type === 'plan') {
         started = Date.now();
         current = '';
-        log(`tuning ${e.total} configuration${e.total === 1 ? '' : 's'} of ${e.shapes} kernel shape${e.shapes === 1 ? '' : 's'}`
+        log(`tuning ${plural(e.total, 'configuration')} of ${plural(e.shapes, 'kernel shape')}`
           + (e.skipped ? `; ${e.skipped} already in the database, skipped` : ''));
         if (tty && e.total) {
           bar = new cliProgress.SingleBar({

@@ -7,6 +7,7 @@ import { loadGraphSource } from '../sources.js';
 import { resolveModelPath } from '../../runtime/hf-cache.js';
 import { tuneSession } from '../../runtime/tune-session.js';
 import { userDbPath } from '../../runtime/tuning-db.js';
+import { plural } from '../../compiler/plural.js';
 import { shapeLabel, summaryTable, tuneReporter, type TuneReporter } from '../tune-report.js';
 
 interface Opts { model?: string; rows?: number[]; db?: string; family?: string[]; ctx?: number; json?: boolean; budget?: number }
@@ -70,12 +71,12 @@ export function registerTune(program: Command): void {
         if (r.releasing) process.exit(0); // see below
         return;
       }
-      process.stdout.write(`adapter: ${r.adapter}\ndatabase: ${r.db} (${r.appended} record${r.appended === 1 ? '' : 's'} appended)\n`);
+      process.stdout.write(`adapter: ${r.adapter}\ndatabase: ${r.db} (${plural(r.appended, 'record')} appended)\n`);
       process.stdout.write(summaryTable(r.results));
       for (const x of r.results.filter((y) => y.abandoned)) {
         process.stdout.write(`budget: gave up measuring ${shapeLabel(x.key)} ${JSON.stringify(x.abandoned)} 5 s past the budget (nothing recorded for it)\n`);
       }
-      if (untried) process.stdout.write(`budget spent: ${untried} configuration${untried === 1 ? '' : 's'} left untried; rerun to measure them\n`);
+      if (untried) process.stdout.write(`budget spent: ${plural(untried, 'configuration')} left untried; rerun to measure them\n`);
       // a given-up compile would hold the process until it ends (tens of seconds): the records are written, so go
       if (r.releasing) process.exit(0);
     });
