@@ -79,6 +79,8 @@ describe('lsc tune keeps its work (issue 13)', function () {
       .map((l) => Number(l.split(/ {2,}/)[4]));
     assert.equal(tried.reduce((a, b) => a + b, 0), records.length, r.stdout);
     assert.match(r.stderr, /lsc: tuning \d+ configurations of \d+ kernel shapes/);
+    // not a TTY: a log line per kernel shape, so a log shows progress
+    assert.equal(r.stderr.split('\n').filter((l) => /^lsc: done (matmul|attention|argmax) .* ms \(\d+ tried, \d+ skipped/.test(l)).length, tried.length, r.stderr);
     if (/left untried/.test(r.stdout)) assert.match(r.stdout, /budget spent: \d+ configurations? left untried; rerun to measure them/);
   });
 
