@@ -29,8 +29,8 @@ import { uploadWeights, weightBytes, DEFAULT_DRAIN_BYTES } from '../runtime/weig
 import { compileGraph } from '../compiler/compile.js';
 import { modelGraph } from '../runtime/model-dir.js';
 import { openDevice } from '../runtime/device.js';
-import { randomLlamaTensors, streamTensorBytes, writeStreamedRandomModel, type StreamDType } from '../test/helpers/streaming-checkpoint.js';
-import type { RandomModelConfig } from '../test/helpers/random-model.js';
+import { randomLlamaTensors, streamTensorBytes, writeStreamedRandomModel, type StreamDType } from './streaming-checkpoint.js';
+import type { LlamaConfigJson } from './llama-checkpoint.js';
 
 const MiB = 2 ** 20;
 
@@ -105,11 +105,11 @@ function countingDevice(): { device: GPUDevice; written: () => number; worstBetw
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const base: RandomModelConfig = {
+  const base: LlamaConfigJson = {
     hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 1, num_attention_heads: 32, num_key_value_heads: 32,
     vocab_size: 32000, rms_norm_eps: 1e-5, rope_theta: 10000, max_position_embeddings: 4096,
   };
-  const bytesOf = (c: RandomModelConfig): number => randomLlamaTensors(c, { dtype: args.dtype, seed: 1 }).reduce((a, t) => a + streamTensorBytes(t), 0);
+  const bytesOf = (c: LlamaConfigJson): number => randomLlamaTensors(c, { dtype: args.dtype, seed: 1 }).reduce((a, t) => a + streamTensorBytes(t), 0);
   const perLayer = bytesOf({ ...base, num_hidden_layers: 2 }) - bytesOf(base);
   const fixed = bytesOf(base) - perLayer;
   const layers = Math.max(2, Math.round((args.gb * 1e9 - fixed) / perLayer));

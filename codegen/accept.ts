@@ -1,4 +1,4 @@
-import { RANGE_SLOT_BYTES } from '../compiler/plan.js';
+import { RANGE_FIELDS, RANGE_SLOT_WORDS, bindingsWgsl, type BindingDecl } from './kernel.js';
 
 /**
  * Greedy acceptance on the GPU, so that speculation rounds chain inside one submission with no
@@ -21,13 +21,16 @@ export function acceptStateBytes(kMax: number): number {
 
 export const ACCEPT_PARAMS = ['k', 'verifyBase', 'nextFirst', 'nextCount', 'round', 'pad0', 'pad1', 'pad2'] as const;
 
+/** Bindings in order: the runtime binds the token buffer, its state buffer and the range table (as storage). */
+export const ACCEPT_BINDINGS: readonly BindingDecl[] = [
+  { name: 'prm', type: 'params' }, { name: 'tokens', type: 'rw' }, { name: 'state', type: 'rw' }, { name: 'ranges', type: 'rw' },
+];
+const DECLS = ['var<uniform> $: Params', ...Array(3).fill('var<storage, read_write> $: array<u32>')];
+
 export function emitAccept(): string {
-  const slotWords = RANGE_SLOT_BYTES / 4;
-  return `struct Params { ${ACCEPT_PARAMS.map((p) => `${p}: u32`).join(', ')} }
-@group(0) @binding(0) var<uniform> prm: Params;
-@group(0) @binding(1) var<storage, read_write> tokens: array<u32>;
-@group(0) @binding(2) var<storage, read_write> state: array<u32>;
-@group(0) @binding(3) var<storage, read_write> ranges: array<u32>;
+  return `// lsc runtime kernel: greedy acceptance of a chained speculation round (codegen/accept.ts)
+struct Params { ${ACCEPT_PARAMS.map((p) => `${p}: u32`).join(', ')} }
+${bindingsWgsl(ACCEPT_BINDINGS.map((b, i) => ({ name: b.name, decl: DECLS[i] })))}
 
 @compute @workgroup_size(1)
 fn main() {
@@ -43,7 +46,7 @@ fn main() {
   let p = state[0] + n + 1u;
   state[0] = p;
   tokens[0] = tokens[prm.verifyBase + n];
-  for (var s = 0u; s < prm.nextCount; s += 1u) { ranges[(prm.nextFirst + s) * ${slotWords}u + 2u] = p; }
+  for (var s = 0u; s < prm.nextCount; s += 1u) { ranges[(prm.nextFirst + s) * ${RANGE_SLOT_WORDS}u + ${RANGE_FIELDS.indexOf('posBase')}u] = p; }
 }
 `;
 }

@@ -1,5 +1,5 @@
 import type { FusedKernel } from '../compiler/passes/fuse.js';
-import { NEG_BIG, RANGE_STRUCT, bindingsWgsl, u, type KernelSource } from './kernel.js';
+import { NEG_BIG, RANGE_STRUCT, bindingsWgsl, plus, u, type KernelSource } from './kernel.js';
 
 /**
  * Causal attention of each row's query over the layer's KV cache (positions 0..pos), one
@@ -87,7 +87,7 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
     l = l * corr + red[0];
     let cnt = min(${u(B)}, n - b0);
     ${accs.map((i) => `{
-      let d = t + ${u(i * B)};
+      let d = ${plus('t', i * B)};
       if (d < ${u(HD)}) {
         var a = acc${i} * corr;
         for (var j = 0u; j < cnt; j++) { a += p[j] * f32(kv[vbase + (b0 + j) * ${u(KVD)} + d]); }
@@ -97,7 +97,7 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
     m = mn;
     workgroupBarrier();
   }
-  ${accs.map((i) => `if (t + ${u(i * B)} < ${u(HD)}) { out[row * ${u(H * HD)} + h * ${u(HD)} + t + ${u(i * B)}] = acc${i} / l; }`).join('\n  ')}
+  ${accs.map((i) => `if (${plus('t', i * B)} < ${u(HD)}) { out[row * ${u(H * HD)} + h * ${u(HD)} + ${plus('t', i * B)}] = acc${i} / l; }`).join('\n  ')}
 }
 `;
   return {
@@ -126,10 +126,10 @@ function emitLanesAttention(k: Extract<FusedKernel, { family: 'attention' }>, c:
     { name: 'kv', decl: `var<storage, read> $: array<vec4<${t}>>` },
     { name: 'out', decl: 'var<storage, read_write> $: array<vec4<f32>>' },
   ];
-  const rowOf = (j: number): string => `rng.rowStart + r0 + ${u(j)}`;
+  const rowOf = (j: number): string => plus('rng.rowStart + r0', j);
   const outAt = (j: number): string => `(${rowOf(j)}) * ${u((H * HD) / 4)} + h * ${u(D4)}`;
   const each = (f: (j: number) => string): string => Array.from({ length: R }, (_, j) => f(j)).join('\n  ');
-  const live = (j: number): string => `r0 + ${u(j)} < rng.rowCount`;
+  const live = (j: number): string => `${plus('r0', j)} < rng.rowCount`;
   const combine = (j: number): string => B === 1
     ? `if (${live(j)}) { for (var d = 0u; d < ${u(D4)}; d++) { out[${outAt(j)} + d] = acc${j}[d] / l${j}; } }`
     : `{
@@ -163,12 +163,11 @@ function emitLanesAttention(k: Extract<FusedKernel, { family: 'attention' }>, c:
     }`;
   const wgsl = `${c.kvF16 ? 'enable f16;\n' : ''}${RANGE_STRUCT}
 ${bindingsWgsl(decls)}
-${B > 1 ? `var<workgroup> pm: array<f32, ${B}>;\nvar<workgroup> pl: array<f32, ${B}>;\nvar<workgroup> pacc: array<vec4<f32>, ${B * D4}>;` : ''}
-
+${B > 1 ? `var<workgroup> pm: array<f32, ${B}>;\nvar<workgroup> pl: array<f32, ${B}>;\nvar<workgroup> pacc: array<vec4<f32>, ${B * D4}>;\n` : ''}
 @compute @workgroup_size(${B})
 fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>) {
   let h = wid.x;
-  let r0 = wid.y * ${u(R)};
+  let r0 = ${R > 1 ? `wid.y * ${u(R)}` : 'wid.y'};
   if (r0 >= rng.rowCount) { return; }
   let kbase = (h / ${u(H / HKV)}) * ${u(D4)};
   let vbase = ${u(c.ctx * KVD4)} + kbase;

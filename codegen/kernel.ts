@@ -1,7 +1,8 @@
 /**
  * What every kernel emitter returns: WGSL plus the binding layout and launch shape. Bindings are
- * listed in order; binding 0 of every kernel is the `Range` uniform (dynamic offset) that tells
- * which activation rows a dispatch works on, so one pipeline serves decode, draft and verify.
+ * listed in order; binding 0 of every kernel is the `Range` uniform (one slot of the range table,
+ * bound at a static offset) that tells which activation rows a dispatch works on, so one pipeline
+ * serves decode, draft and verify.
  */
 export type BindingType = 'range' | 'params' | 'read' | 'rw';
 
@@ -34,7 +35,32 @@ export interface KernelSource {
   features: string[];
 }
 
-export const RANGE_STRUCT = `struct Range { rowStart: u32, rowCount: u32, posBase: u32, pad: u32 }`;
+/**
+ * The comment an emitted kernel file starts with: the graph nodes it computes (at its first use:
+ * layers and entry points share kernels of the same shape) and the configuration it was made with.
+ */
+export function kernelHeader(src: Omit<KernelSource, 'wgsl'>, nodes: readonly string[]): string {
+  const config = Object.entries(src.config).map(([k, v]) => `${k} ${v}`).join(', ');
+  return `// ${src.name}: lsc ${src.family} kernel
+// graph nodes (first use): ${nodes.join(', ')}
+// config: ${config || 'none'}; workgroup ${src.workgroupSize}${src.features.length ? `; needs ${src.features.join(', ')}` : ''}
+// bindings: ${src.bindings.map((b) => `${b.name} (${b.type})`).join(', ')}
+`;
+}
+
+/**
+ * The row range of a dispatch: a slot of RANGE_SLOT_BYTES (the largest minUniformBufferOffsetAlignment)
+ * per encoded stage, holding these u32 fields in order; kernels declare them as `struct Range`
+ * (below), the runtime writes them (runtime/range-table.ts), and so does the GPU
+ * acceptance kernel (codegen/accept.ts).
+ */
+export const RANGE_SLOT_BYTES = 256;
+export const RANGE_SLOT_WORDS = RANGE_SLOT_BYTES / 4;
+export const RANGE_FIELDS = ['rowStart', 'rowCount', 'posBase', 'pad'] as const;
+/** Bytes of the fields a kernel binds. */
+export const RANGE_BYTES = RANGE_FIELDS.length * 4;
+
+export const RANGE_STRUCT = `struct Range { ${RANGE_FIELDS.map((f) => `${f}: u32`).join(', ')} }`;
 
 /** Header + bindings in order; binding 0 is always the range uniform. */
 export function bindingsWgsl(bindings: { name: string; decl: string }[]): string {
@@ -56,3 +82,6 @@ export const UNPACK4 = `fn unpack4(p: vec2<u32>) -> vec4<f32> {
 export const NEG_BIG = '-3.0e38';
 
 export const u = (n: number): string => `${n}u`;
+
+/** `e + n` as WGSL, without a `+ 0u`. */
+export const plus = (e: string, n: number): string => (n ? `${e} + ${u(n)}` : e);

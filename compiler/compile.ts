@@ -10,6 +10,7 @@ import { planBuffers } from './passes/plan-buffers.js';
 import { planWeights } from './passes/plan-weights.js';
 import { Scheduler, type Tunable, type TuningChoices } from './passes/schedule.js';
 import { KERNEL_DEFAULTS, type Target } from '../codegen/defaults.js';
+import { sliceRowAlign } from '../codegen/matmul.js';
 import type { Plan, PlanBuffer, PlanEntry, PlanLimits, PlanWeight } from './plan.js';
 import type { TypedGraph } from './passes/infer-shapes.js';
 import { LscError, pointer } from './errors.js';
@@ -52,7 +53,10 @@ export function graphHash(graph: Graph): string {
   return createHash('sha256').update(JSON.stringify(graph)).digest('hex').slice(0, 16);
 }
 
-/** graph -> plan: the named pass sequence of DESIGN.md §1. Pure: no GPU, no weights. */
+/**
+ * graph -> plan: validate, resolve dims, expand layers, infer shapes, derive entry points, fuse,
+ * plan buffers and weights, schedule (compiler/passes/, one file per pass). Pure: no GPU, no weights.
+ */
 export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledPlan {
   const file = opts.file;
   const graph = validateGraph(input, file);
@@ -102,7 +106,7 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
 
   const all: FusedKernel[] = fused.flatMap((f) => f.stages.flatMap((s) => s.kernels));
   const assign = planBuffers(decodeKernels, all, typed, maxRows, tokenSlots);
-  const w = planWeights(typed, limits.maxStorageBufferBindingSize, file);
+  const w = planWeights(typed, limits.maxStorageBufferBindingSize, sliceRowAlign(v.headDim), file);
   note('plan-buffers', assign);
 
   const kvBytes = 2 * ctx * kvDim * (kvF16 ? 2 : 4);
@@ -125,7 +129,7 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
   const scheduler = new Scheduler({
     ctx, kvDim, kvF16, weights: new Map(w.weights.map((x) => [x.id, x])), valueBuffer: assign.valueBuffer,
     width: (id) => (typed.values.get(id)!.shape[1] as number) ?? 1, tokenOutBase: verifyBase,
-    ropeBuffer: ropeBuffer.id, tokensBuffer: 'io:tokens',
+    ropeBuffer: ropeBuffer.id, tokensBuffer: 'io:tokens', maxStorageBuffers: limits.maxStorageBuffersPerShaderStage,
     tuning: {
       matmul: (k, key) => opts.tuning?.matmul?.(k, key) ?? defaults.matmul,
       attention: (k, key) => opts.tuning?.attention?.(k, key) ?? defaults.attention(k.headDim),

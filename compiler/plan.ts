@@ -110,5 +110,3 @@ export interface Plan {
   /** Which fusion rule fired how often, for the summary. */
   fusion: Record<string, number>;
 }
-
-export const RANGE_SLOT_BYTES = 256;

@@ -118,7 +118,7 @@ export function checkPlanFits(limits: GpuContext['limits'], features: Set<string
   for (const key of keys) {
     if (plan.limits[key] > limits[key]) {
       throw new LscError(`the plan was compiled for ${key} = ${plan.limits[key]}, this adapter allows ${limits[key]}`, {},
-        'recompile for this adapter (lsc compile without --target-limits)');
+        'recompile the artifact with lsc compile (it targets WebGPU\'s default limits, which every adapter allows), or run without --plan to compile for this adapter');
     }
   }
   const big = plan.buffers.find((b) => b.bytes > limits.maxBufferSize);

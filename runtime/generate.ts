@@ -1,8 +1,31 @@
 import { LscError } from '../compiler/errors.js';
-import type { LscModel, GpuBytes } from './model.js';
+import type { Plan } from '../compiler/plan.js';
+import type { Steps } from './steps.js';
+import type { LscTokenizer } from './tokenizer.js';
 import { Rng, distribution, probabilityOf, residual, sample, type Distribution, type SamplingOptions } from './sampling.js';
 import { TextStream } from './text-stream.js';
 import { StopFilter, checkStopStrings } from './stop.js';
+
+/** GPU memory a model holds (LscModel.gpuBytes). */
+export interface GpuBytes {
+  weights: number;
+  kvCache: number;
+  activations: number;
+  total: number;
+}
+
+/** What generation uses of a loaded model (runtime/model.ts LscModel, which imports this module). */
+interface LscModel {
+  readonly layers: number;
+  readonly plan: Plan;
+  readonly tokenizer: LscTokenizer;
+  readonly steps: Steps;
+  readonly executor: { readonly timing: { submissions: number; encodeMs: number; waitMs: number } };
+  readonly gpuBytes: GpuBytes;
+  checkExit(exitLayer: number | undefined): void;
+  checkTokens(ids: number[], where?: string): void;
+  whileUsable<T>(work: () => Promise<T>, continuing?: boolean): Promise<T>;
+}
 
 export type Strategy = 'autoregressive' | 'early-exit' | 'self-speculative';
 

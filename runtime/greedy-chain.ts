@@ -1,6 +1,7 @@
-import { ACCEPT_MAX_ROUNDS, ACCEPT_OUT, ACCEPT_PARAMS, acceptStateBytes, emitAccept } from '../codegen/accept.js';
+import { ACCEPT_BINDINGS, ACCEPT_MAX_ROUNDS, ACCEPT_OUT, ACCEPT_PARAMS, acceptStateBytes, emitAccept } from '../codegen/accept.js';
 import { compileDimExpr } from '../compiler/ir/dims.js';
-import { KernelCompileError, type Executor } from './executor.js';
+import type { Executor } from './executor.js';
+import { compilePipelines } from './pipelines.js';
 
 const U = GPUBufferUsage;
 
@@ -22,9 +23,7 @@ export class GreedyChain {
   private readonly params = new Map<string, GPUBuffer>();
 
   constructor(private readonly ex: Executor) {
-    this.state = ex.gpu.device.createBuffer({ size: acceptStateBytes(ex.plan.rows.kMax), usage: U.STORAGE | U.COPY_DST | U.COPY_SRC, label: 'accept state' });
-    ex.allocatedBytes += this.state.size;
-    ex.buffers.set('runtime:accept-state', this.state); // destroyed with the executor
+    this.state = ex.ownBuffer({ size: acceptStateBytes(ex.plan.rows.kMax), usage: U.STORAGE | U.COPY_DST | U.COPY_SRC, label: 'accept state' });
   }
 
   /** Range slots one round of exit E with k drafts takes. */
@@ -49,12 +48,8 @@ export class GreedyChain {
     }
     this.checkedExits.add(E);
     if (this.pipeline) return this.pipeline;
-    const d = this.ex.gpu.device;
-    const module = d.createShaderModule({ code: emitAccept(), label: 'accept' });
-    const info = await module.getCompilationInfo();
-    const errors = info.messages.filter((m) => m.type === 'error');
-    if (errors.length) throw new KernelCompileError('accept', errors.map((m) => m.message).join('; '));
-    this.pipeline = await d.createComputePipelineAsync({ label: 'accept', layout: 'auto', compute: { module, entryPoint: 'main' } });
+    const pipelines = await compilePipelines(this.ex.device, [{ id: 'accept', wgsl: emitAccept(), bindings: ACCEPT_BINDINGS }]);
+    this.pipeline = pipelines.get('accept')!;
     return this.pipeline;
   }
 
@@ -62,23 +57,18 @@ export class GreedyChain {
     const key = values.join(',');
     let bg = this.groups.get(key);
     if (bg) return bg;
-    const d = this.ex.gpu.device;
+    const d = this.ex.device;
     let pb = this.params.get(key);
     if (!pb) {
-      pb = d.createBuffer({ size: ACCEPT_PARAMS.length * 4, usage: U.UNIFORM | U.COPY_DST, label: `accept ${key}` });
+      pb = this.ex.ownBuffer({ size: ACCEPT_PARAMS.length * 4, usage: U.UNIFORM | U.COPY_DST, label: `accept ${key}` });
       d.queue.writeBuffer(pb, 0, new Uint32Array(values));
       this.params.set(key, pb);
-      this.ex.buffers.set(`runtime:accept-params ${key}`, pb);
-      this.ex.allocatedBytes += pb.size;
     }
+    // in ACCEPT_BINDINGS order
+    const buffers = [pb, this.ex.buffer(this.ex.plan.io.tokens), this.state, this.ex.ranges.buffer];
     bg = d.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
-      entries: [
-        { binding: 0, resource: { buffer: pb } },
-        { binding: 1, resource: { buffer: this.ex.buffers.get(this.ex.plan.io.tokens)! } },
-        { binding: 2, resource: { buffer: this.state } },
-        { binding: 3, resource: { buffer: this.ex.rangeBuffer } },
-      ],
+      entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
     });
     this.groups.set(key, bg);
     return bg;
@@ -94,7 +84,7 @@ export class GreedyChain {
     const ex = this.ex;
     const perRound = this.slotsPerRound(E, k);
     ex.writeTokens(0, [cur]);
-    ex.gpu.device.queue.writeBuffer(this.state, 0, new Uint32Array([p, 0]));
+    ex.device.queue.writeBuffer(this.state, 0, new Uint32Array([p, 0]));
     const sub = ex.begin();
     for (let j = 0; j < R; j++) {
       // CPU-side ranges are placeholders at the furthest position this round can reach

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { LscError } from '../compiler/errors.js';
 import { compileGraph, type CompileOptions } from '../compiler/compile.js';
-import type { Plan } from '../compiler/plan.js';
+import type { Plan, PlanLimits } from '../compiler/plan.js';
 import type { Tunable } from '../compiler/passes/schedule.js';
 import type { Graph } from '../compiler/ir/graph.js';
 import { checkPlanFits, openDevice, planLimits, type DeviceOptions, type GpuContext } from './device.js';
@@ -13,7 +13,9 @@ import { SafetensorsCheckpoint } from './safetensors.js';
 import { Steps } from './steps.js';
 import { LscTokenizer } from './tokenizer.js';
 import { uploadWeights, weightBytes, type UploadProgress } from './weights.js';
-import { generate, type GenerateOptions, type GenerateResult } from './generate.js';
+import { generate, type GenerateOptions, type GenerateResult, type GpuBytes } from './generate.js';
+
+export type { GpuBytes } from './generate.js';
 import { GenerationRun } from './generation-run.js';
 import { ChatTemplate, type ChatMessage } from './chat-template.js';
 import { loadTuning } from './tuning-db.js';
@@ -30,6 +32,13 @@ function loadArtifact(dir: string, graph: Graph): { plan: Plan; wgsl: Map<string
     }
   }
   return { plan, wgsl };
+}
+
+/** The adapter's limits, lowered where `want` asks for less. */
+function tighter(adapter: PlanLimits, want: Partial<PlanLimits> = {}): PlanLimits {
+  const out = { ...adapter };
+  for (const key of Object.keys(want) as (keyof PlanLimits)[]) out[key] = Math.min(adapter[key], want[key]!);
+  return out;
 }
 
 export interface LoadOptions {
@@ -57,14 +66,10 @@ export interface LoadOptions {
   tuned?: boolean;
   /** Tuning decisions to use instead of the database (the tuner and benchmarks). */
   tuningOverride?: CompileOptions["tuning"];
+  /** Compile for limits tighter than the adapter's (tests force weight splits with a small binding limit). */
+  limits?: Partial<PlanLimits>;
 }
 
-export interface GpuBytes {
-  weights: number;
-  kvCache: number;
-  activations: number;
-  total: number;
-}
 
 /**
  * A loaded model: plan, weights on the GPU, tokenizer. Generation and scoring go through it;
@@ -126,7 +131,7 @@ export class LscModel {
     try {
       const { plan, wgsl, tunables } = artifact ? { ...artifact, tunables: [] } : compileGraph(graph, {
         file: opts.graph, ctx: opts.ctx, prefillChunk: opts.prefillChunk, decodeSteps: opts.decodeSteps,
-        limits: planLimits(gpu),
+        limits: tighter(planLimits(gpu), opts.limits),
         tuning: opts.tuningOverride ?? (opts.tuned === false ? undefined : loadTuning(gpu)),
         target: gpu.isCpu ? 'cpu' : 'gpu',
       });

@@ -1,6 +1,7 @@
 import type { Plan, PlanDispatch } from '../compiler/plan.js';
 import type { Tunable } from '../compiler/passes/schedule.js';
 import type { Executor } from './executor.js';
+import { timeKernel } from './kernel-timer.js';
 import { configId, recordId, type TuningRecord } from './tuning-db.js';
 
 /**
@@ -123,7 +124,7 @@ export async function tune(ex: Executor, tunables: Tunable[], adapter: string, o
       for (const r of rows) {
         const src = (() => { try { return t.emit(cfg); } catch { return undefined; } })();
         if (!src) return Infinity;
-        sum += await ex.timeKernel(src, disp, r, { posBase: Math.min(position, ex.plan.dims.ctx - r) });
+        sum += await timeKernel(ex, src, disp, r, { posBase: Math.min(position, ex.plan.dims.ctx - r) });
         if (!Number.isFinite(sum)) return Infinity;
       }
       return sum;

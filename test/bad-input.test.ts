@@ -207,8 +207,8 @@ describe('bad model inputs and requests', function () {
 
     it('dispose() destroys every GPU buffer the model created', async () => {
       const leaked = await liveBuffersAfter(gpu, async () => { (await LscModel.load(good.dir, { gpu })).dispose(); });
-      // runtime/executor.ts buildBindGroups: the Params uniform buffers live in a local map that
-      // Executor.destroy() never sees
+      // runtime/bind-groups.ts: the Params uniform buffers must come from Executor.ownBuffer, or
+      // Executor.destroy() never sees them
       assert.deepEqual(leaked, [], 'buffers still alive after dispose()');
     });
 

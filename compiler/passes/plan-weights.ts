@@ -2,15 +2,13 @@ import type { PlanBuffer, PlanWeight } from '../plan.js';
 import type { TypedGraph } from './infer-shapes.js';
 import { LscError, pointer } from '../errors.js';
 
-/** Row granularity of weight slices: keeps RoPE pairs (rows j, j+headDim/2) of a head together. */
-export const CHUNK_ROW_ALIGN = 128;
-
 /**
  * Weight buffers: matrices as f16, norm vectors as f32. A matrix larger than the binding limit is
- * split into row slices (each its own buffer); kernels run one dispatch per slice. Tied weights
- * share their target's buffers.
+ * split into row slices (each its own buffer) of a multiple of `rowAlign` rows: what the kernels
+ * reading a slice need (codegen/matmul.ts sliceRowAlign: whole heads, so RoPE pairs stay in one
+ * slice). Tied weights share their target's buffers.
  */
-export function planWeights(g: TypedGraph, maxBinding: number, file?: string): { weights: PlanWeight[]; buffers: PlanBuffer[] } {
+export function planWeights(g: TypedGraph, maxBinding: number, rowAlign: number, file?: string): { weights: PlanWeight[]; buffers: PlanBuffer[] } {
   const weights: PlanWeight[] = [];
   const buffers: PlanBuffer[] = [];
   const byId = new Map<string, PlanWeight>();
@@ -33,9 +31,9 @@ export function planWeights(g: TypedGraph, maxBinding: number, file?: string): {
     if (total <= maxBinding || shape.length === 1) {
       chunks.push({ buffer: `w:${w.id}`, rowStart: 0, rowCount: rows });
     } else {
-      const per = Math.floor(maxBinding / rowBytes / CHUNK_ROW_ALIGN) * CHUNK_ROW_ALIGN;
+      const per = Math.floor(maxBinding / rowBytes / rowAlign) * rowAlign;
       if (per <= 0) {
-        throw new LscError(`a row slice of weight '${w.decl}' (${CHUNK_ROW_ALIGN} rows of ${rowBytes} bytes) exceeds the binding limit ${maxBinding}`,
+        throw new LscError(`a row slice of weight '${w.decl}' (${rowAlign} rows of ${rowBytes} bytes) exceeds the binding limit ${maxBinding}`,
           { file, pointer: pointer('weights', w.decl, 'shape', 1) }, 'use a smaller inner dimension, or compile for an adapter with a larger maxStorageBufferBindingSize');
       }
       for (let r = 0, i = 0; r < rows; r += per, i++) {

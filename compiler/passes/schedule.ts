@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { KernelSource } from '../../codegen/kernel.js';
-import { emitMatmul, type MatmulConfig } from '../../codegen/matmul.js';
+import { kernelHeader, type KernelSource } from '../../codegen/kernel.js';
+import { emitMatmul, type MatmulConfig, type MatmulPiece } from '../../codegen/matmul.js';
 import { emitAttention, type AttentionConfig } from '../../codegen/attention.js';
 import { emitEmbed } from '../../codegen/embed.js';
 import { emitArgmax, type ArgmaxConfig } from '../../codegen/argmax.js';
@@ -20,7 +20,7 @@ export interface Tunable {
   key: string;
   family: 'matmul' | 'attention' | 'argmax';
   config: Record<string, number>;
-  /** Kernel ids (one per chunking variant) emitted for this key with `config`. */
+  /** Kernel ids emitted for this key with `config`. */
   kernelIds: Set<string>;
   emit(cfg: Record<string, number>): KernelSource;
 }
@@ -36,6 +36,8 @@ export interface ScheduleContext {
   tuning: { [F in keyof TuningChoices]: (...a: Parameters<TuningChoices[F]>) => NonNullable<ReturnType<TuningChoices[F]>> };
   ropeBuffer: string;
   tokensBuffer: string;
+  /** Storage buffers one kernel may bind (maxStorageBuffersPerShaderStage). */
+  maxStorageBuffers: number;
 }
 
 /** Turns fused kernels into dispatches, emitting (and de-duplicating) WGSL as it goes. */
@@ -63,7 +65,8 @@ export class Scheduler {
     return e;
   }
 
-  private kernel(src: KernelSource, fused: string[]): string {
+  private kernel(emitted: KernelSource, fused: string[]): string {
+    const src = { ...emitted, wgsl: kernelHeader(emitted, fused) + emitted.wgsl };
     const hash = createHash('sha256').update(src.wgsl).digest('hex').slice(0, 10);
     const id = `${src.name}_${hash}`;
     if (!this.kernels.has(id)) {
@@ -122,11 +125,15 @@ export class Scheduler {
   }
 
   /** Buffers of a matmul kernel's bindings, by binding name (see codegen/matmul.ts). */
-  private matmulBuffers(src: KernelSource, k: Extract<FusedKernel, { family: 'matmul' }>, chunk?: number): string[] {
+  private matmulBuffers(src: KernelSource, k: Extract<FusedKernel, { family: 'matmul' }>): string[] {
     const byName = new Map<string, string>([['x', this.buf(k.x)], ['rope', this.c.ropeBuffer]]);
     if (k.norm) byName.set('g', this.weight(k.norm.weight).chunks[0].buffer);
     k.segments.forEach((seg, si) => {
-      seg.weights.forEach((w, wi) => byName.set(`w${si}_${wi}`, this.weight(w).chunks[chunk ?? 0].buffer));
+      seg.weights.forEach((w, wi) => {
+        const chunks = this.weight(w).chunks;
+        if (chunks.length === 1) byName.set(`w${si}_${wi}`, chunks[0].buffer);
+        chunks.forEach((ch, ci) => byName.set(`w${si}_${wi}_s${ci}`, ch.buffer));
+      });
       const ep = seg.epilogue;
       if (ep.kind === 'kv') byName.set('kv', `kv:${ep.layer}`);
       else byName.set(`out${si}`, this.buf(ep.kind === 'residual' ? ep.into : ep.out));
@@ -136,6 +143,39 @@ export class Scheduler {
       if (!buf) throw new Error(`internal: matmul binding ${b.name} has no buffer`);
       return buf;
     });
+  }
+
+  /** Storage buffers a matmul kernel over `pieces` binds (see codegen/matmul.ts emitMatmul). */
+  private matmulStorage(k: Extract<FusedKernel, { family: 'matmul' }>, pieces: MatmulPiece[]): number {
+    const segs = [...new Set(pieces.map((p) => k.segments[p.segment]))];
+    const outs = new Set(segs.map((s) => (s.epilogue.kind === 'kv' ? 'kv' : s)));
+    const rope = segs.some((s) => s.epilogue.kind === 'rope' || (s.epilogue.kind === 'kv' && s.epilogue.rope));
+    return 1 + (k.norm ? 1 : 0) + (rope ? 1 : 0) + outs.size + pieces.reduce((a, p) => a + k.segments[p.segment].weights.length, 0);
+  }
+
+  /**
+   * The pieces of a matmul whose weights are split into row slices, in as few kernels as the
+   * storage-buffer limit allows: one binding every slice when it fits (one dispatch, the norm
+   * once), else consecutive runs of pieces.
+   */
+  private pieceGroups(k: Extract<FusedKernel, { family: 'matmul' }>): MatmulPiece[][] {
+    const pieces = k.segments.flatMap((seg, si) => {
+      const chunks = this.weight(seg.weights[0]).chunks;
+      const layout = JSON.stringify(chunks.map((c) => [c.rowStart, c.rowCount]));
+      for (const w of seg.weights) {
+        if (JSON.stringify(this.weight(w).chunks.map((c) => [c.rowStart, c.rowCount])) !== layout) {
+          throw new Error(`internal: the paired weights ${seg.weights.join(', ')} are sliced differently`);
+        }
+      }
+      return chunks.map((ch, ci): MatmulPiece => ({ segment: si, slice: ci, rowStart: ch.rowStart, rowCount: ch.rowCount }));
+    });
+    const groups: MatmulPiece[][] = [[]];
+    for (const p of pieces) {
+      const last = groups[groups.length - 1];
+      if (last.length && this.matmulStorage(k, [...last, p]) > this.c.maxStorageBuffers) groups.push([p]);
+      else last.push(p);
+    }
+    return groups;
   }
 
   private matmul(k: Extract<FusedKernel, { family: 'matmul' }>): PlanDispatch[] {
@@ -150,33 +190,22 @@ export class Scheduler {
     });
     const key = `matmul:${shape(k)}`;
     const cfg = this.c.tuning.matmul(k, key);
-    const chunked = k.segments.some((s) => s.weights.some((w) => this.weight(w).chunks.length > 1));
+    const sliced = k.segments.some((s) => s.weights.some((w) => this.weight(w).chunks.length > 1));
     const base = { ctx: this.c.ctx, kvDim: this.c.kvDim, kvF16: this.c.kvF16, outWidth };
-    if (!chunked) {
+    if (!sliced) {
       const { id, src } = this.memo(`${key}:${JSON.stringify(cfg)}`, k.nodes, () => emitMatmul(k, base, cfg));
       this.tunable(key, 'matmul', cfg, id, (c) => emitMatmul(k, base, c as unknown as MatmulConfig));
       return [{ kernel: id, buffers: this.matmulBuffers(src, k), params: [], nodes: k.nodes }];
     }
-    // a weight is split across bindings: each segment runs alone, one dispatch per row slice
-    const out: PlanDispatch[] = [];
-    for (const seg of k.segments) {
-      const chunks = this.weight(seg.weights[0]).chunks;
-      const maxRows = Math.max(...chunks.map((c) => c.rowCount));
-      const unitsOf = (rows: number): number => (seg.pair === 'half' ? rows / 2 : rows);
-      const nodes = [...(k.norm ? k.nodes.slice(0, 1) : []), ...seg.nodes];
-      const single = { ...k, segments: [seg], nodes };
-      const units = unitsOf(maxRows);
-      const { id, src } = this.memo(`matmul:${shape(single)}:chunk${units}:${JSON.stringify(cfg)}`, nodes,
-        () => emitMatmul(single, { ...base, chunk: { units } }, cfg));
-      this.tunable(`matmul:${shape(single)}:chunk${units}`, 'matmul', cfg, id,
-        (c) => emitMatmul(single, { ...base, chunk: { units } }, c as unknown as MatmulConfig));
-      chunks.forEach((ch, ci) => {
-        out.push({
-          kernel: id, buffers: this.matmulBuffers(src, single, ci),
-          params: [unitsOf(ch.rowStart), unitsOf(ch.rowCount), ch.rowStart, 0], nodes,
-        });
-      });
-    }
-    return out;
+    const groups = this.pieceGroups(k);
+    return groups.map((pieces) => {
+      const segs = [...new Set(pieces.map((p) => p.segment))];
+      const nodes = groups.length === 1 ? k.nodes : [...(k.norm ? k.nodes.slice(0, 1) : []), ...segs.flatMap((si) => k.segments[si].nodes)];
+      const pkey = `${key}:pieces${JSON.stringify(pieces.map((p) => [p.segment, p.rowStart, p.rowCount]))}`;
+      const ctx = { ...base, pieces };
+      const { id, src } = this.memo(`${pkey}:${JSON.stringify(cfg)}`, nodes, () => emitMatmul(k, ctx, cfg));
+      this.tunable(pkey, 'matmul', cfg, id, (c) => emitMatmul(k, ctx, c as unknown as MatmulConfig));
+      return { kernel: id, buffers: this.matmulBuffers(src, k), params: [], nodes };
+    });
   }
 }

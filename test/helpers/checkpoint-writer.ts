@@ -5,6 +5,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { f32ToBf16Bits, f32ToF16Bits } from '../../runtime/dtype-convert.js';
+import { groupIntoShards } from '../../bench/llama-checkpoint.js';
+
+export { groupIntoShards };
 
 export interface WriteTensor { name: string; shape: number[]; data: Float32Array; dtype: 'F32' | 'F16' | 'BF16' }
 
@@ -67,22 +70,6 @@ export function writeSafetensors(path: string, tensors: WriteTensor[], metadata?
   } finally {
     fs.closeSync(fd);
   }
-}
-
-/** Greedy sharding: a new shard starts when the next item would push a non-empty one past shardBytes. */
-export function groupIntoShards<T>(items: T[], bytesOf: (t: T) => number, shardBytes: number): T[][] {
-  const shards: T[][] = [];
-  let size = 0;
-  for (const t of items) {
-    const n = bytesOf(t);
-    if (shards.length === 0 || (size > 0 && size + n > shardBytes)) {
-      shards.push([]);
-      size = 0;
-    }
-    shards[shards.length - 1].push(t);
-    size += n;
-  }
-  return shards;
 }
 
 /** Splits tensors over shards of roughly shardBytes each, writes model-0000i-of-0000n.safetensors + model.safetensors.index.json into dir. */

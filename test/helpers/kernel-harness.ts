@@ -1,16 +1,18 @@
 import '../../runtime/gpu-globals.js';
-import { RANGE_SLOT_BYTES } from '../../compiler/plan.js';
 import { gridSize, type GridDim, type KernelSource } from '../../codegen/kernel.js';
+import { bindGroupLayout } from '../../runtime/bind-layout.js';
+import { RangeTable } from '../../runtime/range-table.js';
 import { f16BitsToF32, f32ToF16Bits } from '../../runtime/dtype-convert.js';
 import type { GpuContext } from '../../runtime/device.js';
 import { testGpu } from './gpu.js';
 
 /**
  * Runs single emitted kernels (codegen/*.ts) on the shared test device, the way
- * runtime/executor.ts does: binding 0 is the Range uniform bound with a dynamic offset into a
- * table of 256-byte slots, `params` bindings get a small uniform, the rest are storage buffers
- * matched to the kernel's bindings by name. Several dispatches (of one or more kernels) go into
- * one command encoder / compute pass, each with its own range slot.
+ * runtime/executor.ts does, with the runtime's bind-group layout (runtime/bind-layout.ts) and
+ * range table: binding 0 is the Range uniform bound at its slot of the table, `params` bindings
+ * get a small uniform, the rest are storage buffers matched to the kernel's bindings by name.
+ * Several dispatches (of one or more kernels) go into one command encoder / compute pass, each
+ * with its own range slot.
  */
 
 export interface RowRange {
@@ -87,16 +89,7 @@ export class KernelHarness {
       if (moduleErr) msgs.push(moduleErr.message);
       throw new Error(`kernel ${src.name} (${JSON.stringify(src.config)}) failed to compile:\n${msgs.join('\n')}`);
     }
-    const layout = d.createBindGroupLayout({
-      label: src.name,
-      entries: src.bindings.map((b, i) => ({
-        binding: i,
-        visibility: GPUShaderStage.COMPUTE,
-        buffer: b.type === 'range' ? { type: 'uniform', hasDynamicOffset: true, minBindingSize: 16 }
-          : b.type === 'params' ? { type: 'uniform' }
-            : { type: b.type === 'read' ? 'read-only-storage' : 'storage' },
-      })),
-    });
+    const layout = bindGroupLayout(d, src.bindings, src.name);
     d.pushErrorScope('validation');
     const pipeline = await d.createComputePipelineAsync({
       label: src.name,
@@ -140,21 +133,18 @@ export class KernelHarness {
   async run(dispatches: Dispatch[], reads: { buffer: GPUBuffer; bytes?: number }[] = []): Promise<ArrayBuffer[]> {
     const d = this.device;
     const compiled = await Promise.all(dispatches.map((x) => this.compile(x.src)));
-    const rangeWords = new Uint32Array((dispatches.length * RANGE_SLOT_BYTES) / 4);
-    dispatches.forEach((x, i) => {
-      rangeWords.set([x.range.rowStart, x.range.rowCount, x.range.posBase, 0], (i * RANGE_SLOT_BYTES) / 4);
-    });
-    const ranges = d.createBuffer({ size: Math.max(RANGE_SLOT_BYTES, rangeWords.byteLength), usage: U.UNIFORM | U.COPY_DST, label: 'ranges' });
-    this.owned.push(ranges);
-    d.queue.writeBuffer(ranges, 0, rangeWords);
+    const ranges = new RangeTable(d, Math.max(1, dispatches.length));
+    this.owned.push(ranges.buffer);
+    dispatches.forEach((x, i) => ranges.set(i, x.range));
+    ranges.flush(dispatches.length);
 
     // resolve every binding before encoding, so a mistake in a test throws a plain error
-    const entryLists = dispatches.map((x) => {
+    const entryLists = dispatches.map((x, di) => {
       const { src } = x;
       const unknown = Object.keys(x.buffers).filter((n) => !src.bindings.some((b) => b.name === n));
       if (unknown.length) throw new Error(`kernel ${src.name} has no bindings named ${unknown.join(', ')}`);
       return src.bindings.map((b, bi): GPUBindGroupEntry => {
-        if (b.type === 'range') return { binding: bi, resource: { buffer: ranges, offset: 0, size: 16 } };
+        if (b.type === 'range') return { binding: bi, resource: ranges.binding(di) };
         if (b.type === 'params') {
           if (!x.params || x.params.length !== src.params.length) {
             throw new Error(`kernel ${src.name} wants params [${src.params.join(', ')}], got ${JSON.stringify(x.params)}`);
@@ -173,7 +163,7 @@ export class KernelHarness {
     dispatches.forEach((x, i) => {
       const group = d.createBindGroup({ layout: compiled[i].layout, entries: entryLists[i] });
       pass.setPipeline(compiled[i].pipeline);
-      pass.setBindGroup(0, group, [i * RANGE_SLOT_BYTES]);
+      pass.setBindGroup(0, group);
       const [gx, gy, gz] = gridFor(x.src.grid, x.range.rowCount);
       pass.dispatchWorkgroups(gx, gy, gz);
     });

@@ -55,8 +55,10 @@ interface MmCase {
   eps?: number;
   kvF16?: boolean;
   segs: SegDef[];
-  /** Chunked weights: rows per slice (the last slice may be shorter). Single segment only. */
+  /** Sliced weights: rows per slice (the last slice may be shorter), every slice its own binding. */
   chunkRows?: number;
+  /** Sliced weights: the pieces split into this many kernels (as the scheduler does when the storage-buffer limit is low). */
+  groups?: number;
   /** Scale of the activations (small: eps dominates the RMSNorm). */
   xScale?: number;
 }
@@ -78,8 +80,8 @@ const segLabel = (s: SegDef): string => {
   }
 };
 
-function mmCase(K: number, segs: SegDef[], opts: { eps?: number; kvF16?: boolean; chunkRows?: number; xScale?: number } = {}): MmCase {
-  const label = `${segs.map(segLabel).join('+')} K=${K}${opts.eps !== undefined ? ` +norm(eps ${opts.eps})` : ''}${opts.xScale ? ` x~${opts.xScale}` : ''}${opts.kvF16 === false ? ' kv-f32' : ''}${opts.chunkRows ? ` chunks of ${opts.chunkRows}` : ''}`;
+function mmCase(K: number, segs: SegDef[], opts: { eps?: number; kvF16?: boolean; chunkRows?: number; groups?: number; xScale?: number } = {}): MmCase {
+  const label = `${segs.map(segLabel).join('+')} K=${K}${opts.eps !== undefined ? ` +norm(eps ${opts.eps})` : ''}${opts.xScale ? ` x~${opts.xScale}` : ''}${opts.kvF16 === false ? ' kv-f32' : ''}${opts.chunkRows ? ` slices of ${opts.chunkRows} rows` : ''}${opts.groups ? ` in ${opts.groups} kernels` : ''}`;
   return { label, K, segs, ...opts };
 }
 
@@ -118,8 +120,9 @@ function build(c: MmCase): Built {
     outWidth: (seg) => outWidth[segments.indexOf(seg)],
   };
   if (c.chunkRows) {
-    if (segments.length !== 1) throw new Error('test setup: chunked cases have one segment');
-    ctx.chunk = { units: segments[0].pair === 'half' ? c.chunkRows / 2 : c.chunkRows };
+    const rows = c.chunkRows;
+    ctx.pieces = segments.flatMap((seg, si) => Array.from({ length: Math.ceil(seg.n / rows) },
+      (_, ci) => ({ segment: si, slice: ci, rowStart: ci * rows, rowCount: Math.min(rows, seg.n - ci * rows) })));
   }
   return { fk, ctx, kvDim, kvF16, hd, outWidth };
 }
@@ -267,13 +270,20 @@ interface RunBuffers {
   kv?: GPUBuffer;
 }
 
+/** The kernels of a case: one, or (sliced weights split into `groups`) one per run of pieces. */
+function emitAll(c: MmCase, b: Built, cfg: MatmulConfig): KernelSource[] {
+  if (!c.groups) return [emitMatmul(b.fk, b.ctx, cfg)];
+  const pieces = b.ctx.pieces!;
+  const per = Math.ceil(pieces.length / c.groups);
+  return Array.from({ length: c.groups }, (_, i) => emitMatmul(b.fk, { ...b.ctx, pieces: pieces.slice(i * per, (i + 1) * per) }, cfg));
+}
+
 /** Output buffers (fresh, holding the initial content) and the dispatches of one run over `r`. */
-function dispatchesFor(h: KernelHarness, src: KernelSource, c: MmCase, b: Built, d: MmData, r: RowRange,
+function dispatchesFor(h: KernelHarness, srcs: KernelSource[], c: MmCase, b: Built, d: MmData, r: RowRange,
   x: GPUBuffer, shared: Map<string, GPUBuffer>): { dispatches: Dispatch[]; bufs: RunBuffers } {
   const bufs: RunBuffers = { outs: [] };
   const common: Record<string, GPUBuffer> = { x };
-  if (src.bindings.some((bd) => bd.name === 'g')) common.g = shared.get('g')!;
-  if (src.bindings.some((bd) => bd.name === 'rope')) common.rope = shared.get('rope')!;
+  if (srcs[0].bindings.some((bd) => bd.name === 'g')) common.g = shared.get('g')!;
   b.fk.segments.forEach((seg, si) => {
     if (seg.epilogue.kind === 'kv') {
       bufs.kv ??= h.buffer(b.kvF16 ? d.kvInitBits! : d.kvInit, 'kv');
@@ -285,20 +295,17 @@ function dispatchesFor(h: KernelHarness, src: KernelSource, c: MmCase, b: Built,
       bufs.outs.push(o);
     }
   });
-  if (!c.chunkRows) {
-    const buffers = { ...common };
-    b.fk.segments.forEach((seg, si) => seg.weights.forEach((w, wi) => { buffers[`w${si}_${wi}`] = shared.get(w)!; }));
-    return { dispatches: [{ src, buffers, range: r }], bufs };
-  }
-  const seg = b.fk.segments[0];
-  const unitsOf = (rows: number): number => (seg.pair === 'half' ? rows / 2 : rows);
-  const dispatches: Dispatch[] = [];
-  for (let r0 = 0; r0 < seg.n; r0 += c.chunkRows) {
-    const rows = Math.min(c.chunkRows, seg.n - r0);
-    const buffers = { ...common };
-    seg.weights.forEach((w, wi) => { buffers[`w0_${wi}`] = shared.get(`${w}#${r0}`)!; });
-    dispatches.push({ src, buffers, params: [unitsOf(r0), unitsOf(rows), r0, 0], range: r });
-  }
+  const buffers: Record<string, GPUBuffer> = { ...common };
+  b.fk.segments.forEach((seg, si) => seg.weights.forEach((w, wi) => {
+    if (!c.chunkRows) buffers[`w${si}_${wi}`] = shared.get(w)!;
+    else for (let r0 = 0, ci = 0; r0 < seg.n; r0 += c.chunkRows, ci++) buffers[`w${si}_${wi}_s${ci}`] = shared.get(`${w}#${r0}`)!;
+  }));
+  if (d.rope) buffers.rope = shared.get('rope')!;
+  // each kernel gets the buffers of the bindings it declares
+  const dispatches = srcs.map((src): Dispatch => ({
+    src, range: r,
+    buffers: Object.fromEntries(src.bindings.filter((bd) => buffers[bd.name]).map((bd) => [bd.name, buffers[bd.name]])),
+  }));
   return { dispatches, bufs };
 }
 
@@ -339,14 +346,18 @@ function readKv(b: Built, bytes: ArrayBuffer): Float32Array {
 
 async function checkCase(h: KernelHarness, c: MmCase, cfg: MatmulConfig, ranges = RANGES): Promise<void> {
   const b = build(c);
-  const src = emitMatmul(b.fk, b.ctx, cfg);
-  // perThread falls back to 1 when segment boundaries are not multiples of it
+  const srcs = emitAll(c, b, cfg);
+  const src = srcs[0];
+  // perThread falls back to 1 when segment (or slice) boundaries are not multiples of it
   const pt = cfg.perThread ?? 1;
-  const aligned = b.fk.segments.slice(0, -1).every((sg) => sg.units % pt === 0);
-  assert.deepEqual({ ...src.config, perThread: src.config.perThread ?? 1 }, { ...cfg, perThread: aligned ? pt : 1 } as Record<string, number>);
+  const units = b.ctx.pieces
+    ? b.ctx.pieces.map((p) => (b.fk.segments[p.segment].pair === 'half' ? p.rowCount / 2 : p.rowCount))
+    : b.fk.segments.map((sg) => sg.units);
+  const aligned = units.slice(0, -1).every((n) => n % pt === 0);
+  if (!c.groups) assert.deepEqual({ ...src.config, perThread: src.config.perThread ?? 1 }, { ...cfg, perThread: aligned ? pt : 1 } as Record<string, number>);
   const d = makeData(c, b);
   const shared = sharedBuffers(h, c, b, d);
-  const runs = ranges.map((r) => ({ r, ...dispatchesFor(h, src, c, b, d, r, h.buffer(xFor(d, c.K, r), 'x'), shared) }));
+  const runs = ranges.map((r) => ({ r, ...dispatchesFor(h, srcs, c, b, d, r, h.buffer(xFor(d, c.K, r), 'x'), shared) }));
   const reads = runs.flatMap((run) => [...run.bufs.outs.filter((o): o is GPUBuffer => !!o), ...(run.bufs.kv ? [run.bufs.kv] : [])]
     .map((buffer) => ({ buffer })));
   const bytes = await h.run(runs.flatMap((run) => run.dispatches), reads);
@@ -381,13 +392,14 @@ async function checkCase(h: KernelHarness, c: MmCase, cfg: MatmulConfig, ranges 
  */
 async function checkBatchInvariance(h: KernelHarness, c: MmCase, cfg: MatmulConfig): Promise<void> {
   const b = build(c);
-  const src = emitMatmul(b.fk, b.ctx, cfg);
+  const srcs = emitAll(c, b, cfg);
+  const src = srcs[0];
   const d = makeData(c, b);
   const shared = sharedBuffers(h, c, b, d);
   const x = h.buffer(d.x, 'x');
   const batch: RowRange = { rowStart: 2, rowCount: 9, posBase: 5 };
   const singles: RowRange[] = Array.from({ length: batch.rowCount }, (_, i) => ({ rowStart: batch.rowStart + i, rowCount: 1, posBase: batch.posBase }));
-  const runs = [batch, ...singles].map((r) => ({ r, ...dispatchesFor(h, src, c, b, d, r, x, shared) }));
+  const runs = [batch, ...singles].map((r) => ({ r, ...dispatchesFor(h, srcs, c, b, d, r, x, shared) }));
   const reads = runs.flatMap((run) => [...run.bufs.outs.filter((o): o is GPUBuffer => !!o), ...(run.bufs.kv ? [run.bufs.kv] : [])]
     .map((buffer) => ({ buffer })));
   const bytes = await h.run(runs.flatMap((run) => run.dispatches), reads);
@@ -454,15 +466,24 @@ const MULTI: MmCase[] = [
   mmCase(132, [{ kind: 'store', n: 37 }, { kind: 'silu_mul', n: 50 }, { kind: 'rope', heads: 3, hd: 8 }, { kind: 'residual', n: 21 }]),
 ];
 
-/** Chunked weights (one dispatch per row slice of 128, the last one short). */
-const CHUNKED: MmCase[] = [
+/**
+ * Sliced weights (row slices bound separately, the last one short): one kernel binds every
+ * slice; or, as when the storage-buffer limit is low, the slices split over several kernels.
+ * head_dim 96 slices at multiples of 96 (not of 128): RoPE pairs and KV halves stay in a slice.
+ */
+const SLICED: MmCase[] = [
   mmCase(132, [{ kind: 'store', n: 300 }], { eps: EPS, chunkRows: 128 }),
-  mmCase(132, [{ kind: 'silu_mul', n: 200 }], { chunkRows: 128 }),
+  mmCase(132, [{ kind: 'silu_mul', n: 200 }], { chunkRows: 64 }),
   mmCase(196, [{ kind: 'rope', heads: 6, hd: 32 }], { chunkRows: 128 }),
+  mmCase(132, [{ kind: 'kv', plane: 'k', kvHeads: 2, hd: 96 }], { eps: EPS, chunkRows: 96 }),
+  // q/k/v with every weight sliced: pieces of several segments, the kv binding shared
+  mmCase(132, [{ kind: 'rope', heads: 2, hd: 32 }, { kind: 'kv', plane: 'k', kvHeads: 1, hd: 32 }, { kind: 'kv', plane: 'v', kvHeads: 1, hd: 32 }],
+    { eps: EPS, chunkRows: 32 }),
+  mmCase(132, [{ kind: 'silu_mul', n: 200 }], { eps: EPS, chunkRows: 64, groups: 2 }),
 ];
 
-/** One kernel per epilogue kind (and q/k/v) for the batch-invariance check; all compiled above. */
-const INVARIANCE: MmCase[] = [SINGLE[1], SINGLE[2], SINGLE[5], SINGLE[7], SINGLE[8], SINGLE[11], MULTI[0]];
+/** One kernel per epilogue kind (and q/k/v, sliced and not) for the batch-invariance check; all compiled above. */
+const INVARIANCE: MmCase[] = [SINGLE[1], SINGLE[2], SINGLE[5], SINGLE[7], SINGLE[8], SINGLE[11], MULTI[0], SLICED[3], SLICED[5]];
 
 describe('matmul kernels (codegen/matmul.ts)', function () {
   let h: KernelHarness;
@@ -486,7 +507,7 @@ describe('matmul kernels (codegen/matmul.ts)', function () {
         if (cfg.subgroup === 1 && (!h.gpu.features.has('subgroups') || (h.device.adapterInfo.subgroupMinSize ?? 0) < cfg.split)) this.skip();
       });
 
-      for (const c of [...SINGLE, ...MULTI, ...CHUNKED]) {
+      for (const c of [...SINGLE, ...MULTI, ...SLICED]) {
         it(`${c.label}: rows 1, 3, 9, 17 match the reference`, async function () {
           await checkCase(h, c, cfg);
         });

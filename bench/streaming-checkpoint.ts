@@ -11,9 +11,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { f32ToBf16Bits, f32ToF16Bits } from '../../runtime/dtype-convert.js';
-import { groupIntoShards } from './checkpoint-writer.js';
-import { copyTinyTokenizer, llamaConfigWithDefaults, llamaTensorShapes, type RandomModelConfig } from './random-model.js';
+import { f32ToBf16Bits, f32ToF16Bits } from '../runtime/dtype-convert.js';
+import { copyTinyTokenizer, groupIntoShards, llamaConfigWithDefaults, llamaTensorShapes, type LlamaConfigJson } from './llama-checkpoint.js';
 
 const ITEM_SIZE = { F32: 4, F16: 2, BF16: 2 } as const;
 /** Elements generated, converted and written at a time. */
@@ -128,7 +127,7 @@ export interface StreamedModelOptions {
 
 export interface StreamedModel {
   dir: string;
-  config: RandomModelConfig;
+  config: LlamaConfigJson;
   /** Weight files written (model.safetensors, or the shards). */
   weightFiles: string[];
   /** Bytes of tensor data over all files. */
@@ -136,7 +135,7 @@ export interface StreamedModel {
 }
 
 /** The tensors of a random Llama checkpoint, each with a generator (nothing is computed yet). */
-export function randomLlamaTensors(config: RandomModelConfig, opts: StreamedModelOptions): StreamTensor[] {
+export function randomLlamaTensors(config: LlamaConfigJson, opts: StreamedModelOptions): StreamTensor[] {
   const d = config.hidden_size;
   const logitStd = opts.logitStd ?? 3;
   const sqrt3 = Math.sqrt(3); // uniform on [-a, a] has std a/sqrt(3)
@@ -156,7 +155,7 @@ export function randomLlamaTensors(config: RandomModelConfig, opts: StreamedMode
 }
 
 /** Writes config.json, the tiny-code tokenizer and random weights into dir (created if needed). */
-export function writeStreamedRandomModel(dir: string, config: RandomModelConfig, opts: StreamedModelOptions): StreamedModel {
+export function writeStreamedRandomModel(dir: string, config: LlamaConfigJson, opts: StreamedModelOptions): StreamedModel {
   const full = llamaConfigWithDefaults(config, opts.dtype, 4096);
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(full, null, 2));
