@@ -34,6 +34,23 @@ export function adapterKey(gpu: Pick<GpuContext, 'adapterInfo'>): string {
   return [i.vendor, i.architecture, i.device, i.description].map((s) => s || '-').join('|');
 }
 
+/** A configuration as a string that does not depend on key order. */
+export function configId(config: Record<string, number>): string {
+  return JSON.stringify(Object.keys(config).sort().map((k) => [k, config[k]]));
+}
+
+/** What a measurement is of: records with the same id (on one adapter) need not be measured again. */
+export function recordId(key: string, config: Record<string, number>, rows: number[]): string {
+  return `${key}\n${configId(config)}\n${rows.join(',')}`;
+}
+
+/** Records of one adapter in one database, by recordId (the later wins): what a rerun resumes from. */
+export function recordedFor(adapter: string, file: string): Map<string, TuningRecord> {
+  const out = new Map<string, TuningRecord>();
+  for (const r of readRecords(file)) if (r.adapter === adapter && Array.isArray(r.rows)) out.set(recordId(r.key, r.config, r.rows), r);
+  return out;
+}
+
 function readRecords(file: string): TuningRecord[] {
   if (!fs.existsSync(file)) return [];
   const out: TuningRecord[] = [];
@@ -56,9 +73,29 @@ export function allRecords(): TuningRecord[] {
   return [...readRecords(userDbPath()), ...shipped];
 }
 
+function endsMidLine(file: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(file, 'r');
+    const size = fs.fstatSync(fd).size;
+    if (!size) return false;
+    const last = Buffer.alloc(1);
+    fs.readSync(fd, last, 0, 1, size - 1);
+    return last[0] !== 0x0a;
+  } catch {
+    return false; // no file yet
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+/** Appends records, one JSON line each, in one write: a run killed between writes keeps whole lines. */
 export function appendRecords(records: TuningRecord[], file = userDbPath()): void {
+  if (!records.length) return;
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.appendFileSync(file, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  // a line torn by a kill mid-write stays alone on its line (readers skip it) rather than spoiling this one
+  const lead = endsMidLine(file) ? '\n' : '';
+  fs.appendFileSync(file, lead + records.map((r) => JSON.stringify(r)).join('\n') + '\n');
 }
 
 /** The driver family of an adapter key ("mesa|llvmpipe"): shipped records apply across its versions. */
