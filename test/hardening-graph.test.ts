@@ -127,7 +127,7 @@ describe('graph hardening: sizes are bounded before anything is sized from them'
 
   it('a weight row slice past a small binding limit is a user error at the weight (before: internal error)', () => {
     expectError(compile(structuredClone(tiny), { limits: { maxStorageBufferBindingSize: 4096 } }),
-      { message: /a row slice of weight 'embed' \(128 rows of 256 bytes\) exceeds the binding limit 4096/, pointer: '/weights/embed/shape/1' });
+      { message: /a row slice of weight 'embed' \(32 rows of 256 bytes\) exceeds the binding limit 4096/, pointer: '/weights/embed/shape/1' });
   });
 
   it('a prefill chunk of 1e15 is refused at /defaults/prefillChunk (before: compiled)', () => {
