@@ -24,6 +24,13 @@ export function nonNegativeNumber(value: string): number {
   return n;
 }
 
+/** A sampling seed: the library's range, 0..2^32-1 (runtime/sampling.ts seeds a 32-bit state). */
+export function seed32(value: string): number {
+  const n = Number(value);
+  if (!INT.test(value.trim()) || !(n <= 0xffffffff)) throw new InvalidArgumentError('It must be an integer in 0..4294967295.');
+  return n;
+}
+
 /** Top-p: a probability mass in (0, 1]. */
 export function probability(value: string): number {
   const n = Number(value);

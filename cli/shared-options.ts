@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { LscError } from '../compiler/errors.js';
-import { nonNegativeInt, nonNegativeNumber, positiveInt, probability } from './options.js';
+import { nonNegativeInt, nonNegativeNumber, positiveInt, probability, seed32 } from './options.js';
 
 /**
  * Option definitions shared by the commands that take them (parser, help and default written
@@ -63,7 +63,7 @@ export function addSamplingOptions(cmd: Command, seedDoc = 'random seed for samp
     .option('--temperature <t>', 'sampling temperature; 0 is greedy', nonNegativeNumber, 0)
     .option('--top-p <p>', 'nucleus sampling mass in (0, 1]', probability)
     .option('--top-k <k>', 'sample from the k most likely tokens (0: all)', nonNegativeInt)
-    .option('--seed <s>', seedDoc, nonNegativeInt, 0);
+    .option('--seed <s>', seedDoc, seed32, 0);
 }
 
 interface Applicable {

@@ -84,6 +84,7 @@ describe('CLI convention (issue 13)', function () {
       [['inspect', GRAPH, '--json', '--format', 'dot'], /--json and --format dot ask for two formats/, 'inspect --json --format dot'],
       [['generate', TINY, '--model', GRAPH, '--prompt', 'x'], /the model is given twice/, 'model as argument and --model'],
       [['compile'], /no graph given.*as the argument or as --model/, 'compile without a graph'],
+      [[...g, '--temperature', '1', '--seed', '4294967296'], /--seed.*'4294967296' is invalid\. It must be an integer in 0\.\.4294967295/, '--seed past 32 bits, before the model loads'],
     ];
     for (const [args, re, what] of cases) assertUserError(await runInProcess(args), re, what);
     // the rule is stated in --help
