@@ -146,6 +146,8 @@ describe('Llama-2-7B geometry (2 layers, vocab 32000, F16) on the GPU runtime', 
   let refGreedy: { tokens: number[]; gaps: number[] };
   let autoregressive: number[] | undefined;
   const mem = new MemorySampler();
+  /** The process's lifetime peak before this file's work: earlier tests (fuzz workers, a browser client) may have set it. */
+  let maxRssBefore = 0;
   const times: Record<string, number> = {};
   const timed = async <T>(what: string, f: () => T | Promise<T>): Promise<T> => {
     const t0 = performance.now();
@@ -156,6 +158,7 @@ describe('Llama-2-7B geometry (2 layers, vocab 32000, F16) on the GPU runtime', 
   };
 
   before(async function () {
+    maxRssBefore = process.resourceUsage().maxRSS * 1024;
     mem.start();
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lsc-7b-'));
     m = await timed('write checkpoint', () => writeStreamedRandomModel(path.join(tmp, 'llama-7b-2l'), SEVEN_B, { dtype: 'F16', seed: SEED }));
@@ -271,9 +274,13 @@ describe('Llama-2-7B geometry (2 layers, vocab 32000, F16) on the GPU runtime', 
   }
 
   it('memory stays bounded: peak RSS ≤ GPU weights (host memory on lavapipe) + 1 GiB', () => {
+    // maxRSS is the process's lifetime peak: it is this file's peak when its work raised it,
+    // else that peak lies below an earlier test's and the 50 ms samples are the measure
     const maxRss = process.resourceUsage().maxRSS * 1024;
+    const peak = maxRss > maxRssBefore ? maxRss : mem.peakRss;
     const w = weightBytes(model.plan);
-    assert.ok(maxRss <= w + 2 ** 30, `peak RSS ${(maxRss / MiB).toFixed(0)} MiB with ${(w / MiB).toFixed(0)} MiB of weights`);
+    assert.ok(peak <= w + 2 ** 30, `peak RSS ${(peak / MiB).toFixed(0)} MiB with ${(w / MiB).toFixed(0)} MiB of weights `
+      + `(process peak ${(maxRss / MiB).toFixed(0)} MiB, ${(maxRssBefore / MiB).toFixed(0)} MiB before this file)`);
   });
 
   describe('uploadWeights: fail early, bounded staging', () => {
