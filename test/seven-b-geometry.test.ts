@@ -146,8 +146,13 @@ describe('Llama-2-7B geometry (2 layers, vocab 32000, F16) on the GPU runtime', 
   let refGreedy: { tokens: number[]; gaps: number[] };
   let autoregressive: number[] | undefined;
   const mem = new MemorySampler();
-  /** The process's lifetime peak before this file's work: earlier tests (fuzz workers, a browser client) may have set it. */
+  /**
+   * The process's lifetime peak and resident memory before this file's work: in the full suite
+   * earlier tests leave ~1 GiB resident (models loaded on lavapipe keep host memory), so the bound
+   * is on what this file adds.
+   */
   let maxRssBefore = 0;
+  let rssBefore = 0;
   const times: Record<string, number> = {};
   const timed = async <T>(what: string, f: () => T | Promise<T>): Promise<T> => {
     const t0 = performance.now();
@@ -159,6 +164,7 @@ describe('Llama-2-7B geometry (2 layers, vocab 32000, F16) on the GPU runtime', 
 
   before(async function () {
     maxRssBefore = process.resourceUsage().maxRSS * 1024;
+    rssBefore = process.memoryUsage().rss;
     mem.start();
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lsc-7b-'));
     m = await timed('write checkpoint', () => writeStreamedRandomModel(path.join(tmp, 'llama-7b-2l'), SEVEN_B, { dtype: 'F16', seed: SEED }));
@@ -273,14 +279,15 @@ describe('Llama-2-7B geometry (2 layers, vocab 32000, F16) on the GPU runtime', 
     });
   }
 
-  it('memory stays bounded: peak RSS ≤ GPU weights (host memory on lavapipe) + 1 GiB', () => {
+  it('memory stays bounded: peak RSS grows by at most the GPU weights (host memory on lavapipe) + 1 GiB', () => {
     // maxRSS is the process's lifetime peak: it is this file's peak when its work raised it,
     // else that peak lies below an earlier test's and the 50 ms samples are the measure
     const maxRss = process.resourceUsage().maxRSS * 1024;
     const peak = maxRss > maxRssBefore ? maxRss : mem.peakRss;
+    const grew = peak - rssBefore;
     const w = weightBytes(model.plan);
-    assert.ok(peak <= w + 2 ** 30, `peak RSS ${(peak / MiB).toFixed(0)} MiB with ${(w / MiB).toFixed(0)} MiB of weights `
-      + `(process peak ${(maxRss / MiB).toFixed(0)} MiB, ${(maxRssBefore / MiB).toFixed(0)} MiB before this file)`);
+    assert.ok(grew <= w + 2 ** 30, `peak RSS grew by ${(grew / MiB).toFixed(0)} MiB with ${(w / MiB).toFixed(0)} MiB of weights `
+      + `(peak ${(peak / MiB).toFixed(0)} MiB, ${(rssBefore / MiB).toFixed(0)} MiB resident before this file)`);
   });
 
   describe('uploadWeights: fail early, bounded staging', () => {
