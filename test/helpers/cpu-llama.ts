@@ -16,20 +16,13 @@
  */
 
 import { add, attendOne, rmsNorm, ropeInPlace, siluMul } from './llama-math.js';
+import type { LlamaShapeConfig } from '../../bench/llama-checkpoint.js';
 
-/** The config.json fields the reference reads (HF LlamaConfig names and defaults). */
-export interface LlamaRefConfig {
-  hidden_size: number;
-  intermediate_size: number;
-  num_hidden_layers: number;
-  num_attention_heads: number;
-  num_key_value_heads?: number;
-  head_dim?: number;
-  vocab_size: number;
+/** The config.json fields the reference reads (HF LlamaConfig names and defaults): the shape fields plus the RoPE and norm ones. */
+export interface LlamaRefConfig extends LlamaShapeConfig {
   rms_norm_eps?: number;
   rope_theta?: number;
   rope_scaling?: Record<string, unknown> | null;
-  tie_word_embeddings?: boolean;
 }
 
 /**
