@@ -1,5 +1,6 @@
 import type { Graph } from '../compiler/ir/graph.js';
 import type { Plan } from '../compiler/plan.js';
+import { entryOf, type EntryKind } from '../compiler/ir/stages.js';
 import { formatBytes, summaryJson } from '../compiler/summary.js';
 import { CostModel } from './inspect-cost.js';
 import { entriesTable, kernelPanels, PlanFigures } from './inspect-kernels.js';
@@ -65,11 +66,11 @@ function buffersTable(plan: Plan): string {
 function exitPicker(plan: Plan): string {
   const E0 = plan.exits.defaultExitLayer;
   const k = plan.exits.defaultNumSpeculations;
-  const count = (name: string): number => plan.entries.find((e) => e.name === name)?.stages.reduce((a, s) => a + s.dispatches.length, 0) ?? 0;
+  const count = (kind: EntryKind, exitLayer?: number): number => entryOf(plan, kind, exitLayer).stages.reduce((a, s) => a + s.dispatches.length, 0);
   const options = plan.exits.candidates.map((E) => `<option value="${E}"${E === E0 ? ' selected' : ''}>E = ${E}${E === E0 ? ' (default)' : ''}</option>`).join('');
   const notes = plan.exits.candidates.map((E) => {
-    const d = count(`draft@${E}`);
-    const v = count(`verify@${E}`);
+    const d = count('draft', E);
+    const v = count('verify', E);
     return `<span class="exit-note" data-exit="${E}">draft@${E}: ${d} dispatches per draft token; verify@${E}: ${v} dispatches per round; ` +
       `a round of k = ${k} drafts is ${k * d + v} dispatches (decode: ${count('decode')} per token).</span>`;
   }).join('');

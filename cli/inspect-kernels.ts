@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { compileDimExpr } from '../compiler/ir/dims.js';
+import { entryOf, findStage } from '../compiler/ir/stages.js';
 import type { Plan, PlanDispatch, PlanEntry, PlanKernel, PlanStage } from '../compiler/plan.js';
 import { formatBytes } from '../compiler/summary.js';
 import { CostModel, type CostTerms, type DispatchCost } from './inspect-cost.js';
@@ -53,8 +54,8 @@ export class PlanFigures {
   /** A kernel's first dispatch in decode, else draft/verify at the default exit, else anywhere. */
   firstUse(k: PlanKernel): { entry: PlanEntry; stage: PlanStage; dispatch: PlanDispatch } | undefined {
     const E = this.plan.exits.defaultExitLayer;
-    const order = ['decode', `draft@${E}`, `verify@${E}`, 'prefill'];
-    const entries = [...this.plan.entries].sort((a, b) => (order.indexOf(a.name) + 1 || 99) - (order.indexOf(b.name) + 1 || 99));
+    const order = [entryOf(this.plan, 'decode'), entryOf(this.plan, 'draft', E), entryOf(this.plan, 'verify', E), entryOf(this.plan, 'prefill')];
+    const entries = [...this.plan.entries].sort((a, b) => (order.indexOf(a) + 1 || 99) - (order.indexOf(b) + 1 || 99));
     for (const entry of entries) {
       for (const stage of entry.stages) {
         const dispatch = stage.dispatches.find((d) => d.kernel === k.id);
@@ -74,10 +75,12 @@ export function rowsText(st: PlanStage): string {
 }
 
 const ENTRY_WHAT: Record<PlanEntry['kind'], (e: PlanEntry, L: number) => string> = {
-  prefill: (_, L) => `the prompt, T tokens per chunk, through layers 0..${L - 1}; then the head on the chunk's last row`,
+  prefill: (e, L) => `the prompt, T tokens per chunk, through layers 0..${(e.exitLayer ?? L) - 1}; then the ${e.exitLayer ? 'shared ' : ''}head on the chunk's last row${e.exitLayer ? ' (early exit)' : ''}`,
   decode: (_, L) => `one token per step: layers 0..${L - 1} + head`,
   draft: (e) => `one draft token per step: layers 0..${e.exitLayer! - 1} + the shared head (the early exit)`,
-  verify: (e, L) => `checks the k drafts of a round: the newest draft through layers 0..${e.exitLayer! - 1}, then k+1 rows through layers ${e.exitLayer}..${L - 1} + head`,
+  verify: (e, L) => (findStage(e, 'newest')
+    ? `checks the k drafts of a round: the newest draft through layers 0..${e.exitLayer! - 1}, then k+1 rows through layers ${e.exitLayer}..${L - 1} + head`
+    : `checks the k drafts of a round: k+1 rows through layers 0..${L - 1} from the embedding + head`),
 };
 
 export function entriesTable(plan: Plan, fig: PlanFigures): string {
@@ -109,11 +112,11 @@ export function kernelPanels(plan: Plan, fig: PlanFigures, wgsl: Map<string, str
     const use = fig.firstUse(k);
     const R = use ? fig.rows(use.stage) : 0;
     const c = use ? fig.cost.cost(use.dispatch, R, fig.position) : undefined;
-    const counts = plan.entries.map((e) => [e.name, e.stages.reduce((a, s) => a + s.dispatches.filter((d) => d.kernel === k.id).length, 0)] as const)
+    const counts = plan.entries.map((e) => [e, e.stages.reduce((a, s) => a + s.dispatches.filter((d) => d.kernel === k.id).length, 0)] as const)
       .filter(([, n]) => n > 0);
     const E = plan.exits.defaultExitLayer;
-    const shownCounts = counts.filter(([n]) => !n.includes('@') || n.endsWith(`@${E}`)).map(([n, x]) => `${n} ×${x}`).join(', ');
-    const inDecode = counts.find(([n]) => n === 'decode')?.[1] ?? 0;
+    const shownCounts = counts.filter(([e]) => e.exitLayer === undefined || e.exitLayer === E).map(([e, x]) => `${e.name} ×${x}`).join(', ');
+    const inDecode = counts.find(([e]) => e.kind === 'decode')?.[1] ?? 0;
     const grid = k.grid.map((g) => (typeof g === 'number' ? String(g) : `${g.perRow} per ${g.rowsPerGroup ? `${g.rowsPerGroup} rows` : 'row'}`)).join(' × ');
     const where = use ? `one dispatch in ${use.entry.name} / ${use.stage.name} (${use.dispatch.nodes.join(' ')}): R = ${R} row${R === 1 ? '' : 's'} at positions from p = ctx/2 = ${fig.position}` : 'not dispatched';
     const summary = `<summary class="heat" data-kernel="${esc(k.id)}"><code>${esc(k.id)}</code> <span class="family">${esc(k.family)}</span>` +

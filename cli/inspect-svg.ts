@@ -35,6 +35,7 @@ export function layerStrip(v: ViewModel, exits: number[], k: number): string {
     };
     rect(X(0), 26, X(E) - X(0), 24, '#cfe2f3', 'band-draft', `layers 0..${E - 1}: run by draft@${E}`);
     if (E < L) rect(X(E), 26, X(L) - X(E), 24, '#d9ead3', 'band-deep', `layers ${E}..${L - 1}: run only by verify@${E}`);
+    const fromEmbedding = v.verify.from === 'embedding';
     parts.push(`<line x1="${X(E)}" y1="14" x2="${X(E)}" y2="56" stroke="#e69138" stroke-width="3"><title>exit after layer ${E - 1} (E=${E})</title></line>`);
     parts.push(`<text x="${X(E)}" y="11" text-anchor="middle" class="exit-label">E=${E}</text>`);
     const label = (x: number, y: number, width: number, s: string): void => {
@@ -47,12 +48,19 @@ export function layerStrip(v: ViewModel, exits: number[], k: number): string {
     // inside a long span; right of a short one (the row is empty there)
     if (X(E) - X(0) >= draftText.length * 6 + 8) label(X(0), 62, X(E) - X(0), draftText);
     else parts.push(`<text x="${X(E) + 6}" y="74" class="span-text">${esc(draftText)}</text>`);
-    const newest = 'newest draft';
-    rect(X(0), 84, X(E) - X(0), 17, '#ead1dc', 'span-verify', `verify@${E}: the newest draft through layers 0..${E - 1}`);
-    label(X(0), 84, X(E) - X(0), newest);
-    const deepText = `layers ${E}..${L - 1} + head over k+1 = ${k + 1} rows`;
-    if (E < L) rect(X(E), 84, right + 8 + headW - X(E), 17, '#f4cccc', 'span-verify', `verify@${E}: ${deepText}`);
-    label(X(E), 84, right + 8 + headW - X(E), deepText);
+    if (fromEmbedding) {
+      // verify recomputes every layer from the embedding: no exit query cache
+      const allText = `layers 0..${L - 1} + head over k+1 = ${k + 1} rows, from the embedding`;
+      rect(X(0), 84, right + 8 + headW - X(0), 17, '#f4cccc', 'span-verify', `verify@${E}: ${allText}`);
+      label(X(0), 84, right + 8 + headW - X(0), allText);
+    } else {
+      const newest = 'newest draft';
+      rect(X(0), 84, X(E) - X(0), 17, '#ead1dc', 'span-verify', `verify@${E}: the newest draft through layers 0..${E - 1}`);
+      label(X(0), 84, X(E) - X(0), newest);
+      const deepText = `layers ${E}..${L - 1} + head over k+1 = ${k + 1} rows`;
+      if (E < L) rect(X(E), 84, right + 8 + headW - X(E), 17, '#f4cccc', 'span-verify', `verify@${E}: ${deepText}`);
+      label(X(E), 84, right + 8 + headW - X(E), deepText);
+    }
     out.push(`<g class="exit-view" data-exit="${E}">${parts.join('')}</g>`);
   }
   for (let l = 0; l < L; l++) {

@@ -30,7 +30,7 @@ export interface ViewModel {
   /** Kernels of decode's dispatches that compute the nodes shown, in order. */
   kernels: { id: string; family: string; nodes: string[] }[];
   exit: { candidates: number[]; head: string[]; defaultExitLayer: number };
-  verify: { layers: string; positions: string; head: string[]; defaultK: number };
+  verify: { layers: string; positions: string; from: Graph['verify']['from']; head: string[]; defaultK: number };
 }
 
 const CATEGORY: Record<string, Category> = {
@@ -48,7 +48,7 @@ export function viewModel(graph: Graph, plan: Plan, file?: string): ViewModel {
   const table = resolveDims(graph, file);
   const typed = inferShapes(graph, expandLayers(graph, table, file), table, file);
   const shape = (v?: TypedValue): string => (v ? `[${v.shape.join(', ')}] ${v.dtype}` : '');
-  const decode = plan.entries.find((e) => e.name === 'decode');
+  const decode = plan.entries.find((e) => e.kind === 'decode');
   const kernels: ViewModel['kernels'] = [];
   const kernelOf = new Map<string, number>();
   for (const d of decode?.stages.flatMap((s) => s.dispatches) ?? []) {
@@ -83,6 +83,6 @@ export function viewModel(graph: Graph, plan: Plan, file?: string): ViewModel {
     },
     kernels,
     exit: { candidates: graph.exit.candidates, head: graph.exit.head, defaultExitLayer: graph.defaults.exitLayer },
-    verify: { layers: graph.verify.layers.join(', '), positions: graph.verify.positions, head: graph.verify.head, defaultK: graph.defaults.numSpeculations },
+    verify: { layers: graph.verify.layers.join(', '), positions: graph.verify.positions, from: graph.verify.from, head: graph.verify.head, defaultK: graph.defaults.numSpeculations },
   };
 }

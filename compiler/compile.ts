@@ -88,7 +88,7 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
   // fuse every stage of every entry point
   const fused = entries.map((e) => ({ entry: e, stages: e.stages.map((s) => ({ stage: s, kernels: fuseStage(s.nodes, typed, file) })) }));
   const fusion: Record<string, number> = {};
-  const decodeKernels = fused.find((f) => f.entry.name === 'decode')!.stages.flatMap((s) => s.kernels);
+  const decodeKernels = fused.find((f) => f.entry.kind === 'decode' && f.entry.exitLayer === undefined)!.stages.flatMap((s) => s.kernels);
   for (const k of decodeKernels) {
     if (k.family === 'matmul') {
       if (k.norm) fusion['rms_norm → matmul prologue'] = (fusion['rms_norm → matmul prologue'] ?? 0) + 1;
@@ -139,7 +139,7 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
   const planEntries: PlanEntry[] = fused.map(({ entry, stages }) => ({
     name: entry.name, kind: entry.kind, exitLayer: entry.exitLayer, stepped: entry.stepped, kvLayers: entry.kvLayers,
     stages: stages.map(({ stage, kernels }) => ({
-      name: stage.name, range: stage.range,
+      name: stage.name, role: stage.role, range: stage.range,
       dispatches: kernels.flatMap((k) => scheduler.schedule(k, entry.kind === 'verify')),
     })),
   }));

@@ -3,6 +3,7 @@
  * from disk so the checks after it (compiler/plan-check.ts) never meet a missing array or a
  * string where a number belongs; whether the values are right is decided by recompiling.
  */
+import { ENTRY_KINDS, STAGE_ROLES } from './ir/stages.js';
 const count = { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER };
 const positive = { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER };
 /** Rows and decode steps: the compiler sizes buffers by them; anything near this bound is a typo. */
@@ -42,14 +43,14 @@ const kernel = {
 const entry = {
   type: 'object', additionalProperties: false, required: ['name', 'kind', 'stepped', 'kvLayers', 'stages'],
   properties: {
-    name: str, kind: { enum: ['prefill', 'decode', 'draft', 'verify'] }, exitLayer: positive, stepped: { type: 'boolean' },
+    name: str, kind: { enum: [...ENTRY_KINDS] }, exitLayer: positive, stepped: { type: 'boolean' },
     kvLayers: { type: 'array', minItems: 2, maxItems: 2, items: count },
     stages: {
       type: 'array',
       items: {
-        type: 'object', additionalProperties: false, required: ['name', 'range', 'dispatches'],
+        type: 'object', additionalProperties: false, required: ['name', 'role', 'range', 'dispatches'],
         properties: {
-          name: str,
+          name: str, role: { enum: [...STAGE_ROLES] },
           range: { type: 'object', additionalProperties: false, required: ['rowStart', 'rowCount', 'posBase'], properties: { rowStart: str, rowCount: str, posBase: str } },
           dispatches: { type: 'array', items: dispatch },
         },

@@ -1,6 +1,7 @@
 import type { GraphDtypes, RopeConfig } from './ir/graph.js';
 import type { KernelSource } from '../codegen/kernel.js';
 import type { RowRange } from './passes/entry-points.js';
+import type { EntryKind, StageRole } from './ir/stages.js';
 
 /**
  * The compiled plan: plain data, written as plan.json next to kernels/*.wgsl. The runtime needs
@@ -56,14 +57,17 @@ export interface PlanDispatch {
 }
 
 export interface PlanStage {
+  /** For people; the runtime finds stages by role (compiler/ir/stages.ts). */
   name: string;
+  role: StageRole;
   range: RowRange;
   dispatches: PlanDispatch[];
 }
 
 export interface PlanEntry {
+  /** For people; the runtime finds entries by kind and exit layer (compiler/ir/stages.ts). */
   name: string;
-  kind: 'prefill' | 'decode' | 'draft' | 'verify';
+  kind: EntryKind;
   exitLayer?: number;
   stepped: boolean;
   kvLayers: [number, number];

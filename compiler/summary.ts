@@ -1,6 +1,7 @@
 import { acceptStateBytes } from '../codegen/accept.js';
 import type { Plan, PlanEntry } from './plan.js';
 import { plural } from './plural.js';
+import { findStage, type EntryKind } from './ir/stages.js';
 
 /**
  * What `lsc compile` prints: kernels, dispatches per entry point, memory, fusion, and what
@@ -35,6 +36,8 @@ export interface PlanSummary {
     extraAllocatedBytes: number;
     /** The runtime's state for greedy rounds chained on the GPU (codegen/accept.ts), made on first use. */
     acceptStateBytes: number;
+    /** What verify@E starts from at the default exit: the exit query cache, or the embedding (every layer recomputed). */
+    verifyFrom: 'exit_query_cache' | 'embedding';
     exitQueryCache: { bytes: number; buffer: string };
     verifyLogits: { bytes: number; buffer: string };
   };
@@ -67,7 +70,8 @@ export function summaryJson(plan: Plan): PlanSummary {
   const size = new Map(plan.buffers.map((b) => [b.id, b.bytes]));
   const E = plan.exits.defaultExitLayer;
   const K = plan.exits.defaultNumSpeculations;
-  const count = (name: string): number => entries.find((e) => e.name === name)?.dispatches ?? 0;
+  const count = (kind: EntryKind): number => entries.find((e) => e.kind === kind && e.exitLayer === E)?.dispatches ?? 0;
+  const verify = plan.entries.find((e) => e.kind === 'verify' && e.exitLayer === E);
   const rows = plan.rows.kMax + 1;
 
   return {
@@ -82,7 +86,9 @@ export function summaryJson(plan: Plan): PlanSummary {
       defaultExitLayer: E,
       defaultNumSpeculations: K,
       kMax: plan.rows.kMax,
-      roundDispatches: K * count(`draft@${E}`) + count(`verify@${E}`),
+      roundDispatches: K * count('draft') + count('verify'),
+      // verify reuses the exit query cache when it has a stage for the newest draft alone
+      verifyFrom: verify && !findStage(verify, 'newest') ? 'embedding' : 'exit_query_cache',
       sharesBuffersWithDecode: own.size === 0,
       ownBuffers: [...own],
       extraAllocatedBytes: sum([...own].map((b) => size.get(b) ?? 0)),
@@ -116,12 +122,12 @@ export function formatSummary(plan: Plan): string {
   for (const k of s.kernels) out.push(`  ${pad(k.id, idWidth)}  ${pad(k.family, 9)}  ${k.fused.join(', ')}`);
 
   out.push('', 'Dispatches per entry point');
-  const entry = (name: string) => s.entries.find((e) => e.name === name);
+  const entry = (kind: EntryKind, exitLayer?: number) => s.entries.find((e) => e.kind === kind && e.exitLayer === exitLayer);
   const stages = (e: PlanSummary['entries'][number]) => Object.entries(e.stages).map(([n, c]) => `${n} ${c}`).join(', ');
   const pre = entry('prefill');
   const dec = entry('decode');
-  const draft = entry(`draft@${sp.defaultExitLayer}`);
-  const verify = entry(`verify@${sp.defaultExitLayer}`);
+  const draft = entry('draft', sp.defaultExitLayer);
+  const verify = entry('verify', sp.defaultExitLayer);
   if (pre) out.push(`  ${pad('prefill', 12)}${pad(String(pre.dispatches), 6)}per chunk of ≤${plan.rows.prefillChunk} tokens (${stages(pre)})`);
   if (dec) out.push(`  ${pad('decode', 12)}${pad(String(dec.dispatches), 6)}per token`);
   if (draft) out.push(`  ${pad(draft.name, 12)}${pad(String(draft.dispatches), 6)}per draft token (default exit E=${sp.defaultExitLayer})`);
@@ -131,7 +137,7 @@ export function formatSummary(plan: Plan): string {
       `${plural(sp.defaultNumSpeculations, 'draft')} + verify, up to ${plural(sp.defaultNumSpeculations + 1, 'token')}`);
   }
   const others = sp.exitCandidates.filter((e) => e !== sp.defaultExitLayer)
-    .map((e) => `E=${e} ${entry(`draft@${e}`)?.dispatches}/${entry(`verify@${e}`)?.dispatches}`);
+    .map((e) => `E=${e} ${entry('draft', e)?.dispatches}/${entry('verify', e)?.dispatches}`);
   if (others.length) out.push(`  ${pad('other exits', 12)}draft/verify: ${others.join(' · ')}`);
 
   out.push('', 'Memory');
@@ -153,7 +159,9 @@ export function formatSummary(plan: Plan): string {
   out.push(sp.sharesBuffersWithDecode
     ? '  draft@E and verify@E share the weight and KV-cache buffers with prefill and decode (no buffer of their own)'
     : `  draft/verify bind buffers decode does not: ${sp.ownBuffers.join(', ')} (${formatBytes(sp.extraAllocatedBytes)})`);
-  out.push(`  exit query cache  ${formatBytes(sp.exitQueryCache.bytes)} = (kMax+1)·d·4, rows 0..k of ${sp.exitQueryCache.buffer}`);
+  out.push(sp.verifyFrom === 'embedding'
+    ? '  verify recomputes every layer from the embedding over the k+1 positions (no exit query cache)'
+    : `  exit query cache  ${formatBytes(sp.exitQueryCache.bytes)} = (kMax+1)·d·4, rows 0..k of ${sp.exitQueryCache.buffer}`);
   out.push(`  verify logits     ${formatBytes(sp.verifyLogits.bytes)} = (kMax+1)·vocab·4, rows 0..k of ${sp.verifyLogits.buffer}`);
   out.push(`  acceptance state  ${formatBytes(sp.acceptStateBytes)}: greedy rounds chained on the GPU (runtime, on first use)`);
   out.push(`  memory beyond autoregressive decoding: ${formatBytes(sp.extraAllocatedBytes + sp.acceptStateBytes)}` +

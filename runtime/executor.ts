@@ -1,6 +1,7 @@
 import './gpu-globals.js';
 import { compileDimExpr } from '../compiler/ir/dims.js';
-import type { Plan, PlanEntry } from '../compiler/plan.js';
+import type { Plan, PlanEntry, PlanStage } from '../compiler/plan.js';
+import { entryOf, stageOf, type EntryKind, type StageRole } from '../compiler/ir/stages.js';
 import { gridSize, type GridDim } from '../codegen/kernel.js';
 import type { GpuContext } from './device.js';
 import { ropeTable } from './rope-table.js';
@@ -28,7 +29,6 @@ export class Executor {
   private readonly buffers = new Map<string, GPUBuffer>();
   /** Buffers the executor made outside the plan (uniforms, runtime state); destroyed with it. */
   private readonly owned: GPUBuffer[] = [];
-  private readonly entries: Map<string, PlanEntry>;
   /** Row ranges of a submission. */
   readonly ranges: RangeTable;
   private bindGroups!: BindGroups;
@@ -55,7 +55,6 @@ export class Executor {
   }
 
   private constructor(readonly gpu: GpuContext, readonly plan: Plan) {
-    this.entries = new Map(plan.entries.map((e) => [e.name, e]));
     this.ranges = new RangeTable(gpu.device, plan.rows.rangeSlots);
     this.allocatedBytes += this.ranges.bytes;
     this.profiler = new GpuProfiler(gpu.device, gpu.features);
@@ -102,10 +101,14 @@ export class Executor {
     return b;
   }
 
-  entry(name: string): PlanEntry {
-    const e = this.entries.get(name);
-    if (!e) throw new Error(`internal: the plan has no entry point ${name}`);
-    return e;
+  /** The entry point of `kind` for exit layer E (undefined: the full model). */
+  entry(kind: EntryKind, exitLayer?: number): PlanEntry {
+    return entryOf(this.plan, kind, exitLayer);
+  }
+
+  /** The stage of `role` of that entry point. */
+  stage(kind: EntryKind, exitLayer: number | undefined, role: StageRole): PlanStage {
+    return stageOf(this.plan, kind, exitLayer, role);
   }
 
   /** @internal The bind groups of the plan's dispatches (the tuner times kernels with them). */
@@ -119,31 +122,27 @@ export class Executor {
   }
 
   /** Range expressions of every stage, parsed once. */
-  private readonly rangeFns = new Map<PlanEntry['stages'][number], ((look: (n: string) => number) => number)[]>();
+  private readonly rangeFns = new Map<PlanStage, ((look: (n: string) => number) => number)[]>();
 
   /** @internal Encodes every stage of an entry point, ranges from the plan's expressions. */
-  encodeEntry(pass: GPUComputePassEncoder, name: string, sym: RangeSymbols, slot: () => number): void {
-    const e = this.entry(name);
+  encodeEntry(pass: GPUComputePassEncoder, e: PlanEntry, sym: RangeSymbols, slot: () => number): void {
     const look = (n: string): number => {
       const v = sym[n as keyof RangeSymbols];
-      if (v === undefined) throw new Error(`internal: ${name} needs symbol ${n}`);
+      if (v === undefined) throw new Error(`internal: ${e.name} needs symbol ${n}`);
       return v;
     };
     for (const st of e.stages) {
       let fns = this.rangeFns.get(st);
       if (!fns) this.rangeFns.set(st, (fns = [st.range.rowStart, st.range.rowCount, st.range.posBase].map(compileDimExpr)));
-      this.encodeStage(pass, name, st, { rowStart: fns[0](look), rowCount: fns[1](look), posBase: fns[2](look) }, slot);
+      this.encodeStage(pass, st, { rowStart: fns[0](look), rowCount: fns[1](look), posBase: fns[2](look) }, slot);
     }
   }
 
   /** @internal Encodes one stage over explicit rows (prefill chunks, scoring). */
-  encodeStage(pass: GPUComputePassEncoder, name: string, stage: PlanEntry['stages'][number] | string,
-    r: StageRange, slot: () => number): void {
-    const st = typeof stage === 'string' ? this.entry(name).stages.find((x) => x.name === stage) : stage;
-    if (!st) throw new Error(`internal: ${name} has no stage ${String(stage)}`);
+  encodeStage(pass: GPUComputePassEncoder, st: PlanStage, r: StageRange, slot: () => number): void {
     if (r.rowCount <= 0) return;
     if (r.rowStart + r.rowCount > this.plan.rows.max || r.posBase + r.rowStart + r.rowCount > this.plan.dims.ctx) {
-      throw new Error(`internal: ${name}/${st.name} rows ${r.rowStart}+${r.rowCount} at ${r.posBase} out of bounds`);
+      throw new Error(`internal: stage ${st.name} (${st.role}) rows ${r.rowStart}+${r.rowCount} at ${r.posBase} out of bounds`);
     }
     const s = slot();
     this.ranges.set(s, r);

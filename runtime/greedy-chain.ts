@@ -28,7 +28,7 @@ export class GreedyChain {
 
   /** Range slots one round of exit E with k drafts takes. */
   slotsPerRound(E: number, k: number): number {
-    return this.ex.entry(`draft@${E}`).stages.length * k + this.ex.entry(`verify@${E}`).stages.length;
+    return this.ex.entry('draft', E).stages.length * k + this.ex.entry('verify', E).stages.length;
   }
 
   /** Most rounds one submission can hold. */
@@ -40,10 +40,10 @@ export class GreedyChain {
 
   private async ensurePipeline(E: number): Promise<GPUComputePipeline> {
     // the acceptance kernel rewrites posBase only: every stage of a round must sit at p
-    for (const name of this.checkedExits.has(E) ? [] : [`draft@${E}`, `verify@${E}`]) {
-      for (const st of this.ex.entry(name).stages) {
+    for (const e of this.checkedExits.has(E) ? [] : [this.ex.entry('draft', E), this.ex.entry('verify', E)]) {
+      for (const st of e.stages) {
         const f = compileDimExpr(st.range.posBase);
-        if (f(() => 0) !== 0 || f(() => 1000) !== 1000) throw new Error(`internal: ${name}/${st.name} posBase ${st.range.posBase} is not p`);
+        if (f(() => 0) !== 0 || f(() => 1000) !== 1000) throw new Error(`internal: ${e.name}/${st.name} posBase ${st.range.posBase} is not p`);
       }
     }
     this.checkedExits.add(E);
@@ -85,15 +85,17 @@ export class GreedyChain {
     const perRound = this.slotsPerRound(E, k);
     ex.writeTokens(0, [cur]);
     ex.device.queue.writeBuffer(this.state, 0, new Uint32Array([p, 0]));
+    const draft = ex.entry('draft', E);
+    const verify = ex.entry('verify', E);
     const sub = ex.begin();
     for (let j = 0; j < R; j++) {
       // CPU-side ranges are placeholders at the furthest position this round can reach
       const far = p + j * (k + 1);
       const first = sub.slotsUsed;
       if (profile) sub.section('draft');
-      for (let i = 0; i < k; i++) sub.run(`draft@${E}`, { p: far, i });
+      for (let i = 0; i < k; i++) sub.run(draft, { p: far, i });
       if (profile) sub.section('verify');
-      sub.run(`verify@${E}`, { p: far, k });
+      sub.run(verify, { p: far, k });
       if (sub.slotsUsed !== first + perRound) throw new Error('internal: a round took an unexpected number of range slots');
       const next = j + 1 < R ? perRound : 0;
       sub.dispatch(pipeline, this.bindGroup(pipeline, [k, ex.plan.tokenSlots.verifyBase, first + perRound, next, j, 0, 0, 0]));

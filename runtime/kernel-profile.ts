@@ -1,4 +1,5 @@
 import type { LscModel } from './model.js';
+import type { PlanEntry } from '../compiler/plan.js';
 import type { RangeSymbols } from './executor.js';
 import { timeDispatches } from './kernel-timer.js';
 
@@ -25,10 +26,10 @@ export async function profileKernels(model: LscModel, exitLayer: number, k: numb
   const ex = model.executor;
   if (!ex.profiler.enabled) return undefined;
   const p = Math.floor(model.plan.dims.ctx / 2);
-  const runs: { entry: string; rows: number; sym: RangeSymbols }[] = [
-    { entry: 'decode', rows: 1, sym: { p, i: 0 } },
-    { entry: `draft@${exitLayer}`, rows: 1, sym: { p, i: 0 } },
-    { entry: `verify@${exitLayer}`, rows: k + 1, sym: { p, k } },
+  const runs: { entry: PlanEntry; rows: number; sym: RangeSymbols }[] = [
+    { entry: ex.entry('decode'), rows: 1, sym: { p, i: 0 } },
+    { entry: ex.entry('draft', exitLayer), rows: 1, sym: { p, i: 0 } },
+    { entry: ex.entry('verify', exitLayer), rows: k + 1, sym: { p, k } },
   ];
   const entries: KernelProfile['entries'] = [];
   for (const r of runs) {
@@ -39,7 +40,7 @@ export async function profileKernels(model: LscModel, exitLayer: number, k: numb
       if (i === 0) { order = t.map((x) => ({ kernel: x.dispatch.kernel, nodes: x.dispatch.nodes })); continue; } // warm-up
       t.forEach((x, j) => (times[j] ??= []).push(x.ms));
     }
-    entries.push({ entry: r.entry, rows: r.rows, dispatches: order.map((o, j) => ({ ...o, ms: median(times[j]) })) });
+    entries.push({ entry: r.entry.name, rows: r.rows, dispatches: order.map((o, j) => ({ ...o, ms: median(times[j]) })) });
   }
   return { plan: { graph: model.plan.graph.name, hash: model.plan.graph.hash }, position: p, entries };
 }

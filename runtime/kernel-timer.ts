@@ -1,5 +1,5 @@
 import './gpu-globals.js';
-import type { PlanDispatch } from '../compiler/plan.js';
+import type { PlanDispatch, PlanEntry } from '../compiler/plan.js';
 import { compileDimExpr } from '../compiler/ir/dims.js';
 import { gridSize, type GridDim, type KernelSource } from '../codegen/kernel.js';
 import { bindGroupLayout } from './bind-layout.js';
@@ -52,16 +52,16 @@ export async function timeKernel(ex: Executor, src: KernelSource, disp: PlanDisp
  * timestamped compute pass and returns its dispatches with their GPU milliseconds (needs
  * timestamp-query: see executor.profiler.enabled).
  */
-export async function timeDispatches(ex: Executor, name: string, sym: RangeSymbols): Promise<{ dispatch: PlanDispatch; ms: number }[]> {
+export async function timeDispatches(ex: Executor, entry: PlanEntry, sym: RangeSymbols): Promise<{ dispatch: PlanDispatch; ms: number }[]> {
   const d = ex.device;
   const look = (n: string): number => sym[n as keyof RangeSymbols] ?? NaN;
   const runs: { dispatch: PlanDispatch; slot: number; rows: number }[] = [];
-  ex.entry(name).stages.forEach((st, slot) => {
+  entry.stages.forEach((st, slot) => {
     const [rowStart, rowCount, posBase] = [st.range.rowStart, st.range.rowCount, st.range.posBase].map((x) => compileDimExpr(x)(look));
     ex.ranges.set(slot, { rowStart, rowCount, posBase });
     if (rowCount > 0) for (const dispatch of st.dispatches) runs.push({ dispatch, slot, rows: rowCount });
   });
-  ex.ranges.flush(ex.entry(name).stages.length);
+  ex.ranges.flush(entry.stages.length);
   const set = d.createQuerySet({ type: 'timestamp', count: 2 * runs.length });
   const resolve = d.createBuffer({ size: 16 * runs.length, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
   const staging = d.createBuffer({ size: 16 * runs.length, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });

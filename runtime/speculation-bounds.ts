@@ -1,4 +1,5 @@
-import type { Plan, PlanStage } from '../compiler/plan.js';
+import type { Plan, PlanEntry, PlanStage } from '../compiler/plan.js';
+import { entryOf } from '../compiler/ir/stages.js';
 import { compileDimExpr } from '../compiler/ir/dims.js';
 
 /**
@@ -37,24 +38,20 @@ function stageWeightBytes(st: PlanStage, family: Map<string, string>, weightByte
 }
 
 export function speculationBounds(plan: Plan, E: number, k: number, tokensPerRound: number): SpeculationBounds {
-  const entry = (name: string) => {
-    const e = plan.entries.find((x) => x.name === name);
-    if (!e) throw new Error(`internal: the plan has no entry point ${name}`);
-    return e;
-  };
   const family = new Map(plan.kernels.map((k) => [k.id, k.family]));
   const weightBytes = new Map(plan.buffers.filter((b) => b.kind === 'weight').map((b) => [b.id, b.bytes]));
   const bytes = (st: PlanStage): number => stageWeightBytes(st, family, weightBytes);
-  const sum = (name: string) => entry(name).stages.reduce((s, st) => s + bytes(st), 0);
-  const decode = sum('decode');
-  const draft = sum(`draft@${E}`);
-  const verify = sum(`verify@${E}`);
-  // verify's stages run 1 (newest) or k+1 (deep, head) rows
+  const [decodeEntry, draftEntry, verifyEntry] = [entryOf(plan, 'decode'), entryOf(plan, 'draft', E), entryOf(plan, 'verify', E)];
+  const sum = (e: PlanEntry) => e.stages.reduce((s, st) => s + bytes(st), 0);
+  const decode = sum(decodeEntry);
+  const draft = sum(draftEntry);
+  const verify = sum(verifyEntry);
+  // verify's stages run 1 (newest) or k+1 (the others) rows
   const rows = (st: PlanStage): number => compileDimExpr(st.range.rowCount)((n) => (n === 'k' ? k : n === 'p' ? 0 : NaN));
-  const verifyRows = entry(`verify@${E}`).stages.reduce((s, st) => s + bytes(st) * rows(st), 0);
-  const dispatches = (name: string): number => entry(name).stages.reduce((s, st) => s + st.dispatches.length, 0);
+  const verifyRows = verifyEntry.stages.reduce((s, st) => s + bytes(st) * rows(st), 0);
+  const dispatches = (e: PlanEntry): number => e.stages.reduce((s, st) => s + st.dispatches.length, 0);
   return {
-    dispatchBound: (tokensPerRound * dispatches('decode')) / (k * dispatches(`draft@${E}`) + dispatches(`verify@${E}`) + 1),
+    dispatchBound: (tokensPerRound * dispatches(decodeEntry)) / (k * dispatches(draftEntry) + dispatches(verifyEntry) + 1),
     bandwidthBound: (tokensPerRound * decode) / (k * draft + verify),
     computeBound: (tokensPerRound * decode) / (k * draft + verifyRows),
   };

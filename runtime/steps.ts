@@ -1,4 +1,5 @@
 import type { Executor } from './executor.js';
+import type { PlanEntry } from '../compiler/plan.js';
 import { GreedyChain } from './greedy-chain.js';
 
 /**
@@ -38,32 +39,36 @@ export class Steps {
     return Array.from({ length: count }, (_, r) => new Float32Array(buf, r * this.rowBytes(), this.vocab));
   }
 
-  /** Entry names for an exit layer (undefined or L = the full model). */
-  private full(exitLayer?: number): boolean {
-    return exitLayer === undefined || exitLayer >= this.layers;
+  /** The exit layer an entry is compiled for: undefined (the full model) for none or L. */
+  private exit(exitLayer?: number): number | undefined {
+    return exitLayer === undefined || exitLayer >= this.layers ? undefined : exitLayer;
+  }
+
+  /** The step entry point: decode for the full model, draft@E for exit E. */
+  private stepEntry(exitLayer?: number): PlanEntry {
+    const E = this.exit(exitLayer);
+    return E === undefined ? this.ex.entry('decode') : this.ex.entry('draft', E);
   }
 
   /**
-   * Runs the prompt through all layers (or layers < E for early exit) in chunks and returns the
-   * greedy pick for the next position and, if asked, its logits.
+   * Runs the prompt through all layers (or layers < E for early exit: prefill@E) in chunks and
+   * returns the greedy pick for the next position and, if asked, its logits.
    */
   async prefill(ids: number[], opts: { exitLayer?: number; wantLogits?: boolean }): Promise<{ next: number; logits?: Float32Array }> {
     const chunk = this.ex.plan.rows.prefillChunk;
-    const full = this.full(opts.exitLayer);
-    const layersEntry = full ? 'prefill' : `verify@${opts.exitLayer}`;
-    const layersStage = full ? 'layers' : 'newest';
-    const headEntry = full ? 'prefill' : `verify@${opts.exitLayer}`;
+    const E = this.exit(opts.exitLayer);
+    const trunk = this.ex.stage('prefill', E, 'trunk');
+    const head = this.ex.stage('prefill', E, 'head');
     let result: ArrayBuffer[] = [];
     for (let c0 = 0; c0 < ids.length; c0 += chunk) {
       const T = Math.min(chunk, ids.length - c0);
       this.ex.writeTokens(0, ids.slice(c0, c0 + T));
       const sub = this.ex.begin();
-      sub.runStage(layersEntry, layersStage, { rowStart: 0, rowCount: T, posBase: c0 });
+      sub.runStage(trunk, { rowStart: 0, rowCount: T, posBase: c0 });
       if (c0 + T === ids.length) {
-        sub.runStage(headEntry, 'head', { rowStart: T - 1, rowCount: 1, posBase: c0 });
-        // the full head picks into slot rowStart+1; verify's head into the verify slots
-        const pickSlot = full ? T : this.ex.plan.tokenSlots.verifyBase + T - 1;
-        sub.read(this.tokens, pickSlot * 4, 4);
+        sub.runStage(head, { rowStart: T - 1, rowCount: 1, posBase: c0 });
+        // a step's head picks into slot rowStart+1
+        sub.read(this.tokens, T * 4, 4);
         if (opts.wantLogits) this.readLogitRows(sub, T - 1, 1);
       }
       result = await sub.submit();
@@ -76,10 +81,10 @@ export class Steps {
 
   /** n greedy steps from token `cur` at position p in one submission (full model, or exit E). */
   async greedySteps(cur: number, p: number, n: number, exitLayer?: number): Promise<number[]> {
-    const entry = this.full(exitLayer) ? 'decode' : `draft@${exitLayer}`;
+    const entry = this.stepEntry(exitLayer);
     this.ex.writeTokens(0, [cur]);
     const sub = this.ex.begin();
-    if (this.profile) sub.section(entry === 'decode' ? 'decode' : 'early-exit');
+    if (this.profile) sub.section(entry.kind === 'decode' ? 'decode' : 'early-exit');
     for (let i = 0; i < n; i++) sub.run(entry, { p, i });
     sub.read(this.tokens, 4, n * 4);
     const [buf] = await sub.submit();
@@ -88,7 +93,7 @@ export class Steps {
 
   /** One step's logits for token `cur` at position p + i (row i), full model or exit E. */
   async stepLogits(cur: number, p: number, i: number, exitLayer?: number): Promise<Float32Array> {
-    const entry = this.full(exitLayer) ? 'decode' : `draft@${exitLayer}`;
+    const entry = this.stepEntry(exitLayer);
     this.ex.writeTokens(i, [cur]);
     const sub = this.ex.begin();
     sub.run(entry, { p, i });
@@ -116,7 +121,7 @@ export class Steps {
     const k = tokens.length - 1;
     this.ex.writeTokens(0, tokens);
     const sub = this.ex.begin();
-    sub.run(`verify@${E}`, { p, k });
+    sub.run(this.ex.entry('verify', E), { p, k });
     this.readLogitRows(sub, 0, k + 1);
     const [buf] = await sub.submit();
     return this.splitRows(buf, k + 1);
@@ -125,18 +130,19 @@ export class Steps {
   /** Logits of every position of `ids` (or the last), from the full model or through exit E. */
   async scoreAll(ids: number[], exitLayer: number | undefined, allPositions: boolean): Promise<Float32Array[]> {
     const chunk = this.ex.plan.rows.prefillChunk;
-    const full = this.full(exitLayer);
-    const entry = full ? 'prefill' : `verify@${exitLayer}`;
+    const E = this.exit(exitLayer);
+    const trunk = this.ex.stage('prefill', E, 'trunk');
+    const head = this.ex.stage('prefill', E, 'head');
     const out: Float32Array[] = [];
     for (let c0 = 0; c0 < ids.length; c0 += chunk) {
       const T = Math.min(chunk, ids.length - c0);
       const lastChunk = c0 + T === ids.length;
       this.ex.writeTokens(0, ids.slice(c0, c0 + T));
       const sub = this.ex.begin();
-      sub.runStage(entry, full ? 'layers' : 'newest', { rowStart: 0, rowCount: T, posBase: c0 });
+      sub.runStage(trunk, { rowStart: 0, rowCount: T, posBase: c0 });
       if (allPositions || lastChunk) {
         const [r0, n] = allPositions ? [0, T] : [T - 1, 1];
-        sub.runStage(entry, 'head', { rowStart: r0, rowCount: n, posBase: c0 });
+        sub.runStage(head, { rowStart: r0, rowCount: n, posBase: c0 });
         this.readLogitRows(sub, r0, n);
         out.push(...this.splitRows((await sub.submit())[0], n));
       } else {

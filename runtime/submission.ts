@@ -2,6 +2,7 @@ import './gpu-globals.js';
 import type { GpuWaiter } from './gpu-wait.js';
 import { MAX_SECTIONS, type GpuProfiler } from './gpu-profiler.js';
 import type { StageRange } from './range-table.js';
+import type { PlanEntry, PlanStage } from '../compiler/plan.js';
 
 /** Runtime symbols of a range expression (see compiler/passes/entry-points.ts). */
 export interface RangeSymbols {
@@ -19,12 +20,21 @@ export interface SubmissionHost {
   readonly profiler: GpuProfiler;
   readonly waiter: GpuWaiter;
   readonly timing: { submissions: number; encodeMs: number; waitMs: number };
-  encodeEntry(pass: GPUComputePassEncoder, name: string, sym: RangeSymbols, slot: () => number): void;
-  encodeStage(pass: GPUComputePassEncoder, name: string, stage: string, r: StageRange, slot: () => number): void;
+  encodeEntry(pass: GPUComputePassEncoder, entry: PlanEntry, sym: RangeSymbols, slot: () => number): void;
+  encodeStage(pass: GPUComputePassEncoder, stage: PlanStage, r: StageRange, slot: () => number): void;
   flushRanges(slots: number): void;
   buffer(id: string): GPUBuffer;
   stagingBuffer(bytes: number): GPUBuffer;
 }
+
+/** A short key per plan stage, for submission signatures (stage names repeat across entries). */
+const stageKeys = new WeakMap<PlanStage, string>();
+let stagesKeyed = 0;
+const stageKey = (st: PlanStage): string => {
+  let k = stageKeys.get(st);
+  if (!k) stageKeys.set(st, (k = `${st.role}#${stagesKeyed++}`));
+  return k;
+};
 
 interface ReadRequest {
   src: GPUBuffer;
@@ -92,16 +102,16 @@ export class Submission {
   }
 
   /** Encodes an entry point with its ranges evaluated at `sym`. */
-  run(entry: string, sym: RangeSymbols): this {
+  run(entry: PlanEntry, sym: RangeSymbols): this {
     this.ex.encodeEntry(this.open(), entry, sym, this.nextSlot);
-    this.signature += `${entry}:${sym.k ?? ''}:${sym.T ?? ''};`;
+    this.signature += `${entry.name}:${sym.k ?? ''}:${sym.T ?? ''};`;
     return this;
   }
 
   /** Encodes one stage of an entry point over explicit rows. */
-  runStage(entry: string, stage: string, range: StageRange): this {
-    this.ex.encodeStage(this.open(), entry, stage, range, this.nextSlot);
-    this.signature += `${entry}/${stage}:${range.rowCount};`;
+  runStage(stage: PlanStage, range: StageRange): this {
+    this.ex.encodeStage(this.open(), stage, range, this.nextSlot);
+    this.signature += `${stageKey(stage)}:${range.rowCount};`;
     return this;
   }
 

@@ -279,11 +279,23 @@ describe('graph hardening: values that compiled into a plan computing something 
       { message: /exit candidate 1: a model of 1 layer has no layer to exit after/, pointer: '/exit/candidates/0' });
   });
 
-  it('a verify span other than ["E", layers] over "k+1" positions is refused (before: ignored)', () => {
+  it('a verify span the runtime cannot run is refused, saying why (before: ignored)', () => {
     expectError(compile(mutated((g) => { g.verify.layers = ['E', 4]; })),
       { message: /verify_subgraph layers must end at the last layer \(8\), got 4/, pointer: '/verify/layers/1' });
-    expectError(compile(mutated((g) => { g.verify.layers = ['layers', 0]; })),
-      { message: /verify_subgraph layers must start at the exit layer "E", got "layers"/, pointer: '/verify/layers/0' });
+    expectError(compile(mutated((g) => { g.verify.layers = ['layers', 'layers']; })),
+      { message: /verify_subgraph layers start "layers" is layer 8 for exit 1: layers 1\.\.7 would never run/, pointer: '/verify/layers/0' });
+    // E=1 starts at 1 = E, but E=2 would start inside the draft's layers, whose state is gone
+    expectError(compile(mutated((g) => { g.verify.layers = ['1', 'layers']; })),
+      { message: /layer 1 for exit 2: verify would need the trunk state after layer 0, which the draft's layers 1\.\.1 overwrite in place/, pointer: '/verify/layers/0' });
+    expectError(compile(mutated((g) => { g.verify.layers = ['E-1', 'layers']; })),
+      { message: /verify_subgraph layers start "E-1" is layer 1 for exit 2: verify would need the trunk state after layer 0/, pointer: '/verify/layers/0' });
+    expectError(compile(mutated((g) => { g.verify.layers = ['F', 'layers']; })),
+      { message: /verify_subgraph layers start "F": unknown dim 'F' \(the exit layer is "E"\)/, pointer: '/verify/layers/0' });
+    // from must say what layers says
+    expectError(compile(mutated((g) => { g.verify.layers = ['0', 'layers']; })),
+      { message: /verify_subgraph from is "exit_query_cache", but layers start at 0: verify starts from the embedding/, pointer: '/verify/from' });
+    expectError(compile(mutated((g) => { g.verify.from = 'embedding'; })),
+      { message: /verify_subgraph from is "embedding", but layers start at E/, pointer: '/verify/from' });
     expectError(compile(mutated((g) => { g.verify.positions = 'k'; })),
       { message: /verify_subgraph positions must be "k\+1"/, pointer: '/verify/positions' });
   });

@@ -69,7 +69,8 @@ function expectedStages(e: PlanEntry, s: Shape): Record<string, string[]> {
   const embed = repeat('embed', s.embedSlices);
   const head = ['head', 'argmax'];
   switch (e.kind) {
-    case 'prefill': return { layers: [...embed, ...layerDispatches(0, s.L)], head };
+    // prefill@E (early exit) runs layers < E, then the shared head
+    case 'prefill': return { layers: [...embed, ...layerDispatches(0, e.exitLayer ?? s.L)], head };
     case 'decode': return { step: [...embed, ...layerDispatches(0, s.L), ...head] };
     // the draft runs layers < E and leaves through the shared head
     case 'draft': return { step: [...embed, ...layerDispatches(0, e.exitLayer!), ...head] };
@@ -198,7 +199,8 @@ describe('kernel and dispatch counts (fusion regressions fail here)', () => {
           const want = Object.values(expectedStages(e, c.shape)).flat().length;
           assert.equal(dispatchCount(e), want, e.name);
         }
-        assert.equal(plan.entries.length, 2 + 2 * plan.exits.candidates.length);
+        // prefill and decode, then prefill@E, draft@E and verify@E per exit
+        assert.equal(plan.entries.length, 2 + 3 * plan.exits.candidates.length);
       });
 
       it('fusion rules fired once per layer (norms twice, plus the final norm)', () => {
@@ -256,7 +258,8 @@ describe('dispatches per decoder layer, every graph in graphs/', () => {
   /** Dispatches per decoder layer of every entry point: the dispatches computing layer nodes (L<i>.*) / layers run. */
   const perLayer = (plan: Plan): Map<string, number> => new Map(plan.entries.map((e) => {
     const layerDispatches = e.stages.flatMap((st) => st.dispatches).filter((d) => d.nodes.some((n) => /^L\d+\./.test(n)));
-    return [e.name, layerDispatches.length / (e.kind === 'draft' ? e.exitLayer! : plan.dims.layers)];
+    // layers an entry runs = layers whose KV it writes (draft@E and prefill@E: E)
+    return [e.name, layerDispatches.length / (e.kvLayers[1] - e.kvLayers[0])];
   }));
 
   it('covers all the graphs of graphs/', () => {

@@ -87,13 +87,19 @@ export interface ExitPointDecl {
   head: string[];
 }
 
-/** Verification: layers E..L-1 over the k+1 positions of a round, from the exit query cache. */
+/**
+ * Verification: layers [from, to) over the k+1 positions of a round, `from` an expression over the
+ * exit layer E. ["E", "layers"] from the exit query cache (the drafts' state after layer E-1), or
+ * ["0", "layers"] from the embedding (every layer recomputed); see passes/entry-points.ts.
+ */
 export interface VerifySubgraphDecl {
   op: 'verify_subgraph';
   trunk: string;
   layers: [DimExpr, DimExpr];
+  /** "k+1": the k drafts and the token before them. */
   positions: string;
-  from: 'exit_query_cache';
+  /** What verify starts from; must agree with `layers`. */
+  from: 'exit_query_cache' | 'embedding';
   head: string[];
 }
 

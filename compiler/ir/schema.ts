@@ -125,7 +125,7 @@ export const graphSchema = {
       properties: {
         op: { const: 'verify_subgraph' }, trunk: { type: 'string' },
         layers: { type: 'array', items: dimExpr, minItems: 2, maxItems: 2 },
-        positions: { type: 'string' }, from: { const: 'exit_query_cache' },
+        positions: { type: 'string' }, from: { enum: ['exit_query_cache', 'embedding'] },
         head: { type: 'array', minItems: 1, items: { type: 'string' } },
       },
     },

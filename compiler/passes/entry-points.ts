@@ -1,6 +1,7 @@
 import type { Graph } from '../ir/graph.js';
 import { LscError } from '../errors.js';
-import { dimValue, type DimTable } from '../ir/dims.js';
+import { compileDimExpr, dimValue, type DimTable } from '../ir/dims.js';
+import { entryName, type EntryKind, type StageRole } from '../ir/stages.js';
 import { BOUNDS } from '../ir/bounds.js';
 import type { FlatNode } from './expand-layers.js';
 import type { TypedGraph } from './infer-shapes.js';
@@ -20,12 +21,14 @@ export interface RowRange {
 }
 
 export interface Stage {
+  /** For people (plan.json, inspect); code goes by `role`. */
   name: string;
+  role: StageRole;
   range: RowRange;
   nodes: FlatNode[];
 }
 
-export type EntryKind = 'prefill' | 'decode' | 'draft' | 'verify';
+export type { EntryKind } from '../ir/stages.js';
 
 export interface EntryPoint {
   name: string;
@@ -49,26 +52,76 @@ function rebindHead(head: FlatNode[], from: string, to: string): FlatNode[] {
 const sameList = (a: string[], b: string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
 const squash = (e: string | number): string => String(e).replace(/\s+/g, '');
 
+/** Where verify starts, as the runtime can run it. */
+export type VerifyFrom = 'exit_query_cache' | 'embedding';
+
 /**
- * The exit point and verify subgraph as this compiler builds them: verify runs layers [E, L) over
- * the k+1 positions of a round, and both apply the head: the body nodes after the trunk. A graph
- * that says otherwise would compile into a plan that computes something else, so it is an error.
+ * The span the verify_subgraph declares, for every exit candidate: layers [from, to) with `from`
+ * an expression over the exit layer E. Two spans run correctly on the in-place trunk (one buffer
+ * holds every layer's state, row by row):
+ *   - from E ("exit_query_cache"): rows 0..k-1 of the trunk still hold the drafts' state after
+ *     layer E-1 (the exit query cache); only the newest draft goes through layers < E first;
+ *   - from 0 ("embedding"): all k+1 positions are recomputed from their tokens; the KV of layers
+ *     < E is written again with the values the drafts wrote (the kernels are batch-invariant).
+ * A start strictly between 0 and E would need the trunk state after that layer, which the draft's
+ * later layers have overwritten; a start above E would skip layers; an end before the last layer
+ * would verify with another model than the one autoregressive decoding runs. All are refused.
  */
-function checkExitAndVerify(graph: Graph, g: TypedGraph, L: number, dims: DimTable, file?: string): void {
+function verifySpan(graph: Graph, L: number, dims: DimTable, file?: string): VerifyFrom {
   const v = graph.verify;
-  if (squash(v.layers[0]) !== 'E') {
-    throw new LscError(`verify_subgraph layers must start at the exit layer "E", got ${JSON.stringify(v.layers[0])}`,
-      { file, pointer: '/verify/layers/0' }, 'write "layers": ["E", "layers"]');
-  }
-  const end = dimValue(dims, v.layers[1], { file, pointer: '/verify/layers/1' });
+  const end = dimValue(dims, v.layers[1], { file, pointer: '/verify/layers/1' }, 0);
   if (end !== L) {
     throw new LscError(`verify_subgraph layers must end at the last layer (${L}), got ${JSON.stringify(v.layers[1])} = ${end}`,
-      { file, pointer: '/verify/layers/1' }, 'write "layers": ["E", "layers"]');
+      { file, pointer: '/verify/layers/1' }, 'the verifier is the full model: write "layers": ["E", "layers"]');
+  }
+  const at = { file, pointer: '/verify/layers/0' };
+  let fromOf: (E: number) => number;
+  try {
+    const f = compileDimExpr(v.layers[0]);
+    fromOf = (E) => f((n) => {
+      if (n === 'E') return E;
+      if (!Object.hasOwn(dims.values, n)) throw new Error(`unknown dim '${n}' (the exit layer is "E")`);
+      return dims.values[n];
+    });
+  } catch (e) {
+    throw new LscError(`verify_subgraph layers start ${JSON.stringify(v.layers[0])}: ${(e as Error).message}`, at);
+  }
+  const kinds = new Set<VerifyFrom>();
+  for (const E of graph.exit.candidates) {
+    let from: number;
+    try {
+      from = fromOf(E);
+    } catch (e) {
+      throw new LscError(`verify_subgraph layers start ${JSON.stringify(v.layers[0])}: ${(e as Error).message}`, at);
+    }
+    const why = `verify_subgraph layers start ${JSON.stringify(v.layers[0])} is layer ${from} for exit ${E}`;
+    const fix = 'write "layers": ["E", "layers"] (reuse the exit query cache) or ["0", "layers"] (recompute from the embedding)';
+    if (from === E) kinds.add('exit_query_cache');
+    else if (from === 0) kinds.add('embedding');
+    else if (from > 0 && from < E) {
+      throw new LscError(`${why}: verify would need the trunk state after layer ${from - 1}, which the draft's layers ${from}..${E - 1} overwrite in place`, at, fix);
+    } else {
+      throw new LscError(`${why}: ${from > E ? `layers ${E}..${from - 1} would never run for the drafts` : 'not a layer'}`, at, fix);
+    }
+  }
+  if (kinds.size !== 1) {
+    throw new LscError(`verify_subgraph layers start ${JSON.stringify(v.layers[0])} is E for some exits and 0 for others`, at,
+      'write "E" or "0"');
+  }
+  const from = [...kinds][0];
+  if (v.from !== from) {
+    throw new LscError(`verify_subgraph from is ${JSON.stringify(v.from)}, but layers start at ${from === 'embedding' ? '0: verify starts from the embedding' : 'E: verify starts from the exit query cache'}`,
+      { file, pointer: '/verify/from' }, `write "from": "${from}"`);
   }
   if (squash(v.positions) !== 'k+1') {
     throw new LscError(`verify_subgraph positions must be "k+1" (the k drafts and the token before them), got ${JSON.stringify(v.positions)}`,
       { file, pointer: '/verify/positions' });
   }
+  return from;
+}
+
+/** The head both declarations share: the body nodes after the trunk, ending in an argmax. */
+function checkHeads(graph: Graph, g: TypedGraph, file?: string): void {
   const repeatAt = graph.body.findIndex((n) => n.id === graph.exit.trunk);
   const after = graph.body.slice(repeatAt + 1).map((n) => n.id);
   if (!sameList(graph.exit.head, after)) {
@@ -85,7 +138,10 @@ function checkExitAndVerify(graph: Graph, g: TypedGraph, L: number, dims: DimTab
   }
 }
 
-/** Derives prefill, decode, and draft@E / verify@E for every exit candidate. */
+/**
+ * Derives prefill and decode of the full model and, for every exit candidate E, prefill@E (the
+ * early-exit model over a prompt chunk), draft@E and verify@E over the span the graph declares.
+ */
 export function deriveEntryPoints(graph: Graph, g: TypedGraph, dims: DimTable, file?: string): EntryPoint[] {
   const trunk = g.trunks.get(graph.exit.trunk);
   if (!trunk) {
@@ -103,7 +159,7 @@ export function deriveEntryPoints(graph: Graph, g: TypedGraph, dims: DimTable, f
   });
   const exitHead = headOf(graph.exit.head, '/exit/head');
   const verifyHead = headOf(graph.verify.head, '/verify/head');
-  checkExitAndVerify(graph, g, L, dims, file);
+  checkHeads(graph, g, file);
   graph.exit.candidates.forEach((E, ci) => {
     if (!Number.isInteger(E) || E < 1 || E >= L) {
       throw new LscError(L < 2 ? `exit candidate ${E}: a model of ${L} layer has no layer to exit after`
@@ -111,10 +167,11 @@ export function deriveEntryPoints(graph: Graph, g: TypedGraph, dims: DimTable, f
       L < 2 ? 'self-speculation needs at least 2 layers' : undefined);
     }
   });
+  const verifyFrom = verifySpan(graph, L, dims, file);
   // every entry point copies node lists: bound their total before building them
   const perLayer = L ? (g.nodes.length - g.nodes.filter((n) => n.layer === undefined).length) / L : 0;
   const outside = g.nodes.length - perLayer * L;
-  const copies = 2 * g.nodes.length + graph.exit.candidates.reduce((a, E) => a + 2 * outside + (E + L) * perLayer, 0);
+  const copies = 2 * g.nodes.length + graph.exit.candidates.reduce((a, E) => a + 3 * outside + (2 * E + L) * perLayer, 0);
   if (copies > BOUNDS.nodeCopies) {
     throw new LscError(`${graph.exit.candidates.length} exit candidates over ${L} layers make ${copies} node copies in the entry points, more than ${BOUNDS.nodeCopies}`,
       { file, pointer: '/exit/candidates' }, 'compile fewer exit candidates');
@@ -124,37 +181,50 @@ export function deriveEntryPoints(graph: Graph, g: TypedGraph, dims: DimTable, f
   const pre = g.nodes.filter((n) => n.layer === undefined && !exitHead.includes(n) && !verifyHead.includes(n));
   const last = trunk.stateAfter[L - 1];
   const full = [...pre, ...layerNodes(0, L)];
+  const chunk: RowRange = { rowStart: '0', rowCount: 'T', posBase: 'c0' };
+  const lastRow: RowRange = { rowStart: 'T-1', rowCount: '1', posBase: 'c0' };
+  const stepRow: RowRange = { rowStart: 'i', rowCount: '1', posBase: 'p' };
+  const round: RowRange = { rowStart: '0', rowCount: 'k+1', posBase: 'p' };
 
   const entries: EntryPoint[] = [
     {
-      name: 'prefill', kind: 'prefill', stepped: false, kvLayers: [0, L],
+      name: entryName('prefill'), kind: 'prefill', stepped: false, kvLayers: [0, L],
       stages: [
-        { name: 'layers', range: { rowStart: '0', rowCount: 'T', posBase: 'c0' }, nodes: full },
-        { name: 'head', range: { rowStart: 'T-1', rowCount: '1', posBase: 'c0' }, nodes: exitHead },
+        { name: 'layers', role: 'trunk', range: chunk, nodes: full },
+        { name: 'head', role: 'head', range: lastRow, nodes: exitHead },
       ],
     },
     {
-      name: 'decode', kind: 'decode', stepped: true, kvLayers: [0, L],
-      stages: [{ name: 'step', range: { rowStart: 'i', rowCount: '1', posBase: 'p' }, nodes: [...full, ...exitHead] }],
+      name: entryName('decode'), kind: 'decode', stepped: true, kvLayers: [0, L],
+      stages: [{ name: 'step', role: 'step', range: stepRow, nodes: [...full, ...exitHead] }],
     },
   ];
   graph.exit.candidates.forEach((E) => {
-    const exitState = trunk.stateAfter[E - 1];
+    // the head on the state after layer E-1 (the same buffer as the last state: the trunk is in place)
+    const exitHeadE = rebindHead(exitHead, last, trunk.stateAfter[E - 1]);
     entries.push({
-      name: `draft@${E}`, kind: 'draft', exitLayer: E, stepped: true, kvLayers: [0, E],
-      stages: [{
-        name: 'step', range: { rowStart: 'i', rowCount: '1', posBase: 'p' },
-        nodes: [...pre, ...layerNodes(0, E), ...rebindHead(exitHead, last, exitState)],
-      }],
+      name: entryName('prefill', E), kind: 'prefill', exitLayer: E, stepped: false, kvLayers: [0, E],
+      stages: [
+        { name: 'layers', role: 'trunk', range: chunk, nodes: [...pre, ...layerNodes(0, E)] },
+        { name: 'head', role: 'head', range: lastRow, nodes: exitHeadE },
+      ],
     });
     entries.push({
-      name: `verify@${E}`, kind: 'verify', exitLayer: E, stepped: false, kvLayers: [0, L],
-      stages: [
+      name: entryName('draft', E), kind: 'draft', exitLayer: E, stepped: true, kvLayers: [0, E],
+      stages: [{ name: 'step', role: 'step', range: stepRow, nodes: [...pre, ...layerNodes(0, E), ...exitHeadE] }],
+    });
+    entries.push({
+      name: entryName('verify', E), kind: 'verify', exitLayer: E, stepped: false, kvLayers: [0, L],
+      stages: verifyFrom === 'exit_query_cache' ? [
         // the newest draft has not been through layers < E yet
-        { name: 'newest', range: { rowStart: 'k', rowCount: '1', posBase: 'p' }, nodes: [...pre, ...layerNodes(0, E)] },
+        { name: 'newest', role: 'newest', range: { rowStart: 'k', rowCount: '1', posBase: 'p' }, nodes: [...pre, ...layerNodes(0, E)] },
         // every position of the round, from the exit query cache (trunk rows 0..k)
-        { name: 'deep', range: { rowStart: '0', rowCount: 'k+1', posBase: 'p' }, nodes: layerNodes(E, L) },
-        { name: 'head', range: { rowStart: '0', rowCount: 'k+1', posBase: 'p' }, nodes: verifyHead },
+        { name: 'deep', role: 'deep', range: round, nodes: layerNodes(E, L) },
+        { name: 'head', role: 'head', range: round, nodes: verifyHead },
+      ] : [
+        // every position of the round from its token: the drafts' trunk state is not reused
+        { name: 'layers', role: 'trunk', range: round, nodes: full },
+        { name: 'head', role: 'head', range: round, nodes: verifyHead },
       ],
     });
   });
