@@ -1,4 +1,4 @@
-import { RANGE_FIELDS, RANGE_SLOT_WORDS, bindingsWgsl, type BindingDecl } from './kernel.js';
+import { RANGE_FIELDS, RANGE_SLOT_WORDS, bindingsWgsl, kernelHeader, type BindingDecl, type KernelSource } from './kernel.js';
 
 /**
  * Greedy acceptance on the GPU, so that speculation rounds chain inside one submission with no
@@ -9,6 +9,8 @@ import { RANGE_FIELDS, RANGE_SLOT_WORDS, bindingsWgsl, type BindingDecl } from '
  *   - moves the position p on by n + 1 and puts vn in token slot 0 for the next round's draft;
  *   - writes the new p as posBase of the next round's range slots (rejected positions are simply
  *     overwritten later: nothing is copied).
+ * A kernel of the plan (plan.accept says what it binds); the runtime supplies its params per
+ * round (runtime/greedy-chain.ts).
  *
  * State buffer (u32): [0] p, [1] output count, [2 + j] n of round j, [ACCEPT_OUT + ..] output.
  */
@@ -21,14 +23,23 @@ export function acceptStateBytes(kMax: number): number {
 
 export const ACCEPT_PARAMS = ['k', 'verifyBase', 'nextFirst', 'nextCount', 'round', 'pad0', 'pad1', 'pad2'] as const;
 
-/** Bindings in order: the runtime binds the token buffer, its state buffer and the range table (as storage). */
+/** Bindings in order: params, then the token buffer and the state buffer (plan.accept.buffers), then the range table. */
 export const ACCEPT_BINDINGS: readonly BindingDecl[] = [
-  { name: 'prm', type: 'params' }, { name: 'tokens', type: 'rw' }, { name: 'state', type: 'rw' }, { name: 'ranges', type: 'rw' },
+  { name: 'prm', type: 'params' }, { name: 'tokens', type: 'rw' }, { name: 'state', type: 'rw' }, { name: 'ranges', type: 'ranges' },
 ];
 const DECLS = ['var<uniform> $: Params', ...Array(3).fill('var<storage, read_write> $: array<u32>')];
 
+/** The acceptance kernel's source: one thread, its params per round. */
+export function acceptKernel(): KernelSource {
+  const meta: Omit<KernelSource, 'wgsl'> = {
+    family: 'accept', name: 'greedy_accept', workgroupSize: 1, bindings: [...ACCEPT_BINDINGS], params: [...ACCEPT_PARAMS],
+    grid: [1, 1, 1], config: {}, features: [],
+  };
+  return { ...meta, wgsl: kernelHeader(meta, []) + emitAccept() };
+}
+
 export function emitAccept(): string {
-  return `// lsc runtime kernel: greedy acceptance of a chained speculation round (codegen/accept.ts)
+  return `// greedy acceptance of a chained speculation round (codegen/accept.ts)
 struct Params { ${ACCEPT_PARAMS.map((p) => `${p}: u32`).join(', ')} }
 ${bindingsWgsl(ACCEPT_BINDINGS.map((b, i) => ({ name: b.name, decl: DECLS[i] })))}
 

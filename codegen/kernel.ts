@@ -2,9 +2,10 @@
  * What every kernel emitter returns: WGSL plus the binding layout and launch shape. Bindings are
  * listed in order; binding 0 of every kernel is the `Range` uniform (one slot of the range table,
  * bound at a static offset) that tells which activation rows a dispatch works on, so one pipeline
- * serves decode, draft and verify.
+ * serves decode, draft and verify. A `ranges` binding is the whole range table as storage: the
+ * acceptance kernel (accept.ts) writes the positions of the stages encoded after it.
  */
-export type BindingType = 'range' | 'params' | 'read' | 'rw';
+export type BindingType = 'range' | 'params' | 'read' | 'rw' | 'ranges';
 
 export interface BindingDecl {
   name: string;
@@ -42,7 +43,7 @@ export interface KernelSource {
 export function kernelHeader(src: Omit<KernelSource, 'wgsl'>, nodes: readonly string[]): string {
   const config = Object.entries(src.config).map(([k, v]) => `${k} ${v}`).join(', ');
   return `// ${src.name}: lsc ${src.family} kernel
-// graph nodes (first use): ${nodes.join(', ')}
+// graph nodes (first use): ${nodes.join(', ') || 'none'}
 // config: ${config || 'none'}; workgroup ${src.workgroupSize}${src.features.length ? `; needs ${src.features.join(', ')}` : ''}
 // bindings: ${src.bindings.map((b) => `${b.name} (${b.type})`).join(', ')}
 `;

@@ -10,6 +10,7 @@ import { planBuffers } from './passes/plan-buffers.js';
 import { planWeights } from './passes/plan-weights.js';
 import { Scheduler, type Tunable, type TuningChoices } from './passes/schedule.js';
 import { KERNEL_DEFAULTS, type Target } from '../codegen/defaults.js';
+import { acceptKernel, acceptStateBytes } from '../codegen/accept.js';
 import { sliceRowAlign } from '../codegen/matmul.js';
 import type { Plan, PlanBuffer, PlanEntry, PlanLimits, PlanWeight } from './plan.js';
 import type { TypedGraph } from './passes/infer-shapes.js';
@@ -119,7 +120,11 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
   }));
   const defaults = KERNEL_DEFAULTS[opts.target ?? 'gpu'];
   const ropeBuffer: PlanBuffer = { id: 'const:rope', kind: 'constant', bytes: ctx * (v.headDim / 2) * 8, doc: `RoPE cos/sin [${ctx}, ${v.headDim / 2}] f32` };
-  checkBuffers([...w.buffers, ...kvBuffers, ...assign.buffers, ropeBuffer], limits, typed, file);
+  const acceptState: PlanBuffer = {
+    id: 'io:accept', kind: 'io', bytes: acceptStateBytes(kMax),
+    doc: 'greedy acceptance state u32: position, accepted counts and tokens of chained rounds',
+  };
+  checkBuffers([...w.buffers, ...kvBuffers, ...assign.buffers, ropeBuffer, acceptState], limits, typed, file);
   const dispatches = countDispatches(fused.flatMap((f) => f.stages.flatMap((s) => s.kernels)), w.weights);
   if (dispatches > BOUNDS.dispatches) {
     throw new LscError(`the plan would have ${dispatches} dispatches, more than ${BOUNDS.dispatches}`, { file, pointer: '/exit/candidates' },
@@ -145,9 +150,10 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
   }));
   note('schedule', planEntries);
 
-  const kernels = [...scheduler.kernels.values()];
+  const accept = acceptKernel();
+  const kernels = [...scheduler.kernels.values(), { ...accept, id: accept.name, file: `kernels/${accept.name}.wgsl`, fused: [] }];
   for (const k of kernels) {
-    const storage = k.bindings.filter((b) => b.type === 'read' || b.type === 'rw').length;
+    const storage = k.bindings.filter((b) => b.type === 'read' || b.type === 'rw' || b.type === 'ranges').length;
     if (storage > limits.maxStorageBuffersPerShaderStage) {
       throw new LscError(`kernel ${k.id} binds ${storage} storage buffers; the target allows ${limits.maxStorageBuffersPerShaderStage}`,
         { file }, 'compile for an adapter with a higher maxStorageBuffersPerShaderStage');
@@ -164,17 +170,18 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
     features: [...new Set(kernels.flatMap((k) => k.features))].sort(),
     rows: { max: maxRows, prefillChunk, decodeSteps, kMax, rangeSlots: Math.max(decodeSteps, kMax + 3, 64) },
     tokenSlots: { verifyBase, length: tokenSlots },
-    io: { tokens: 'io:tokens', logits: 'io:logits', trunk: 'act:trunk', rope: ropeBuffer.id },
+    io: { tokens: 'io:tokens', logits: 'io:logits', trunk: 'act:trunk', rope: ropeBuffer.id, acceptState: acceptState.id },
     exits: {
       candidates: withCtx.exit.candidates,
       defaultExitLayer: withCtx.defaults.exitLayer,
       defaultNumSpeculations: withCtx.defaults.numSpeculations,
     },
     weights: w.weights,
-    buffers: [...w.buffers, ...kvBuffers, ...assign.buffers, ropeBuffer],
+    buffers: [...w.buffers, ...kvBuffers, ...assign.buffers, ropeBuffer, acceptState],
     kvBuffers: kvBuffers.map((b) => b.id),
     kernels: kernels.map(({ wgsl: _w, ...k }) => k),
     entries: planEntries,
+    accept: { kernel: accept.name, buffers: ['io:tokens', acceptState.id] },
     fusion,
   };
   return { plan, wgsl: new Map(kernels.map((k) => [k.id, k.wgsl])), tunables: [...scheduler.tunables.values()] };

@@ -29,7 +29,7 @@ const kernel = {
     id: str, family: str, name: str, file: str, workgroupSize: positive,
     bindings: {
       type: 'array',
-      items: { type: 'object', additionalProperties: false, required: ['name', 'type'], properties: { name: str, type: { enum: ['range', 'params', 'read', 'rw'] } } },
+      items: { type: 'object', additionalProperties: false, required: ['name', 'type'], properties: { name: str, type: { enum: ['range', 'params', 'read', 'rw', 'ranges'] } } },
     },
     params: strings,
     grid: { type: 'array', minItems: 3, maxItems: 3, items: gridDim },
@@ -66,7 +66,7 @@ export const planSchema = {
   type: 'object',
   additionalProperties: false,
   required: ['format', 'graph', 'dims', 'dtypes', 'rope', 'tokens', 'limits', 'features', 'rows', 'tokenSlots', 'io', 'exits',
-    'weights', 'buffers', 'kvBuffers', 'kernels', 'entries', 'fusion'],
+    'weights', 'buffers', 'kvBuffers', 'kernels', 'entries', 'accept', 'fusion'],
   properties: {
     format: { const: 'lsc.plan/1' },
     graph: { type: 'object', additionalProperties: false, required: ['name', 'hash'], properties: { name: str, hash: { type: 'string', pattern: '^[0-9a-f]{16}$' } } },
@@ -88,7 +88,11 @@ export const planSchema = {
       properties: { max: positive, prefillChunk: rows, decodeSteps: rows, kMax: positive, rangeSlots: positive },
     },
     tokenSlots: { type: 'object', additionalProperties: false, required: ['verifyBase', 'length'], properties: { verifyBase: count, length: positive } },
-    io: { type: 'object', additionalProperties: false, required: ['tokens', 'logits', 'trunk', 'rope'], properties: { tokens: str, logits: str, trunk: str, rope: str } },
+    io: {
+      type: 'object', additionalProperties: false, required: ['tokens', 'logits', 'trunk', 'rope', 'acceptState'],
+      properties: { tokens: str, logits: str, trunk: str, rope: str, acceptState: str },
+    },
+    accept: { type: 'object', additionalProperties: false, required: ['kernel', 'buffers'], properties: { kernel: str, buffers: strings } },
     exits: {
       type: 'object', additionalProperties: false, required: ['candidates', 'defaultExitLayer', 'defaultNumSpeculations'],
       properties: { candidates: { type: 'array', items: positive }, defaultExitLayer: positive, defaultNumSpeculations: positive },

@@ -104,13 +104,18 @@ export interface Plan {
   /** Layout of the token buffer: step tokens at [0, verifyBase), verify picks from verifyBase. */
   tokenSlots: { verifyBase: number; length: number };
   /** Named buffers the runtime reads and writes directly. */
-  io: { tokens: string; logits: string; trunk: string; rope: string };
+  io: { tokens: string; logits: string; trunk: string; rope: string; acceptState: string };
   exits: { candidates: number[]; defaultExitLayer: number; defaultNumSpeculations: number };
   weights: PlanWeight[];
   buffers: PlanBuffer[];
   kvBuffers: string[];
   kernels: PlanKernel[];
   entries: PlanEntry[];
+  /**
+   * The greedy acceptance kernel (codegen/accept.ts) that chained speculation rounds run after
+   * verify@E: its storage buffers in binding order; its params are the runtime's, per round.
+   */
+  accept: { kernel: string; buffers: string[] };
   /** Which fusion rule fired how often, for the summary. */
   fusion: Record<string, number>;
 }

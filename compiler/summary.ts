@@ -1,4 +1,3 @@
-import { acceptStateBytes } from '../codegen/accept.js';
 import type { Plan, PlanEntry } from './plan.js';
 import { plural } from './plural.js';
 import { findStage, type EntryKind } from './ir/stages.js';
@@ -34,7 +33,7 @@ export interface PlanSummary {
     ownBuffers: string[];
     /** Bytes of those buffers: what self-speculation allocates beyond autoregressive decoding. */
     extraAllocatedBytes: number;
-    /** The runtime's state for greedy rounds chained on the GPU (codegen/accept.ts), made on first use. */
+    /** The state of greedy rounds chained on the GPU (codegen/accept.ts): a plan buffer only self-speculation uses. */
     acceptStateBytes: number;
     /** What verify@E starts from at the default exit: the exit query cache, or the embedding (every layer recomputed). */
     verifyFrom: 'exit_query_cache' | 'embedding';
@@ -92,7 +91,7 @@ export function summaryJson(plan: Plan): PlanSummary {
       sharesBuffersWithDecode: own.size === 0,
       ownBuffers: [...own],
       extraAllocatedBytes: sum([...own].map((b) => size.get(b) ?? 0)),
-      acceptStateBytes: acceptStateBytes(plan.rows.kMax),
+      acceptStateBytes: size.get(plan.io.acceptState) ?? 0,
       // the draft stores the layer-E input of rows 0..k in the trunk buffer; verify reads it there
       exitQueryCache: { bytes: rows * v.d * 4, buffer: plan.io.trunk },
       verifyLogits: { bytes: rows * v.vocab * 4, buffer: plan.io.logits },
@@ -163,7 +162,7 @@ export function formatSummary(plan: Plan): string {
     ? '  verify recomputes every layer from the embedding over the k+1 positions (no exit query cache)'
     : `  exit query cache  ${formatBytes(sp.exitQueryCache.bytes)} = (kMax+1)·d·4, rows 0..k of ${sp.exitQueryCache.buffer}`);
   out.push(`  verify logits     ${formatBytes(sp.verifyLogits.bytes)} = (kMax+1)·vocab·4, rows 0..k of ${sp.verifyLogits.buffer}`);
-  out.push(`  acceptance state  ${formatBytes(sp.acceptStateBytes)}: greedy rounds chained on the GPU (runtime, on first use)`);
+  out.push(`  acceptance state  ${formatBytes(sp.acceptStateBytes)}: greedy rounds chained on the GPU (${plan.io.acceptState}, kernel ${plan.accept.kernel})`);
   out.push(`  memory beyond autoregressive decoding: ${formatBytes(sp.extraAllocatedBytes + sp.acceptStateBytes)}` +
     (sp.sharesBuffersWithDecode ? ' (the acceptance state; the cache and logits live in buffers decode already has)' : ''));
   return out.join('\n') + '\n';

@@ -21,36 +21,66 @@ export class BindGroups {
   private readonly bindings = new Map<PlanDispatch, DispatchBinding>();
   private readonly params = new Map<string, GPUBuffer>();
 
+  private readonly kernels: Map<string, PlanKernel>;
+  /** Bind groups of plan kernels run outside the entry points (plan.accept), by kernel, buffers and params. */
+  private readonly direct = new Map<string, { pipeline: GPUComputePipeline; grid: PlanKernel['grid']; group: GPUBindGroup }>();
+
   /** `allocate` makes (and accounts) the Params uniforms. */
-  constructor(private readonly device: GPUDevice, plan: Plan, pipelines: Map<string, GPUComputePipeline>,
-    buffer: (id: string) => GPUBuffer, private readonly ranges: RangeTable, allocate: (desc: GPUBufferDescriptor) => GPUBuffer) {
-    const kernels = new Map(plan.kernels.map((k) => [k.id, k]));
+  constructor(private readonly device: GPUDevice, plan: Plan, private readonly pipelines: Map<string, GPUComputePipeline>,
+    private readonly buffer: (id: string) => GPUBuffer, private readonly ranges: RangeTable,
+    private readonly allocate: (desc: GPUBufferDescriptor) => GPUBuffer) {
+    this.kernels = new Map(plan.kernels.map((k) => [k.id, k]));
     for (const e of plan.entries) {
       for (const st of e.stages) {
         for (const disp of st.dispatches) {
-          const k = kernels.get(disp.kernel)!;
-          let bi = 0;
-          const entries: GPUBindGroupEntry[] = k.bindings.map((b, i) => {
-            if (b.type === 'range') return { binding: i, resource: ranges.binding(0) };
-            if (b.type === 'params') {
-              const key = disp.params.join(',');
-              let pb = this.params.get(key);
-              if (!pb) {
-                pb = allocate({ size: Math.max(16, disp.params.length * 4), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: `params ${key}` });
-                device.queue.writeBuffer(pb, 0, new Uint32Array(disp.params));
-                this.params.set(key, pb);
-              }
-              return { binding: i, resource: { buffer: pb } };
-            }
-            return { binding: i, resource: { buffer: buffer(disp.buffers[bi++]) } };
-          });
+          const k = this.kernels.get(disp.kernel)!;
           this.bindings.set(disp, {
-            pipeline: pipelines.get(k.id)!, grid: k.grid, entries,
+            pipeline: pipelines.get(k.id)!, grid: k.grid, entries: this.entriesOf(k, disp.buffers, disp.params),
             rangeAt: k.bindings.findIndex((b) => b.type === 'range'), bySlot: [],
           });
         }
       }
     }
+  }
+
+  /** A uniform holding `values`, shared by every dispatch with equal values. */
+  private paramsBuffer(values: readonly number[]): GPUBuffer {
+    const key = values.join(',');
+    let pb = this.params.get(key);
+    if (!pb) {
+      pb = this.allocate({ size: Math.max(16, values.length * 4), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: `params ${key}` });
+      this.device.queue.writeBuffer(pb, 0, new Uint32Array(values));
+      this.params.set(key, pb);
+    }
+    return pb;
+  }
+
+  /** Bind group entries of kernel `k`: storage buffers in binding order, the range uniform at slot 0. */
+  private entriesOf(k: PlanKernel, buffers: readonly string[], params: readonly number[]): GPUBindGroupEntry[] {
+    let bi = 0;
+    return k.bindings.map((b, i): GPUBindGroupEntry => {
+      switch (b.type) {
+        case 'range': return { binding: i, resource: this.ranges.binding(0) };
+        case 'ranges': return { binding: i, resource: { buffer: this.ranges.buffer } };
+        case 'params': return { binding: i, resource: { buffer: this.paramsBuffer(params) } };
+        default: return { binding: i, resource: { buffer: this.buffer(buffers[bi++]) } };
+      }
+    });
+  }
+
+  /** Pipeline, grid and bind group of a plan kernel run with params chosen at run time (made once per params). */
+  call(call: { kernel: string; buffers: readonly string[] }, params: readonly number[]): { pipeline: GPUComputePipeline; grid: PlanKernel['grid']; group: GPUBindGroup } {
+    const key = `${call.kernel}|${call.buffers.join(',')}|${params.join(',')}`;
+    let d = this.direct.get(key);
+    if (!d) {
+      const k = this.kernels.get(call.kernel);
+      const pipeline = this.pipelines.get(call.kernel);
+      if (!k || !pipeline) throw new Error(`internal: kernel ${call.kernel} is not in the plan`);
+      if (k.bindings.some((b) => b.type === 'range')) throw new Error(`internal: kernel ${call.kernel} takes a row range; run it in a stage`);
+      d = { pipeline, grid: k.grid, group: this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: this.entriesOf(k, call.buffers, params) }) };
+      this.direct.set(key, d);
+    }
+    return d;
   }
 
   get(disp: PlanDispatch): DispatchBinding {

@@ -155,6 +155,14 @@ export class Executor {
     }
   }
 
+  /** @internal Encodes a plan kernel outside the entry points with params chosen at run time (plan.accept). */
+  encodeKernel(pass: GPUComputePassEncoder, call: { kernel: string; buffers: readonly string[] }, params: readonly number[]): void {
+    const d = this.bindGroups.call(call, params);
+    pass.setPipeline(d.pipeline);
+    pass.setBindGroup(0, d.group);
+    pass.dispatchWorkgroups(gridSize(d.grid[0], 1), gridSize(d.grid[1], 1), gridSize(d.grid[2], 1));
+  }
+
   /** @internal */
   flushRanges(slots: number): void {
     this.ranges.flush(slots);
@@ -170,7 +178,15 @@ export class Executor {
   }
 
   writeTokens(offset: number, ids: ArrayLike<number>): void {
-    this.gpu.device.queue.writeBuffer(this.buffer(this.plan.io.tokens), offset * 4, new Uint32Array(ids));
+    this.writeIo(this.plan.io.tokens, offset, ids);
+  }
+
+  /** Writes u32 words at word `offset` of one of the plan's io buffers (token ids, the acceptance state). */
+  writeIo(id: string, offset: number, words: ArrayLike<number>): void {
+    if (!Object.values(this.plan.io).includes(id) || this.plan.buffers.find((b) => b.id === id)?.kind !== 'io') {
+      throw new Error(`internal: ${id} is not an io buffer of the plan`);
+    }
+    this.gpu.device.queue.writeBuffer(this.buffer(id), offset * 4, new Uint32Array(words));
   }
 
   destroy(): void {

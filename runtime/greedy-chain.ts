@@ -1,9 +1,6 @@
-import { ACCEPT_BINDINGS, ACCEPT_MAX_ROUNDS, ACCEPT_OUT, ACCEPT_PARAMS, acceptStateBytes, emitAccept } from '../codegen/accept.js';
+import { ACCEPT_MAX_ROUNDS, ACCEPT_OUT, ACCEPT_PARAMS } from '../codegen/accept.js';
 import { compileDimExpr } from '../compiler/ir/dims.js';
 import type { Executor } from './executor.js';
-import { compilePipelines } from './pipelines.js';
-
-const U = GPUBufferUsage;
 
 /** What a chain of greedy rounds produced: per round, the tokens it emitted (n accepted + 1). */
 export interface ChainResult {
@@ -11,19 +8,18 @@ export interface ChainResult {
 }
 
 /**
- * Greedy speculation rounds chained on the GPU: draft@E ×k, verify@E, then the acceptance kernel
- * (codegen/accept.ts) sets the next round's position and first token, R times in one submission
- * with one readback at the end. A round's output depends only on the GPU state the previous
- * round left, so the tokens are exactly those of R separate rounds.
+ * Greedy speculation rounds chained on the GPU: draft@E ×k, verify@E, then the plan's acceptance
+ * kernel (plan.accept, codegen/accept.ts) sets the next round's position and first token, R times
+ * in one submission with one readback at the end. A round's output depends only on the GPU state
+ * the previous round left, so the tokens are exactly those of R separate rounds.
  */
 export class GreedyChain {
-  private pipeline?: GPUComputePipeline;
-  private readonly state: GPUBuffer;
-  private readonly groups = new Map<string, GPUBindGroup>();
-  private readonly params = new Map<string, GPUBuffer>();
-
   constructor(private readonly ex: Executor) {
-    this.state = ex.ownBuffer({ size: acceptStateBytes(ex.plan.rows.kMax), usage: U.STORAGE | U.COPY_DST | U.COPY_SRC, label: 'accept state' });
+    // the params are passed in ACCEPT_PARAMS order: the plan's kernel must declare that order
+    const names = ex.plan.kernels.find((x) => x.id === ex.plan.accept.kernel)?.params;
+    if (names?.join() !== ACCEPT_PARAMS.join()) {
+      throw new Error(`internal: the plan's acceptance kernel ${ex.plan.accept.kernel} does not take the params ${ACCEPT_PARAMS.join(', ')}`);
+    }
   }
 
   /** Range slots one round of exit E with k drafts takes. */
@@ -38,40 +34,16 @@ export class GreedyChain {
 
   private readonly checkedExits = new Set<number>();
 
-  private async ensurePipeline(E: number): Promise<GPUComputePipeline> {
-    // the acceptance kernel rewrites posBase only: every stage of a round must sit at p
-    for (const e of this.checkedExits.has(E) ? [] : [this.ex.entry('draft', E), this.ex.entry('verify', E)]) {
+  /** The acceptance kernel rewrites posBase only: every stage of a round must sit at p. */
+  private checkPositions(E: number): void {
+    if (this.checkedExits.has(E)) return;
+    for (const e of [this.ex.entry('draft', E), this.ex.entry('verify', E)]) {
       for (const st of e.stages) {
         const f = compileDimExpr(st.range.posBase);
         if (f(() => 0) !== 0 || f(() => 1000) !== 1000) throw new Error(`internal: ${e.name}/${st.name} posBase ${st.range.posBase} is not p`);
       }
     }
     this.checkedExits.add(E);
-    if (this.pipeline) return this.pipeline;
-    const pipelines = await compilePipelines(this.ex.device, [{ id: 'accept', wgsl: emitAccept(), bindings: ACCEPT_BINDINGS }]);
-    this.pipeline = pipelines.get('accept')!;
-    return this.pipeline;
-  }
-
-  private bindGroup(pipeline: GPUComputePipeline, values: number[]): GPUBindGroup {
-    const key = values.join(',');
-    let bg = this.groups.get(key);
-    if (bg) return bg;
-    const d = this.ex.device;
-    let pb = this.params.get(key);
-    if (!pb) {
-      pb = this.ex.ownBuffer({ size: ACCEPT_PARAMS.length * 4, usage: U.UNIFORM | U.COPY_DST, label: `accept ${key}` });
-      d.queue.writeBuffer(pb, 0, new Uint32Array(values));
-      this.params.set(key, pb);
-    }
-    // in ACCEPT_BINDINGS order
-    const buffers = [pb, this.ex.buffer(this.ex.plan.io.tokens), this.state, this.ex.ranges.buffer];
-    bg = d.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
-    });
-    this.groups.set(key, bg);
-    return bg;
   }
 
   /**
@@ -80,11 +52,13 @@ export class GreedyChain {
    */
   async run(cur: number, p: number, k: number, E: number, R: number, profile = false): Promise<ChainResult> {
     if (R < 1 || R > this.maxRounds(E, k)) throw new Error(`internal: ${R} chained rounds of k=${k} do not fit`);
-    const pipeline = await this.ensurePipeline(E);
+    this.checkPositions(E);
     const ex = this.ex;
+    const plan = ex.plan;
     const perRound = this.slotsPerRound(E, k);
     ex.writeTokens(0, [cur]);
-    ex.device.queue.writeBuffer(this.state, 0, new Uint32Array([p, 0]));
+    // state: position p, no tokens accepted yet
+    ex.writeIo(plan.io.acceptState, 0, [p, 0]);
     const draft = ex.entry('draft', E);
     const verify = ex.entry('verify', E);
     const sub = ex.begin();
@@ -97,10 +71,12 @@ export class GreedyChain {
       if (profile) sub.section('verify');
       sub.run(verify, { p: far, k });
       if (sub.slotsUsed !== first + perRound) throw new Error('internal: a round took an unexpected number of range slots');
-      const next = j + 1 < R ? perRound : 0;
-      sub.dispatch(pipeline, this.bindGroup(pipeline, [k, ex.plan.tokenSlots.verifyBase, first + perRound, next, j, 0, 0, 0]));
+      const params: Record<(typeof ACCEPT_PARAMS)[number], number> = {
+        k, verifyBase: plan.tokenSlots.verifyBase, nextFirst: first + perRound, nextCount: j + 1 < R ? perRound : 0, round: j, pad0: 0, pad1: 0, pad2: 0,
+      };
+      sub.runKernel(plan.accept, ACCEPT_PARAMS.map((name) => params[name]));
     }
-    sub.readFrom(this.state, 0, (ACCEPT_OUT + R * (k + 1)) * 4);
+    sub.read(plan.io.acceptState, 0, (ACCEPT_OUT + R * (k + 1)) * 4);
     const [buf] = await sub.submit();
     const words = new Uint32Array(buf);
     const rounds: number[][] = [];

@@ -16,7 +16,7 @@ export class Steps {
   profile = false;
 
   private chainState?: GreedyChain;
-  /** Greedy rounds with acceptance on the GPU; its state buffer is made on first use. */
+  /** Greedy rounds with acceptance on the GPU (the plan's acceptance kernel). */
   private get chain(): GreedyChain {
     return (this.chainState ??= new GreedyChain(this.ex));
   }

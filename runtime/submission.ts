@@ -22,6 +22,7 @@ export interface SubmissionHost {
   readonly timing: { submissions: number; encodeMs: number; waitMs: number };
   encodeEntry(pass: GPUComputePassEncoder, entry: PlanEntry, sym: RangeSymbols, slot: () => number): void;
   encodeStage(pass: GPUComputePassEncoder, stage: PlanStage, r: StageRange, slot: () => number): void;
+  encodeKernel(pass: GPUComputePassEncoder, call: { kernel: string; buffers: readonly string[] }, params: readonly number[]): void;
   flushRanges(slots: number): void;
   buffer(id: string): GPUBuffer;
   stagingBuffer(bytes: number): GPUBuffer;
@@ -91,13 +92,10 @@ export class Submission {
     return this.pass;
   }
 
-  /** Encodes a kernel outside the plan (runtime-internal kernels such as GPU acceptance). */
-  dispatch(pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, groups = 1): this {
-    const pass = this.open();
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(groups);
-    this.signature += 'raw;';
+  /** Encodes a plan kernel that runs outside the entry points, with its params (the acceptance kernel: plan.accept). */
+  runKernel(call: { kernel: string; buffers: readonly string[] }, params: readonly number[]): this {
+    this.ex.encodeKernel(this.open(), call, params);
+    this.signature += `${call.kernel};`;
     return this;
   }
 
