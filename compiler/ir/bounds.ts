@@ -29,8 +29,8 @@ export const BOUNDS = {
   /** Characters of one dim expression ("heads*headDim"). */
   exprLength: 256,
   /**
-   * Work of one compile: node copies over all entry points (prefill, decode, draft@E and verify@E
-   * per exit candidate), and dispatches of the plan. The 405B-class graph with 31 exit candidates
+   * Work of one compile: node copies over all entry points (prefill, decode, and prefill@E,
+   * draft@E and verify@E per exit candidate), and dispatches of the plan. The 405B-class graph with 31 exit candidates
    * has about 100k node copies and 205k dispatches (compiles in 7 s on a 2-core machine); the
    * budget is about twice that, so compile time stays bounded (seconds, not the minutes and
    * gigabytes 10,000 layers took).
