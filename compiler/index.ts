@@ -7,3 +7,4 @@ export { writeArtifact, readArtifact } from './artifact.js';
 export type { Graph } from './ir/graph.js';
 export type { Plan } from './plan.js';
 export { LscError } from './errors.js';
+export { ENTRY_KINDS, STAGE_ROLES, entryOf, stageOf, type EntryKind, type StageRole } from './ir/stages.js';
