@@ -81,6 +81,28 @@ describe('verify span: the graph\'s verify_subgraph decides what verify@E runs',
       assert.deepEqual(entryOf(model.plan, 'verify', 3).stages.map((s) => s.role), ['trunk', 'head']);
     });
 
+    it("verify's logits for each position equal decode's bit for bit (the KV of layers < E rewritten with the drafts' values)", async () => {
+      const ids = model.tokenizer.encode('def fibonacci(n):\n');
+      const p = ids.length;
+      const k = 4;
+      // the tokens of a round: the current token and k drafts (any tokens will do)
+      const round = [model.steps.vocab - 1, 13, 260, 348, 7];
+      await model.steps.prefill(ids, {});
+      const decode: Float32Array[] = [];
+      for (let i = 0; i <= k; i++) decode.push(await model.steps.stepLogits(round[i], p + i, 0));
+      for (const E of [1, 4, 7]) {
+        await model.steps.prefill(ids, {});
+        for (let i = 0; i < k; i++) await model.steps.stepLogits(round[i], p, i, E);
+        const verify = await model.steps.verifyLogits(round, p, E);
+        for (let i = 0; i <= k; i++) {
+          const a = new Uint32Array(decode[i].buffer, decode[i].byteOffset, decode[i].length);
+          const b = new Uint32Array(verify[i].buffer, verify[i].byteOffset, verify[i].length);
+          const diff = a.findIndex((x, j) => x !== b[j]);
+          assert.equal(diff, -1, `E=${E} position ${i}: logit ${diff} differs (${decode[i][diff]} vs ${verify[i][diff]})`);
+        }
+      }
+    });
+
     const prompts = [
       'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n',
       'import os\n\nclass Config:\n    def __init__(self, path):\n',
