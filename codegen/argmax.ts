@@ -1,5 +1,5 @@
-import type { FusedKernel } from '../compiler/passes/fuse.js';
-import { RANGE_STRUCT, bindingsWgsl, paramsStruct, u, type KernelSource } from './kernel.js';
+import type { ArgmaxKernel, KernelSource } from '../compiler/ir/kernel.js';
+import { RANGE_STRUCT, bindingsWgsl, paramsStruct, u } from './kernel.js';
 
 /**
  * Greedy pick per row, on the GPU so a decode or draft step can feed the next one without a
@@ -16,7 +16,7 @@ export interface ArgmaxConfig {
   threads: number;
 }
 
-export function emitArgmax(k: Extract<FusedKernel, { family: 'argmax' }>, cfg: ArgmaxConfig = { threads: 256 }): KernelSource {
+export function emitArgmax(k: ArgmaxKernel, cfg: ArgmaxConfig = { threads: 256 }): KernelSource {
   const WG = cfg.threads;
   const decls = [
     { name: 'rng', decl: 'var<uniform> $: Range' },

@@ -1,5 +1,5 @@
-import type { FusedKernel } from '../compiler/passes/fuse.js';
-import { NEG_BIG, RANGE_STRUCT, bindingsWgsl, plus, u, type KernelSource } from './kernel.js';
+import type { AttentionKernel, KernelSource } from '../compiler/ir/kernel.js';
+import { NEG_BIG, RANGE_STRUCT, bindingsWgsl, plus, u } from './kernel.js';
 
 /**
  * Causal attention of each row's query over the layer's KV cache (positions 0..pos), one
@@ -21,7 +21,7 @@ export interface AttentionConfig {
 }
 
 
-export function emitAttention(k: Extract<FusedKernel, { family: 'attention' }>,
+export function emitAttention(k: AttentionKernel,
   c: { ctx: number; kvF16: boolean }, cfg: AttentionConfig): KernelSource {
   if (cfg.lanes === 1 || cfg.block === 1) return emitLanesAttention(k, c, cfg.block, cfg.rows ?? 1);
   const { heads: H, kvHeads: HKV, headDim: HD } = k;
@@ -114,7 +114,7 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
  * all of them); one barrier, then the partial (max, sum, output) triples of the threads are
  * combined in a fixed order. A row's arithmetic is the same whichever rows run with it.
  */
-function emitLanesAttention(k: Extract<FusedKernel, { family: 'attention' }>, c: { ctx: number; kvF16: boolean }, B: number, R: number): KernelSource {
+function emitLanesAttention(k: AttentionKernel, c: { ctx: number; kvF16: boolean }, B: number, R: number): KernelSource {
   const { heads: H, kvHeads: HKV, headDim: HD } = k;
   if (HD % 4 !== 0) throw new Error(`internal: attention needs headDim % 4 == 0, got ${HD}`);
   const D4 = HD / 4;

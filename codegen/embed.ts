@@ -1,8 +1,8 @@
-import type { FusedKernel } from '../compiler/passes/fuse.js';
-import { RANGE_STRUCT, UNPACK4, bindingsWgsl, paramsStruct, u, type KernelSource } from './kernel.js';
+import type { EmbedKernel, KernelSource } from '../compiler/ir/kernel.js';
+import { RANGE_STRUCT, UNPACK4, bindingsWgsl, paramsStruct, u } from './kernel.js';
 
 /** Token embedding lookup into the trunk rows. The table may be split into vocab slices (one dispatch each). */
-export function emitEmbed(k: Extract<FusedKernel, { family: 'embed' }>, chunked: boolean): KernelSource {
+export function emitEmbed(k: EmbedKernel, chunked: boolean): KernelSource {
   const D4 = k.d / 4;
   const WG = 64;
   const decls = [

@@ -1,40 +1,11 @@
+import type { KernelSource } from '../compiler/ir/kernel.js';
+
 /**
- * What every kernel emitter returns: WGSL plus the binding layout and launch shape. Bindings are
- * listed in order; binding 0 of every kernel is the `Range` uniform (one slot of the range table,
- * bound at a static offset) that tells which activation rows a dispatch works on, so one pipeline
- * serves decode, draft and verify. A `ranges` binding is the whole range table as storage: the
- * acceptance kernel (accept.ts) writes the positions of the stages encoded after it.
+ * WGSL helpers every kernel emitter shares: the kernel header, the `Range` uniform, binding and
+ * Params declarations. The kernel IR and source types live in compiler/ir/kernel.ts.
  */
-export type BindingType = 'range' | 'params' | 'read' | 'rw' | 'ranges';
-
-export interface BindingDecl {
-  name: string;
-  type: BindingType;
-}
-
-/** Launch size per dimension: a constant, or a count that grows with the dispatch's rows. */
-export type GridDim = number | { perRow: number; rowsPerGroup?: number };
-
-/** Workgroups along a grid dimension for `rows` rows: perRow per group of rowsPerGroup (default 1) rows. */
-export function gridSize(g: GridDim, rows: number): number {
-  return typeof g === 'number' ? g : g.perRow * Math.ceil(rows / (g.rowsPerGroup ?? 1));
-}
-
-export interface KernelSource {
-  family: string;
-  /** Human-readable name, e.g. "matmul_norm_qkv_rope". */
-  name: string;
-  wgsl: string;
-  workgroupSize: number;
-  bindings: BindingDecl[];
-  /** Fields of the static `Params` uniform, in order (u32 each). */
-  params: string[];
-  grid: [GridDim, GridDim, GridDim];
-  /** Tuning choices this source was generated with. */
-  config: Record<string, number>;
-  /** WebGPU features the shader needs (shader-f16, subgroups). */
-  features: string[];
-}
+/** For codegen/accept.ts, which declares its bindings with this type. */
+export type { BindingDecl } from '../compiler/ir/kernel.js';
 
 /**
  * The comment an emitted kernel file starts with: the graph nodes it computes (at its first use:

@@ -1,5 +1,5 @@
-import type { FusedKernel, Segment } from '../compiler/passes/fuse.js';
-import { RANGE_STRUCT, UNPACK4, bindingsWgsl, plus, u, type BindingDecl, type KernelSource } from './kernel.js';
+import type { BindingDecl, KernelSource, MatmulKernel, Segment } from '../compiler/ir/kernel.js';
+import { RANGE_STRUCT, UNPACK4, bindingsWgsl, plus, u } from './kernel.js';
 
 /**
  * Fused matmul y = x · Wᵀ over the rows of a step, with an optional RMSNorm prologue and
@@ -181,7 +181,7 @@ function pieceCode(seg: Segment, si: number, piece: MatmulPiece | undefined, sta
   return { start, end: start + units, rows, load, epilogue: guarded, pair: two, pos: usesPos(seg) };
 }
 
-export function emitMatmul(k: Extract<FusedKernel, { family: 'matmul' }>, c: MatmulContext, cfg: MatmulConfig): KernelSource {
+export function emitMatmul(k: MatmulKernel, c: MatmulContext, cfg: MatmulConfig): KernelSource {
   if (k.k % 4 !== 0) throw new Error(`internal: matmul K=${k.k} must be a multiple of 4`);
   const K4 = k.k / 4;
   const { split: S, units: U, rowBlock: RB } = cfg;

@@ -1,5 +1,5 @@
 import type { GraphDtypes, RopeConfig } from './ir/graph.js';
-import type { KernelSource } from '../codegen/kernel.js';
+import type { KernelSource } from './ir/kernel.js';
 import type { RowRange } from './passes/entry-points.js';
 import type { EntryKind, StageRole } from './ir/stages.js';
 

@@ -1,5 +1,6 @@
 import './gpu-globals.js';
-import { RANGE_BYTES, type BindingDecl } from '../codegen/kernel.js';
+import { RANGE_BYTES } from '../codegen/kernel.js';
+import type { BindingDecl } from '../compiler/ir/kernel.js';
 
 /**
  * The bind-group layout of a kernel's bindings (codegen/kernel.ts), the one definition the

@@ -2,7 +2,7 @@ import './gpu-globals.js';
 import { compileDimExpr } from '../compiler/ir/dims.js';
 import type { Plan, PlanEntry, PlanStage } from '../compiler/plan.js';
 import { entryOf, stageOf, type EntryKind, type StageRole } from '../compiler/ir/stages.js';
-import { gridSize, type GridDim } from '../codegen/kernel.js';
+import { gridSize, type GridDim } from '../compiler/ir/kernel.js';
 import type { GpuContext } from './device.js';
 import { ropeTable } from './rope-table.js';
 import { GpuWaiter } from './gpu-wait.js';

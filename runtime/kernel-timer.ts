@@ -1,7 +1,7 @@
 import './gpu-globals.js';
 import type { PlanDispatch, PlanEntry } from '../compiler/plan.js';
 import { compileDimExpr } from '../compiler/ir/dims.js';
-import { gridSize, type GridDim, type KernelSource } from '../codegen/kernel.js';
+import { gridSize, type GridDim, type KernelSource } from '../compiler/ir/kernel.js';
 import { bindGroupLayout } from './bind-layout.js';
 import type { Executor, RangeSymbols } from './executor.js';
 

@@ -1,5 +1,5 @@
 import './gpu-globals.js';
-import type { BindingDecl } from '../codegen/kernel.js';
+import type { BindingDecl } from '../compiler/ir/kernel.js';
 import { bindGroupLayout } from './bind-layout.js';
 
 /** A kernel that the device cannot compile (a codegen bug, or a corrupted artifact). */

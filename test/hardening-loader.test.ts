@@ -17,7 +17,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LscError } from '../compiler/errors.js';
 import { emitArgmax } from '../codegen/argmax.js';
-import type { FusedKernel } from '../compiler/passes/fuse.js';
+import type { ArgmaxKernel } from '../compiler/ir/kernel.js';
 import { LscModel } from '../runtime/model.js';
 import type { GpuContext } from '../runtime/device.js';
 import { SafetensorsCheckpoint } from '../runtime/safetensors.js';
@@ -367,7 +367,7 @@ describe('hardening: loading model directories (issue 8)', function () {
           for (let i = 0; i < n; i++) logits[row * n + i] = Math.sin(row * 7 + i); // |v| <= 1
           for (const [i, v] of r.set) logits[row * n + i] = v;
         });
-        const src = emitArgmax({ family: 'argmax', nodes: ['argmax'], x: 'logits', out: 'tokens', n } as Extract<FusedKernel, { family: 'argmax' }>, { threads });
+        const src = emitArgmax({ family: 'argmax', nodes: ['argmax'], x: 'logits', out: 'tokens', n } as ArgmaxKernel, { threads });
         const tokens = h.buffer(new Uint32Array(rows.length).fill(0xdeadbeef), 'tokens');
         const [bytes] = await h.run([{ src, buffers: { logits: h.buffer(logits, 'logits'), tokens }, params: [0, 0, 0, 0], range: { rowStart: 0, rowCount: rows.length, posBase: 0 } }], [{ buffer: tokens }]);
         const got = new Uint32Array(bytes, 0, rows.length);

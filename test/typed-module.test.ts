@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Project, ts } from 'ts-morph';
 import { compileGraph } from '../compiler/compile.js';
-import { emitTypedModule } from '../codegen/typescript.js';
+import { emitTypedModule } from '../compiler/typed-module.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 

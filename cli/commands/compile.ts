@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import { compileGraph } from '../../compiler/compile.js';
 import { writeArtifact } from '../../compiler/artifact.js';
-import { emitTypedModule } from '../../codegen/typescript.js';
+import { emitTypedModule } from '../../compiler/typed-module.js';
 import { formatSummary, summaryJson } from '../../compiler/summary.js';
 import { positiveInt } from '../options.js';
 import { addModelSource, FORCE_CTX_HELP, pickModel } from '../shared-options.js';

@@ -1,6 +1,7 @@
 import { LscError } from '../errors.js';
 import type { FlatInput, FlatNode } from './expand-layers.js';
 import type { TypedGraph } from './infer-shapes.js';
+import type { Epilogue, FusedKernel, Segment } from '../ir/kernel.js';
 
 /**
  * Fusion: groups a stage's nodes into kernels. Ops have fusion kinds (matmul is out-fusable,
@@ -12,31 +13,6 @@ import type { TypedGraph } from './infer-shapes.js';
  *     silu(gate)·up, and the residual add into the trunk (in place),
  *   - attention, embed and argmax are kernels of their own.
  */
-export type Epilogue =
-  | { kind: 'store'; out: string }
-  | { kind: 'residual'; out: string; into: string }
-  | { kind: 'rope'; out: string; headDim: number }
-  | { kind: 'kv'; plane: 'k' | 'v'; layer: number; rope: boolean; headDim: number }
-  | { kind: 'silu_mul'; out: string };
-
-export interface Segment {
-  /** One weight, or two whose rows pair up (gate/up). */
-  weights: string[];
-  /** none: unit n is row n; half: unit pairs rows j and j+headDim/2 of a head; zip: row n of both weights. */
-  pair: 'none' | 'half' | 'zip';
-  /** Output rows of each weight. */
-  n: number;
-  units: number;
-  epilogue: Epilogue;
-  nodes: string[];
-}
-
-export type FusedKernel =
-  | { family: 'embed'; nodes: string[]; out: string; table: string; vocab: number; d: number }
-  | { family: 'matmul'; nodes: string[]; x: string; k: number; norm?: { weight: string; eps: number }; segments: Segment[] }
-  | { family: 'attention'; nodes: string[]; q: string; out: string; layer: number; heads: number; kvHeads: number; headDim: number }
-  | { family: 'argmax'; nodes: string[]; x: string; out: string; n: number };
-
 const valueId = (inp: FlatInput): string | undefined => (inp.kind === 'value' ? inp.id : undefined);
 
 export function fuseStage(nodes: FlatNode[], g: TypedGraph, file?: string): FusedKernel[] {

@@ -1,5 +1,5 @@
 import type { PlanBuffer } from '../plan.js';
-import type { FusedKernel } from './fuse.js';
+import type { FusedKernel } from '../ir/kernel.js';
 import type { TypedGraph } from './infer-shapes.js';
 
 /**

@@ -1,17 +1,18 @@
 import { createHash } from 'node:crypto';
-import { kernelHeader, type KernelSource } from '../../codegen/kernel.js';
+import { kernelHeader } from '../../codegen/kernel.js';
+import type { KernelSource } from '../ir/kernel.js';
 import { emitMatmul, type MatmulConfig, type MatmulPiece } from '../../codegen/matmul.js';
 import { emitAttention, type AttentionConfig } from '../../codegen/attention.js';
 import { emitEmbed } from '../../codegen/embed.js';
 import { emitArgmax, type ArgmaxConfig } from '../../codegen/argmax.js';
 import type { PlanDispatch, PlanKernel, PlanWeight } from '../plan.js';
-import type { FusedKernel, Segment } from './fuse.js';
+import type { ArgmaxKernel, AttentionKernel, EmbedKernel, FusedKernel, MatmulKernel, Segment } from '../ir/kernel.js';
 
 /** Picks tuning choices per kernel (undefined: the default). */
 export interface TuningChoices {
-  matmul(k: Extract<FusedKernel, { family: 'matmul' }>, key: string): MatmulConfig | undefined;
-  attention(k: Extract<FusedKernel, { family: 'attention' }>, key: string): AttentionConfig | undefined;
-  argmax(k: Extract<FusedKernel, { family: 'argmax' }>, key: string): ArgmaxConfig | undefined;
+  matmul(k: MatmulKernel, key: string): MatmulConfig | undefined;
+  attention(k: AttentionKernel, key: string): AttentionConfig | undefined;
+  argmax(k: ArgmaxKernel, key: string): ArgmaxConfig | undefined;
 }
 
 /** A kernel shape whose configuration the tuner can vary: re-emit it with another config. */
@@ -114,7 +115,7 @@ export class Scheduler {
     }
   }
 
-  private embed(k: Extract<FusedKernel, { family: 'embed' }>): PlanDispatch[] {
+  private embed(k: EmbedKernel): PlanDispatch[] {
     const w = this.weight(k.table);
     const chunked = w.chunks.length > 1;
     const { id } = this.memo(`embed:${k.vocab}x${k.d}:${chunked}`, k.nodes, () => emitEmbed(k, chunked));
@@ -125,7 +126,7 @@ export class Scheduler {
   }
 
   /** Buffers of a matmul kernel's bindings, by binding name (see codegen/matmul.ts). */
-  private matmulBuffers(src: KernelSource, k: Extract<FusedKernel, { family: 'matmul' }>): string[] {
+  private matmulBuffers(src: KernelSource, k: MatmulKernel): string[] {
     const byName = new Map<string, string>([['x', this.buf(k.x)], ['rope', this.c.ropeBuffer]]);
     if (k.norm) byName.set('g', this.weight(k.norm.weight).chunks[0].buffer);
     k.segments.forEach((seg, si) => {
@@ -146,7 +147,7 @@ export class Scheduler {
   }
 
   /** Storage buffers a matmul kernel over `pieces` binds (see codegen/matmul.ts emitMatmul). */
-  private matmulStorage(k: Extract<FusedKernel, { family: 'matmul' }>, pieces: MatmulPiece[]): number {
+  private matmulStorage(k: MatmulKernel, pieces: MatmulPiece[]): number {
     const segs = [...new Set(pieces.map((p) => k.segments[p.segment]))];
     const outs = new Set(segs.map((s) => (s.epilogue.kind === 'kv' ? 'kv' : s)));
     const rope = segs.some((s) => s.epilogue.kind === 'rope' || (s.epilogue.kind === 'kv' && s.epilogue.rope));
@@ -158,7 +159,7 @@ export class Scheduler {
    * storage-buffer limit allows: one binding every slice when it fits (one dispatch, the norm
    * once), else consecutive runs of pieces.
    */
-  private pieceGroups(k: Extract<FusedKernel, { family: 'matmul' }>): MatmulPiece[][] {
+  private pieceGroups(k: MatmulKernel): MatmulPiece[][] {
     const pieces = k.segments.flatMap((seg, si) => {
       const chunks = this.weight(seg.weights[0]).chunks;
       const layout = JSON.stringify(chunks.map((c) => [c.rowStart, c.rowCount]));
@@ -178,7 +179,7 @@ export class Scheduler {
     return groups;
   }
 
-  private matmul(k: Extract<FusedKernel, { family: 'matmul' }>): PlanDispatch[] {
+  private matmul(k: MatmulKernel): PlanDispatch[] {
     const outWidth = (seg: Segment): number => {
       const ep = seg.epilogue;
       if (ep.kind === 'kv') return this.c.kvDim;

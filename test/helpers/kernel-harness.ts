@@ -1,5 +1,5 @@
 import '../../runtime/gpu-globals.js';
-import { gridSize, type GridDim, type KernelSource } from '../../codegen/kernel.js';
+import { gridSize, type GridDim, type KernelSource } from '../../compiler/ir/kernel.js';
 import { bindGroupLayout } from '../../runtime/bind-layout.js';
 import { RangeTable } from '../../runtime/range-table.js';
 import { f16BitsToF32, f32ToF16Bits } from '../../runtime/dtype-convert.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { emitArgmax } from '../../codegen/argmax.js';
-import type { FusedKernel } from '../../compiler/passes/fuse.js';
+import type { ArgmaxKernel } from '../../compiler/ir/kernel.js';
 import { KernelHarness, Rng, type RowRange } from '../helpers/kernel-harness.js';
 
 /**
@@ -10,7 +10,6 @@ import { KernelHarness, Rng, type RowRange } from '../helpers/kernel-harness.js'
  * slots other than the range's must keep their content.
  */
 
-type ArgmaxKernel = Extract<FusedKernel, { family: 'argmax' }>;
 
 const ROWS = 12;
 const SLOTS = 24;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { emitAttention } from '../../codegen/attention.js';
-import type { KernelSource } from '../../codegen/kernel.js';
-import type { FusedKernel } from '../../compiler/passes/fuse.js';
+import type { KernelSource } from '../../compiler/ir/kernel.js';
+import type { AttentionKernel } from '../../compiler/ir/kernel.js';
 import {
   KernelHarness, Rng, describeMismatches, mismatches, toF16,
   type Dispatch, type RowRange,
@@ -18,7 +18,6 @@ import {
  * outside the range must be bit-unchanged.
  */
 
-type AttentionKernel = Extract<FusedKernel, { family: 'attention' }>;
 
 const CTX = 256;
 /** Rows of the q / out buffers. */

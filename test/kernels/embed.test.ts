@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { emitEmbed } from '../../codegen/embed.js';
-import type { FusedKernel } from '../../compiler/passes/fuse.js';
+import type { EmbedKernel } from '../../compiler/ir/kernel.js';
 import { KernelHarness, Rng, toF16, type Dispatch, type RowRange } from '../helpers/kernel-harness.js';
 
 /**
@@ -9,7 +9,6 @@ import { KernelHarness, Rng, toF16, type Dispatch, type RowRange } from '../help
  * the chunked form rows whose token lies in another slice, must stay untouched.
  */
 
-type EmbedKernel = Extract<FusedKernel, { family: 'embed' }>;
 
 const ROWS = 24;
 const VOCAB = 1000;

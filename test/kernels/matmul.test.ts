@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { emitMatmul, type MatmulConfig, type MatmulContext } from '../../codegen/matmul.js';
-import type { KernelSource } from '../../codegen/kernel.js';
-import type { FusedKernel, Segment } from '../../compiler/passes/fuse.js';
+import type { KernelSource } from '../../compiler/ir/kernel.js';
+import type { MatmulKernel, Segment } from '../../compiler/ir/kernel.js';
 import { ropeTable } from '../../runtime/rope-table.js';
 import {
   KernelHarness, Rng, describeMismatches, f16Ulp, f16Values, mismatches, toF16,
@@ -19,7 +19,6 @@ import {
  * to be bit-unchanged, and activation rows outside the range are NaN so reading them shows.
  */
 
-type MatmulKernel = Extract<FusedKernel, { family: 'matmul' }>;
 
 const CONFIGS: MatmulConfig[] = [
   { split: 1, units: 64, rowBlock: 1, subgroup: 0 },

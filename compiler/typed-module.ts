@@ -1,5 +1,5 @@
 import { Project, VariableDeclarationKind, type SourceFile } from 'ts-morph';
-import type { Plan } from '../compiler/plan.js';
+import type { Plan } from './plan.js';
 
 /**
  * A typed TypeScript module for embedders, generated with ts-morph next to plan.json: the
