@@ -1,5 +1,16 @@
 import type { ArgmaxKernel, KernelSource } from '../compiler/ir/kernel.js';
-import { RANGE_STRUCT, bindingsWgsl, paramsStruct, u } from './kernel.js';
+import { RANGE_STRUCT, bindingDecls, bindingsWgsl, paramsStruct, u, type BindingSpec } from './kernel.js';
+
+/** Storage bindings by role (codegen/families/argmax.ts binds buffers to them). */
+export const ARGMAX_BINDING = { logits: 'logits', tokens: 'tokens' } as const;
+
+const ARGMAX_BINDINGS: BindingSpec[] = [
+  { name: 'rng', type: 'range', decl: 'var<uniform> $: Range' },
+  { name: 'prm', type: 'params', decl: 'var<uniform> $: Params' },
+  // read as bits: see orderKey
+  { name: ARGMAX_BINDING.logits, type: 'read', decl: 'var<storage, read> $: array<u32>' },
+  { name: ARGMAX_BINDING.tokens, type: 'rw', decl: 'var<storage, read_write> $: array<u32>' },
+];
 
 /**
  * Greedy pick per row, on the GPU so a decode or draft step can feed the next one without a
@@ -18,13 +29,7 @@ export interface ArgmaxConfig {
 
 export function emitArgmax(k: ArgmaxKernel, cfg: ArgmaxConfig = { threads: 256 }): KernelSource {
   const WG = cfg.threads;
-  const decls = [
-    { name: 'rng', decl: 'var<uniform> $: Range' },
-    { name: 'prm', decl: 'var<uniform> $: Params' },
-    // read as bits: see orderKey
-    { name: 'logits', decl: 'var<storage, read> $: array<u32>' },
-    { name: 'tokens', decl: 'var<storage, read_write> $: array<u32>' },
-  ];
+  const decls = ARGMAX_BINDINGS;
   const wgsl = `${RANGE_STRUCT}
 ${paramsStruct(['outBase', 'pad0', 'pad1', 'pad2'])}
 ${bindingsWgsl(decls)}
@@ -68,7 +73,7 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
 `;
   return {
     family: 'argmax', name: 'argmax', wgsl, workgroupSize: WG,
-    bindings: decls.map((d) => ({ name: d.name, type: d.name === 'rng' ? 'range' : d.name === 'prm' ? 'params' : d.name === 'tokens' ? 'rw' : 'read' })),
+    bindings: bindingDecls(decls),
     params: ['outBase', 'pad0', 'pad1', 'pad2'], grid: [{ perRow: 1 }, 1, 1], config: { ...cfg }, features: [],
   };
 }

@@ -1,5 +1,18 @@
 import type { AttentionKernel, KernelSource } from '../compiler/ir/kernel.js';
-import { NEG_BIG, RANGE_STRUCT, bindingsWgsl, plus, u } from './kernel.js';
+import { NEG_BIG, RANGE_STRUCT, bindingDecls, bindingsWgsl, plus, u, type BindingSpec } from './kernel.js';
+
+/** Storage bindings by role (codegen/families/attention.ts binds buffers to them). */
+export const ATTENTION_BINDING = { q: 'q', kv: 'kv', out: 'out' } as const;
+
+/** The bindings of every variant, in order: the element types differ (scalars or vec4). */
+function attentionBindings(elem: string, kvElem: string): BindingSpec[] {
+  return [
+    { name: 'rng', type: 'range', decl: 'var<uniform> $: Range' },
+    { name: ATTENTION_BINDING.q, type: 'read', decl: `var<storage, read> $: array<${elem}>` },
+    { name: ATTENTION_BINDING.kv, type: 'read', decl: `var<storage, read> $: array<${kvElem}>` },
+    { name: ATTENTION_BINDING.out, type: 'rw', decl: `var<storage, read_write> $: array<${elem}>` },
+  ];
+}
 
 /**
  * Causal attention of each row's query over the layer's KV cache (positions 0..pos), one
@@ -30,12 +43,7 @@ export function emitAttention(k: AttentionKernel,
   const group = H / HKV;
   const t = c.kvF16 ? 'f16' : 'f32';
   const dimsPerThread = Math.ceil(HD / B);
-  const decls = [
-    { name: 'rng', decl: 'var<uniform> $: Range' },
-    { name: 'q', decl: 'var<storage, read> $: array<f32>' },
-    { name: 'kv', decl: `var<storage, read> $: array<${t}>` },
-    { name: 'out', decl: 'var<storage, read_write> $: array<f32>' },
-  ];
+  const decls = attentionBindings('f32', t);
   const accs = Array.from({ length: dimsPerThread }, (_, i) => i);
   const wgsl = `${c.kvF16 ? 'enable f16;\n' : ''}${RANGE_STRUCT}
 ${bindingsWgsl(decls)}
@@ -102,7 +110,7 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
 `;
   return {
     family: 'attention', name: 'attention', wgsl, workgroupSize: B,
-    bindings: [{ name: 'rng', type: 'range' }, { name: 'q', type: 'read' }, { name: 'kv', type: 'read' }, { name: 'out', type: 'rw' }],
+    bindings: bindingDecls(decls),
     params: [], grid: [H, { perRow: 1 }, 1], config: { block: B }, features: c.kvF16 ? ['shader-f16'] : [],
   };
 }
@@ -120,12 +128,7 @@ function emitLanesAttention(k: AttentionKernel, c: { ctx: number; kvF16: boolean
   const D4 = HD / 4;
   const KVD4 = (HKV * HD) / 4;
   const t = c.kvF16 ? 'f16' : 'f32';
-  const decls = [
-    { name: 'rng', decl: 'var<uniform> $: Range' },
-    { name: 'q', decl: 'var<storage, read> $: array<vec4<f32>>' },
-    { name: 'kv', decl: `var<storage, read> $: array<vec4<${t}>>` },
-    { name: 'out', decl: 'var<storage, read_write> $: array<vec4<f32>>' },
-  ];
+  const decls = attentionBindings('vec4<f32>', `vec4<${t}>`);
   const rowOf = (j: number): string => plus('rng.rowStart + r0', j);
   const outAt = (j: number): string => `(${rowOf(j)}) * ${u((H * HD) / 4)} + h * ${u(D4)}`;
   const each = (f: (j: number) => string): string => Array.from({ length: R }, (_, j) => f(j)).join('\n  ');
@@ -193,7 +196,7 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
 `;
   return {
     family: 'attention', name: B === 1 ? 'attention_serial' : 'attention_lanes', wgsl, workgroupSize: B,
-    bindings: [{ name: 'rng', type: 'range' }, { name: 'q', type: 'read' }, { name: 'kv', type: 'read' }, { name: 'out', type: 'rw' }],
+    bindings: bindingDecls(decls),
     params: [], grid: [H, R === 1 ? { perRow: 1 } : { perRow: 1, rowsPerGroup: R }, 1],
     config: { block: B, ...(B === 1 ? {} : { lanes: 1 }), ...(R === 1 ? {} : { rows: R }) },
     features: c.kvF16 ? ['shader-f16'] : [],

@@ -1,4 +1,4 @@
-import type { KernelSource } from '../compiler/ir/kernel.js';
+import type { BindingDecl, KernelSource } from '../compiler/ir/kernel.js';
 
 /**
  * WGSL helpers every kernel emitter shares: the kernel header, the `Range` uniform, binding and
@@ -33,6 +33,14 @@ export const RANGE_FIELDS = ['rowStart', 'rowCount', 'posBase', 'pad'] as const;
 export const RANGE_BYTES = RANGE_FIELDS.length * 4;
 
 export const RANGE_STRUCT = `struct Range { ${RANGE_FIELDS.map((f) => `${f}: u32`).join(', ')} }`;
+
+/** A binding as an emitter declares it: name and type (what the plan and runtime see) and its WGSL declaration (`$` for the name). */
+export interface BindingSpec extends BindingDecl {
+  decl: string;
+}
+
+/** The plan's view of declared bindings (names and types, in order). */
+export const bindingDecls = (specs: readonly BindingSpec[]): BindingDecl[] => specs.map(({ name, type }) => ({ name, type }));
 
 /** Header + bindings in order; binding 0 is always the range uniform. */
 export function bindingsWgsl(bindings: { name: string; decl: string }[]): string {

@@ -1,5 +1,5 @@
-import type { BindingDecl, KernelSource, MatmulKernel, Segment } from '../compiler/ir/kernel.js';
-import { RANGE_STRUCT, UNPACK4, bindingsWgsl, plus, u } from './kernel.js';
+import type { KernelSource, MatmulKernel, Segment } from '../compiler/ir/kernel.js';
+import { RANGE_STRUCT, UNPACK4, bindingDecls, bindingsWgsl, plus, u, type BindingSpec } from './kernel.js';
 
 /**
  * Fused matmul y = x · Wᵀ over the rows of a step, with an optional RMSNorm prologue and
@@ -67,7 +67,21 @@ export interface MatmulContext {
   pieces?: MatmulPiece[];
 }
 
-type Decl = { name: string; decl: string; type: BindingDecl['type'] };
+type Decl = BindingSpec;
+
+/**
+ * Storage binding names (codegen/families/matmul.ts binds buffers to them): the input, the
+ * norm weight, the RoPE table, weight w of segment s (slice i when sliced), segment s's
+ * destination, and the layer's KV cache.
+ */
+export const MATMUL_BINDING = {
+  x: 'x',
+  norm: 'g',
+  rope: 'rope',
+  kv: 'kv',
+  weight: (segment: number, weight: number, slice?: number): string => `w${segment}_${weight}${slice === undefined ? '' : `_s${slice}`}`,
+  out: (segment: number): string => `out${segment}`,
+} as const;
 
 /** A piece placed in the kernel: its outputs are kernel units [start, end). */
 interface PieceCode {
@@ -109,7 +123,7 @@ function pieceCode(seg: Segment, si: number, piece: MatmulPiece | undefined, sta
   if (half && rowBase % hd !== 0) throw new Error(`internal: a weight slice at row ${rowBase} cuts a head of ${hd} rows`);
   const units = half ? rowsHere / 2 : rowsHere;
   const unitBase = half ? rowBase / 2 : rowBase;
-  const wNames = seg.weights.map((_, wi) => (sliced ? `w${si}_${wi}_s${piece.slice}` : `w${si}_${wi}`));
+  const wNames = seg.weights.map((_, wi) => MATMUL_BINDING.weight(si, wi, sliced ? piece.slice : undefined));
   for (const n of wNames) decls.push({ name: n, decl: 'var<storage, read> $: array<vec2<u32>>', type: 'read' });
   // a thread's last outputs may run past the piece: clamp their loads, skip their stores
   const unitOf = (p: number): string => plus(PT > 1 ? `min(${plus('lu', p)}, ${u(units - 1)})` : 'lu', unitBase);
@@ -138,7 +152,7 @@ function pieceCode(seg: Segment, si: number, piece: MatmulPiece | undefined, sta
   const rope = (p: number): string => `let cs = rope[pos * ${u(hd / 2)} + jj${p}];
           let y0 = v0 * cs.x - v1 * cs.y;
           let y1 = v1 * cs.x + v0 * cs.y;`;
-  const out = `out${si}`;
+  const out = MATMUL_BINDING.out(si);
   const declare = (name: string, t = 'f32'): void => {
     // one binding per destination, however many pieces write it (aliased writable bindings are invalid)
     if (!declared.has(name)) decls.push({ name, decl: `var<storage, read_write> $: array<${t}>`, type: 'rw' });
@@ -167,7 +181,7 @@ function pieceCode(seg: Segment, si: number, piece: MatmulPiece | undefined, sta
     case 'kv': {
       const t = c.kvF16 ? 'f16' : 'f32';
       // k and v planes share one buffer per layer
-      declare('kv', t);
+      declare(MATMUL_BINDING.kv, t);
       const base = ep.plane === 'k' ? '' : `${u(c.ctx * c.kvDim)} + `;
       const [y0, y1] = ep.rope ? ['y0', 'y1'] : ['v0', 'v1'];
       epilogue = (p) => `${ep.rope ? `${rope(p)}\n          ` : ''}kv[${base}pos * ${u(c.kvDim)} + col0_${p}] = ${t}(${y0});
@@ -202,9 +216,9 @@ export function emitMatmul(k: MatmulKernel, c: MatmulContext, cfg: MatmulConfig)
   const sub = cfg.subgroup === 1 && S > 1;
 
   const decls: Decl[] = [{ name: 'rng', decl: 'var<uniform> $: Range', type: 'range' }];
-  decls.push({ name: 'x', decl: 'var<storage, read> $: array<vec4<f32>>', type: 'read' });
-  if (norm) decls.push({ name: 'g', decl: 'var<storage, read> $: array<vec4<f32>>', type: 'read' });
-  if (segs.some(usesRope)) decls.push({ name: 'rope', decl: 'var<storage, read> $: array<vec2<f32>>', type: 'read' });
+  decls.push({ name: MATMUL_BINDING.x, decl: 'var<storage, read> $: array<vec4<f32>>', type: 'read' });
+  if (norm) decls.push({ name: MATMUL_BINDING.norm, decl: 'var<storage, read> $: array<vec4<f32>>', type: 'read' });
+  if (segs.some(usesRope)) decls.push({ name: MATMUL_BINDING.rope, decl: 'var<storage, read> $: array<vec2<f32>>', type: 'read' });
   const declared = new Set<string>();
   let start = 0;
   const code: PieceCode[] = pieces.map((x) => {
@@ -312,7 +326,7 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
 `;
   return {
     family: 'matmul', name, wgsl, workgroupSize: WG,
-    bindings: decls.map((d) => ({ name: d.name, type: d.type })),
+    bindings: bindingDecls(decls),
     params: [],
     grid: [Math.ceil(totalUnits / U), 1, 1],
     config: PT === (cfg.perThread ?? 1) ? { ...cfg } : { ...cfg, perThread: PT },

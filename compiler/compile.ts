@@ -10,9 +10,9 @@ import type { FusedKernel } from './ir/kernel.js';
 import { planBuffers } from './passes/plan-buffers.js';
 import { planWeights } from './passes/plan-weights.js';
 import { Scheduler, type Tunable, type TuningChoices } from './passes/schedule.js';
-import { KERNEL_DEFAULTS, type Target } from '../codegen/defaults.js';
 import { acceptKernel, acceptStateBytes } from '../codegen/accept.js';
-import { sliceRowAlign } from '../codegen/matmul.js';
+import { FAMILIES, familyOf } from '../codegen/registry.js';
+import type { Target } from '../codegen/family.js';
 import type { Plan, PlanBuffer, PlanEntry, PlanLimits, PlanWeight } from './plan.js';
 import type { TypedGraph } from './passes/infer-shapes.js';
 import { LscError, pointer } from './errors.js';
@@ -88,27 +88,17 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
   const ctx = v.ctx;
 
   // fuse every stage of every entry point
-  const fused = entries.map((e) => ({ entry: e, stages: e.stages.map((s) => ({ stage: s, kernels: fuseStage(s.nodes, typed, file) })) }));
+  const fused = entries.map((e) => ({ entry: e, stages: e.stages.map((s) => ({ stage: s, ...fuseStage(s.nodes, typed, file) })) }));
+  const decodeStages = fused.find((f) => f.entry.kind === 'decode' && f.entry.exitLayer === undefined)!.stages;
+  const decodeKernels = decodeStages.flatMap((s) => s.kernels);
+  // which fusion rule fired how often in decode (the firings the fusion pass recorded)
   const fusion: Record<string, number> = {};
-  const decodeKernels = fused.find((f) => f.entry.kind === 'decode' && f.entry.exitLayer === undefined)!.stages.flatMap((s) => s.kernels);
-  for (const k of decodeKernels) {
-    if (k.family === 'matmul') {
-      if (k.norm) fusion['rms_norm → matmul prologue'] = (fusion['rms_norm → matmul prologue'] ?? 0) + 1;
-      if (k.segments.length > 1) fusion['sibling matmuls → one kernel'] = (fusion['sibling matmuls → one kernel'] ?? 0) + 1;
-      for (const s of k.segments) {
-        const e = s.epilogue;
-        const label = e.kind === 'kv' ? (e.rope ? 'rope + KV-cache write epilogue' : 'KV-cache write epilogue')
-          : e.kind === 'rope' ? 'rope epilogue' : e.kind === 'silu_mul' ? 'silu·mul epilogue'
-            : e.kind === 'residual' ? 'residual add epilogue' : undefined;
-        if (label) fusion[label] = (fusion[label] ?? 0) + 1;
-      }
-    }
-  }
+  for (const f of decodeStages.flatMap((s) => s.fired)) fusion[f.rule] = (fusion[f.rule] ?? 0) + 1;
   note('fuse', fused);
 
   const all: FusedKernel[] = fused.flatMap((f) => f.stages.flatMap((s) => s.kernels));
   const assign = planBuffers(decodeKernels, all, typed, maxRows, tokenSlots);
-  const w = planWeights(typed, limits.maxStorageBufferBindingSize, sliceRowAlign(v.headDim), file);
+  const w = planWeights(typed, limits.maxStorageBufferBindingSize, weightRowAlign(v), file);
   note('plan-buffers', assign);
 
   const kvBytes = 2 * ctx * kvDim * (kvF16 ? 2 : 4);
@@ -119,7 +109,7 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
   const kvBuffers: PlanBuffer[] = Array.from({ length: v.layers }, (_, l) => ({
     id: `kv:${l}`, kind: 'kv', bytes: kvBytes, doc: `layer ${l} K and V [2, ${ctx}, ${kvDim}] ${kvF16 ? 'f16' : 'f32'}`,
   }));
-  const defaults = KERNEL_DEFAULTS[opts.target ?? 'gpu'];
+  const target = opts.target ?? 'gpu';
   const ropeBuffer: PlanBuffer = { id: 'const:rope', kind: 'constant', bytes: ctx * (v.headDim / 2) * 8, doc: `RoPE cos/sin [${ctx}, ${v.headDim / 2}] f32` };
   const acceptState: PlanBuffer = {
     id: 'io:accept', kind: 'io', bytes: acceptStateBytes(kMax),
@@ -135,11 +125,12 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
   const scheduler = new Scheduler({
     ctx, kvDim, kvF16, weights: new Map(w.weights.map((x) => [x.id, x])), valueBuffer: assign.valueBuffer,
     width: (id) => (typed.values.get(id)!.shape[1] as number) ?? 1, tokenOutBase: verifyBase,
-    ropeBuffer: ropeBuffer.id, tokensBuffer: 'io:tokens', maxStorageBuffers: limits.maxStorageBuffersPerShaderStage,
-    tuning: {
-      matmul: (k, key) => opts.tuning?.matmul?.(k, key) ?? defaults.matmul,
-      attention: (k, key) => opts.tuning?.attention?.(k, key) ?? defaults.attention(k.headDim),
-      argmax: (k, key) => opts.tuning?.argmax?.(k, key) ?? defaults.argmax,
+    ropeBuffer: ropeBuffer.id, tokensBuffer: 'io:tokens', kvBuffer: (l) => kvBuffers[l].id, maxStorageBuffers: limits.maxStorageBuffersPerShaderStage,
+    tuning: (k, key) => {
+      const family = familyOf(k);
+      const cfg = opts.tuning?.[family.name]?.(k, key) ?? family.defaultConfig?.(target, k);
+      if (!cfg) throw new Error(`internal: family ${family.name} asked for a config it has no default for`);
+      return cfg;
     },
   });
   const planEntries: PlanEntry[] = fused.map(({ entry, stages }) => ({
@@ -204,15 +195,17 @@ function checkBuffers(buffers: PlanBuffer[], limits: PlanLimits, g: TypedGraph, 
   }
 }
 
-/** Dispatches the scheduler will emit: one per kernel, one per weight slice where a weight is split. */
+/** Dispatches the scheduler will emit, as each kernel's family counts them (one per weight slice where a weight is split). */
 function countDispatches(kernels: FusedKernel[], weights: PlanWeight[]): number {
   const chunks = new Map(weights.map((w) => [w.id, w.chunks.length]));
-  let n = 0;
-  for (const k of kernels) {
-    if (k.family === 'embed') n += chunks.get(k.table) ?? 1;
-    else if (k.family !== 'matmul') n += 1;
-    else if (k.segments.every((s) => s.weights.every((w) => (chunks.get(w) ?? 1) === 1))) n += 1;
-    else for (const s of k.segments) n += chunks.get(s.weights[0]) ?? 1;
-  }
-  return n;
+  return kernels.reduce((n, k) => n + familyOf(k).dispatchCount(k, (id) => chunks.get(id) ?? 1), 0);
+}
+
+/** Row granularity of weight slices: what every family's kernels need of them (their least common multiple). */
+function weightRowAlign(dims: Record<string, number>): number {
+  const gcd = (a: number, b: number): number => (b ? gcd(b, a % b) : a);
+  return FAMILIES.reduce((a, f) => {
+    const r = f.weightRowAlign?.(dims) ?? 1;
+    return (a / gcd(a, r)) * r;
+  }, 1);
 }

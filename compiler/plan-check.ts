@@ -5,6 +5,8 @@ import { compileGraph, graphHash, type CompiledPlan } from './compile.js';
 import { schemaError, validateGraph } from './ir/validate.js';
 import { LscError, isLscError, pointer } from './errors.js';
 import { planSchema } from './plan-schema.js';
+import { TUNABLE_FAMILIES } from '../codegen/registry.js';
+import type { TuningChoice, TuningChoices } from './passes/schedule.js';
 
 /**
  * A plan read back from an artifact is user input: it is checked before any GPU work by
@@ -146,15 +148,16 @@ export function checkPlan(rawPlan: unknown, rawGraph: unknown, files: { plan: st
   // the scheduler asks for a tuning choice once per tunable fused kernel, in a fixed order
   const calls: string[][] = [];
   const record = (k: { nodes: string[] }): undefined => { calls.push(k.nodes); return undefined; };
-  const first = recompiled(() => compileGraph(graph, { ...options, tuning: { matmul: record, attention: record, argmax: record } }));
+  const everyFamily = (choice: TuningChoice): TuningChoices => Object.fromEntries(TUNABLE_FAMILIES.map((f) => [f, choice]));
+  const first = recompiled(() => compileGraph(graph, { ...options, tuning: everyFamily(record) }));
   mustEqual(untuned(plan), asJson(untuned(first.plan)), planFile, 'compiling graph.json');
   if (firstDifference(plan.kernels, asJson(first.plan.kernels)) === undefined) return { plan, graph, wgsl: first.wgsl };
 
   // tuned kernels: read the plan's config for each of those choices, compile again with them
   const configs = choicesOf(plan, first, calls, planFile);
   let next = 0;
-  const pick = <C>(): C => configs[next++] as C;
-  const final = recompiled(() => compileGraph(graph, { ...options, tuning: { matmul: pick, attention: pick, argmax: pick } }), planFile);
+  const pick = (): Record<string, number> => configs[next++];
+  const final = recompiled(() => compileGraph(graph, { ...options, tuning: everyFamily(pick) }), planFile);
   mustEqual(plan, asJson(final.plan), planFile, 'compiling graph.json with its kernel configs');
   return { plan, graph, wgsl: final.wgsl };
 }

@@ -1,5 +1,6 @@
 import type { Plan, PlanDispatch } from '../compiler/plan.js';
 import type { Tunable } from '../compiler/passes/schedule.js';
+import { familyNamed } from '../codegen/registry.js';
 import type { Executor } from './executor.js';
 import { timeKernel } from './kernel-timer.js';
 import { configId, recordId, type TuningRecord } from './tuning-db.js';
@@ -52,27 +53,9 @@ export interface TuneResult {
   abandoned?: Record<string, number>;
 }
 
-const pow2 = (n: number): boolean => n > 0 && (n & (n - 1)) === 0;
-
-/** Configurations worth trying, by family: a curated grid rather than the full product. */
+/** Configurations worth trying: each family's curated grid (codegen/families/*) rather than the full product. */
 export function candidates(t: Tunable, subgroupSize = 0): Record<string, number>[] {
-  if (t.family === 'argmax') return [1, 8, 32, 64, 128, 256].map((threads) => ({ threads }));
-  if (t.family === 'attention') {
-    const lanes = [1, 4, 8, 16].flatMap((block) => [1, 2, 4, 8].map((rows) => ({ block, ...(block > 1 ? { lanes: 1 } : {}), ...(rows > 1 ? { rows } : {}) })));
-    return [...lanes, ...[16, 32, 64, 128].map((block) => ({ block }))];
-  }
-  const out: Record<string, number>[] = [];
-  const add = (split: number, perThread: number, threads: number, rowBlock: number): void => {
-    const base = { split, units: (threads / split) * perThread, perThread, rowBlock, subgroup: 0 };
-    out.push(base);
-    if (split > 1 && subgroupSize >= split && pow2(split)) out.push({ ...base, subgroup: 1 });
-  };
-  // one thread per output group (CPU drivers like this), a few split-K shapes (GPUs like these)
-  for (const perThread of [1, 2, 4, 8]) for (const threads of [32, 64]) for (const rowBlock of [2, 4]) add(1, perThread, threads, rowBlock);
-  for (const perThread of [1, 2]) for (const threads of [64, 128]) add(4, perThread, threads, 2);
-  for (const threads of [64, 256]) for (const rowBlock of [1, 2]) add(8, 1, threads, rowBlock);
-  for (const threads of [128, 256]) add(32, 1, threads, 1);
-  return out;
+  return familyNamed(t.family).candidates?.(subgroupSize) ?? [];
 }
 
 function representative(plan: Plan, t: Tunable): PlanDispatch | undefined {

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TuningChoices } from '../compiler/passes/schedule.js';
+import { TUNABLE_FAMILIES } from '../codegen/registry.js';
 import type { GpuContext } from './device.js';
 
 /**
@@ -14,7 +15,8 @@ import type { GpuContext } from './device.js';
 export interface TuningRecord {
   adapter: string;
   key: string;
-  family: 'matmul' | 'attention' | 'argmax';
+  /** Kernel family (codegen/registry.ts). */
+  family: string;
   config: Record<string, number>;
   /** Score: milliseconds per dispatch summed over the tuned row counts; null when it failed. */
   ms: number | null;
@@ -128,6 +130,6 @@ export function decisions(adapter: string, records = allRecords()): Map<string, 
 export function loadTuning(gpu: GpuContext): Partial<TuningChoices> | undefined {
   const best = decisions(adapterKey(gpu));
   if (!best.size) return undefined;
-  const pick = <T>() => (_k: unknown, key: string): T | undefined => best.get(key)?.config as T | undefined;
-  return { matmul: pick(), attention: pick(), argmax: pick() };
+  const pick = (_k: unknown, key: string): Record<string, number> | undefined => best.get(key)?.config;
+  return Object.fromEntries(TUNABLE_FAMILIES.map((f) => [f, pick]));
 }

@@ -122,4 +122,10 @@ describe('import cycles between source modules', () => {
     assert.deepEqual(edges(under('codegen'), (d) => under('compiler')(d) && !allowed(d)), []);
   });
 
+  it('the compiler passes reach kernel families only through codegen/registry.ts (and the shared codegen/family.ts, codegen/kernel.ts)', () => {
+    const shared = (d: string): boolean => ['codegen/registry.ts', 'codegen/family.ts', 'codegen/kernel.ts'].some((f) => is(f)(d));
+    const passes = (f: string): boolean => under('compiler/passes')(f) || is('compiler/compile.ts')(f);
+    assert.deepEqual(edges(passes, (d) => under('codegen')(d) && !shared(d)), []);
+    assert.ok(edges(passes, is('codegen/registry.ts')).length > 0, 'the passes use the registry');
+  });
 });

@@ -35,7 +35,11 @@ export interface MatmulKernel extends KernelBase { family: 'matmul'; x: string; 
 export interface AttentionKernel extends KernelBase { family: 'attention'; q: string; out: string; layer: number; heads: number; kvHeads: number; headDim: number }
 export interface ArgmaxKernel extends KernelBase { family: 'argmax'; x: string; out: string; n: number }
 
-export type FusedKernel = EmbedKernel | MatmulKernel | AttentionKernel | ArgmaxKernel;
+/**
+ * A fused kernel of any registered family: the passes handle kernels through their family
+ * (codegen/registry.ts); only the fusion rules that build matmul kernels read their fields.
+ */
+export type FusedKernel = KernelBase;
 
 /** A graph node as a kernel family sees it (the fusion pass's flat nodes have this shape). */
 export interface KernelNode {

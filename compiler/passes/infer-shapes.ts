@@ -4,6 +4,8 @@ import { LscError, pointer, pointerToken } from '../errors.js';
 import type { FlatGraph, FlatInput, FlatNode } from './expand-layers.js';
 import { BOUNDS, checkBound } from '../ir/bounds.js';
 import { own } from '../ir/own.js';
+import { FAMILIES } from '../../codegen/registry.js';
+import type { NodeCheck } from '../../codegen/family.js';
 
 /** A resolved dim: a number, or the name of a symbolic dim ('T'). */
 export type RDim = number | string;
@@ -38,12 +40,6 @@ export function inferShapes(graph: Graph, flat: FlatGraph, dims: DimTable, file?
   /** Where a size comes from: the dim it names (what a user edits), else the expression's own place. */
   const sourceOf = (expr: unknown, at: string): string =>
     (typeof expr === 'string' && own(graph.dims, expr.trim()) !== undefined ? pointer('dims', expr.trim()) : at);
-  /** Kernels read activations and f16 weights four values at a time (vec4). */
-  const multipleOf4 = (what: string, v: number, at: string): void => {
-    if (v % 4 !== 0) {
-      throw new LscError(`${what} ${v} must be a multiple of 4 (the kernels read four values at a time)`, { file, pointer: at });
-    }
-  };
   const weightShapes = new Map<string, number[]>();
   for (const w of flat.weights.values()) {
     const shape = resolveShape(own(graph.weights, w.decl)!.shape, pointer('weights', w.decl, 'shape'));
@@ -88,7 +84,6 @@ export function inferShapes(graph: Graph, flat: FlatGraph, dims: DimTable, file?
         arity(2);
         if (!isWeight(1) || ins[1].shape.length !== 2) fail('second input must be a [vocab, d] weight');
         if (ins[0].dtype !== 'i32' || ins[0].shape.length !== 1) fail(`tokens must be an i32 vector, got ${fmt(ins[0].shape)}`);
-        multipleOf4('embedding width', ins[1].shape[1] as number, weightDim(1, 1));
         out = { shape: [ins[0].shape[0], ins[1].shape[1]], dtype: 'f32' };
         break;
       }
@@ -106,7 +101,6 @@ export function inferShapes(graph: Graph, flat: FlatGraph, dims: DimTable, file?
         if (ins[0].shape.length !== 2 || k !== ins[1].shape[1]) {
           fail(`cannot multiply ${fmt(ins[0].shape)} by weightᵀ of ${fmt(ins[1].shape)}: inner dims differ`);
         }
-        multipleOf4(`matmul '${node.id}': inner dimension`, k as number, weightDim(1, 1));
         out = { shape: [rows, ins[1].shape[0]], dtype: 'f32' };
         break;
       }
@@ -128,7 +122,6 @@ export function inferShapes(graph: Graph, flat: FlatGraph, dims: DimTable, file?
         checkBound(`attention '${node.id}': heads`, h, BOUNDS.heads, { file, pointer: attrAt('heads') });
         checkBound(`attention '${node.id}': kvHeads`, hkv, BOUNDS.heads, { file, pointer: attrAt('kvHeads') });
         checkBound(`attention '${node.id}': headDim`, hd, BOUNDS.headDim, { file, pointer: attrAt('headDim') });
-        multipleOf4(`attention '${node.id}': headDim`, hd, attrAt('headDim'));
         if (h % hkv) fail(`heads (${h}) must be a multiple of kvHeads (${hkv})`);
         if (ins[0].shape[1] !== h * hd) fail(`q width ${ins[0].shape[1]} is not heads*headDim = ${h * hd}`);
         for (const i of [1, 2]) if (ins[i].shape[1] !== hkv * hd) fail(`k/v width ${ins[i].shape[1]} is not kvHeads*headDim = ${hkv * hd}`);
@@ -155,6 +148,12 @@ export function inferShapes(graph: Graph, flat: FlatGraph, dims: DimTable, file?
       default:
         throw new LscError(`unknown op '${(node as FlatNode).op}'`, where);
     }
+    // what the kernels that compute this op need of it (codegen/families/*)
+    const check: NodeCheck = {
+      node, file, inputShape: (i) => ins[i].shape, weightDimAt: weightDim,
+      attrAt: (key) => sourceOf(decl.attrs[key], `${node.pointer}/attrs/${pointerToken(key)}`),
+    };
+    for (const f of FAMILIES) if (f.ops.includes(node.op)) f.check?.(check);
     values.set(node.id, out);
   }
   return { ...flat, nodes, values, weightShapes };

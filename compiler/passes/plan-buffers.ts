@@ -1,5 +1,6 @@
 import type { PlanBuffer } from '../plan.js';
 import type { FusedKernel } from '../ir/kernel.js';
+import { familyOf } from '../../codegen/registry.js';
 import type { TypedGraph } from './infer-shapes.js';
 
 /**
@@ -17,24 +18,8 @@ export interface BufferAssignment {
   buffers: PlanBuffer[];
 }
 
-export function kernelReads(k: FusedKernel): string[] {
-  switch (k.family) {
-    case 'embed': return [];
-    case 'matmul': return [k.x, ...k.segments.flatMap((s) => (s.epilogue.kind === 'residual' ? [s.epilogue.into] : []))];
-    case 'attention': return [k.q];
-    case 'argmax': return [k.x];
-  }
-}
-
-export function kernelWrites(k: FusedKernel): string[] {
-  switch (k.family) {
-    case 'embed': return [k.out];
-    case 'matmul':
-      return k.segments.flatMap((s) => (s.epilogue.kind === 'kv' ? [] : [s.epilogue.out]));
-    case 'attention': return [k.out];
-    case 'argmax': return [k.out];
-  }
-}
+export const kernelReads = (k: FusedKernel): string[] => familyOf(k).reads(k);
+export const kernelWrites = (k: FusedKernel): string[] => familyOf(k).writes(k);
 
 export function planBuffers(order: FusedKernel[], all: FusedKernel[], g: TypedGraph, rows: number,
   tokenSlots: number): BufferAssignment {
@@ -48,13 +33,10 @@ export function planBuffers(order: FusedKernel[], all: FusedKernel[], g: TypedGr
   let logits: string | undefined;
   const picks = new Set<string>();
   for (const k of all) {
-    if (k.family === 'embed') trunkValues.add(k.out);
-    if (k.family === 'matmul') {
-      for (const s of k.segments) {
-        if (s.epilogue.kind === 'residual') { trunkValues.add(s.epilogue.into); trunkValues.add(s.epilogue.out); }
-      }
-    }
-    if (k.family === 'argmax') { picks.add(k.out); logits = k.x; }
+    const p = familyOf(k).persistent?.(k) ?? {};
+    for (const v of p.trunk ?? []) trunkValues.add(v);
+    for (const v of p.picks ?? []) picks.add(v);
+    if (p.logits) logits = p.logits;
   }
   const d = Math.max(...[...trunkValues].map(width));
   buffers.push({ id: 'act:trunk', kind: 'activation', bytes: rows * d * 4, doc: `trunk state [${rows}, ${d}] f32; rows 0..k are the exit query cache` });
