@@ -4,6 +4,7 @@ import { embedFamily } from './families/embed.js';
 import { matmulFamily } from './families/matmul.js';
 import { attentionFamily } from './families/attention.js';
 import { argmaxFamily } from './families/argmax.js';
+import { rmsNormFamily } from './families/rms-norm.js';
 
 /** Every kernel family lsc can emit, one line each (see codegen/family.ts for what a family owns). */
 export const FAMILIES: readonly KernelFamily[] = [
@@ -11,6 +12,7 @@ export const FAMILIES: readonly KernelFamily[] = [
   matmulFamily,
   attentionFamily,
   argmaxFamily,
+  rmsNormFamily,
 ];
 
 /** The family of a fused kernel. */
