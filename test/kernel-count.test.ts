@@ -1,7 +1,7 @@
 /**
  * Kernel and dispatch counts per entry point, so that a regression in fusion (a kernel split in
  * two, an epilogue that stops fusing, a per-layer kernel that stops being shared) fails loudly.
- * The expected numbers are derived from the structure of a Llama decoder (the fusion rules of compiler/passes/fuse.ts)
+ * The expected numbers are derived from the structure of a Llama decoder (the fusion rules of compiler/passes/fusion-rules.ts)
  * and written out for tiny-code, tiny-code-deep and llama2-7b. Pure: compiles plans, no GPU.
  *
  * One decoder layer is 5 dispatches:
