@@ -1,6 +1,7 @@
 import cliProgress from 'cli-progress';
 import type { TuneEvent, TuneResult } from '../runtime/tuner.js';
 import { plural } from '../compiler/plural.js';
+import { FAMILIES } from '../codegen/registry.js';
 
 /**
  * What `lsc tune` shows while it runs and when it ends: a progress bar on a TTY, log lines
@@ -9,19 +10,11 @@ import { plural } from '../compiler/plural.js';
  */
 const LOG_EVERY_MS = 5000;
 
-/** A short name for a kernel shape key ("matmul:{json}", "attention:4x4x32", "argmax:2048"). */
+/** A short name for a kernel shape key ("attention:4x4x32" -> "attention 4x4x32"; families may name their keys, see codegen/family.ts). */
 export function shapeLabel(key: string): string {
   const at = key.indexOf(':');
-  const family = key.slice(0, at);
-  const rest = key.slice(at + 1);
-  if (family !== 'matmul') return `${family} ${rest}`;
-  try {
-    const k = JSON.parse(rest) as { k: number; eps?: number; segs: { n: number; kind: string }[] };
-    const n = k.segs.reduce((a, s) => a + s.n, 0);
-    return `matmul ${k.k}→${n}${k.eps !== undefined ? ' norm' : ''} ${k.segs.map((s) => s.kind).join('+')}`;
-  } catch {
-    return key.length > 40 ? key.slice(0, 39) + '…' : key;
-  }
+  const family = FAMILIES.find((f) => f.name === key.slice(0, at));
+  return family?.describeKey?.(key) ?? `${key.slice(0, at)} ${key.slice(at + 1)}`;
 }
 
 const cfgText = (c: Record<string, number>): string => Object.entries(c).map(([k, v]) => `${k}=${v}`).join(' ');

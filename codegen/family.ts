@@ -119,6 +119,8 @@ export interface KernelFamily<K extends FusedKernel = FusedKernel> {
   /** Tunable families: default configuration per target, and the configurations `lsc tune` tries. */
   defaultConfig?(target: Target, k: K): KernelConfig;
   candidates?(subgroupSize: number): KernelConfig[];
+  /** A short name for one of its tuning keys (`lsc tune`'s tables); default: the key. */
+  describeKey?(key: string): string;
 }
 
 /** Buffers of a source's storage bindings, in binding order, from a family's map by name. */

@@ -73,6 +73,16 @@ export const matmulFamily: KernelFamily<MatmulKernel> = {
     if (k.segments.every((s) => s.weights.every((w) => slices(w) === 1))) return 1;
     return k.segments.reduce((n, s) => n + slices(s.weights[0]), 0);
   },
+  describeKey(key) {
+    try {
+      const k = JSON.parse(key.slice(key.indexOf(':') + 1)) as { k: number; eps?: number; segs: { n: number; kind: string }[] };
+      const n = k.segs.reduce((a, s) => a + s.n, 0);
+      return `matmul ${k.k}→${n}${k.eps !== undefined ? ' norm' : ''} ${k.segs.map((s) => s.kind).join('+')}`;
+    } catch {
+      // sliced kernels: the key goes on with the pieces
+      return key.length > 40 ? key.slice(0, 39) + '…' : key;
+    }
+  },
   schedule(k, env) {
     const outWidth = (seg: Segment): number => {
       const ep = seg.epilogue;
