@@ -1,4 +1,5 @@
-import { RANGE_FIELDS, RANGE_SLOT_WORDS, bindingsWgsl, kernelHeader, type BindingDecl, type KernelSource } from './kernel.js';
+import type { BindingDecl, KernelSource } from '../compiler/ir/kernel.js';
+import { RANGE_FIELDS, RANGE_SLOT_WORDS, bindingsWgsl, kernelHeader } from './kernel.js';
 
 /**
  * Greedy acceptance on the GPU, so that speculation rounds chain inside one submission with no

@@ -4,8 +4,6 @@ import type { BindingDecl, KernelSource } from '../compiler/ir/kernel.js';
  * WGSL helpers every kernel emitter shares: the kernel header, the `Range` uniform, binding and
  * Params declarations. The kernel IR and source types live in compiler/ir/kernel.ts.
  */
-/** For codegen/accept.ts, which declares its bindings with this type. */
-export type { BindingDecl } from '../compiler/ir/kernel.js';
 
 /**
  * The comment an emitted kernel file starts with: the graph nodes it computes (at its first use:

@@ -33,3 +33,9 @@ export const TUNABLE_FAMILIES: readonly string[] = FAMILIES.filter((f) => f.cand
 export function standaloneFamily(op: string): KernelFamily | undefined {
   return FAMILIES.find((f) => f.standalone.includes(op) && f.fromNode);
 }
+
+/**
+ * Kernels of the plan that no graph node asks for: the greedy acceptance kernel, which the chained
+ * speculation rounds run after verify (the compiler adds it to every plan).
+ */
+export { acceptKernel, acceptStateBytes } from './accept.js';
