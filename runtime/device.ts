@@ -26,6 +26,11 @@ export interface DeviceOptions {
    * for small models. Read once, when the process first loads the Vulkan driver.
    */
   cpuDriverThreads?: number;
+  /**
+   * Open the device without `shader-f16` even where the adapter has it (also LSC_NO_SHADER_F16=1):
+   * the path of adapters without it (f32 KV cache), e.g. to test it on an adapter that has f16.
+   */
+  noShaderF16?: boolean;
 }
 
 /**
@@ -49,7 +54,8 @@ export async function openDevice(opts: DeviceOptions = {}): Promise<GpuContext> 
     throw new LscError('no WebGPU adapter found (Dawn found no Vulkan driver it can use)', {}, NO_ADAPTER_HINT);
   }
   const al = adapter.limits;
-  const wanted = ['shader-f16', 'subgroups', 'timestamp-query'] as GPUFeatureName[];
+  const noF16 = opts.noShaderF16 ?? process.env.LSC_NO_SHADER_F16 === '1';
+  const wanted = [...(noF16 ? [] : ['shader-f16']), 'subgroups', 'timestamp-query'] as GPUFeatureName[];
   const requiredFeatures = wanted.filter((f) => adapter!.features.has(f));
   const device = await adapter.requestDevice({
     requiredFeatures,

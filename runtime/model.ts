@@ -19,6 +19,7 @@ export type { GpuBytes } from './generate.js';
 import { GenerationRun } from './generation-run.js';
 import { ChatTemplate, type ChatMessage } from './chat-template.js';
 import { loadTuning } from './tuning-db.js';
+import { graphForFeatures } from './kv-dtype.js';
 import { readArtifact } from '../compiler/artifact.js';
 
 /** A compiled artifact (readArtifact checks all of it against its own graph.json), checked against the model's graph. */
@@ -129,6 +130,8 @@ export class LscModel {
       throw e;
     }
     try {
+      // an adapter without shader-f16 (or a device opened without it) keeps the KV cache in f32
+      if (!artifact) graph = graphForFeatures(graph, gpu.features);
       const { plan, wgsl, tunables } = artifact ? { ...artifact, tunables: [] } : compileGraph(graph, {
         file: opts.graph, ctx: opts.ctx, prefillChunk: opts.prefillChunk, decodeSteps: opts.decodeSteps,
         limits: tighter(planLimits(gpu), opts.limits),
