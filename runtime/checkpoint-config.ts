@@ -7,7 +7,7 @@
 import { LscError } from '../compiler/errors.js';
 import type { Plan } from '../compiler/plan.js';
 import type { LlamaHfConfig } from '../compiler/builder/hf-config.js';
-import type { SafetensorsCheckpoint } from './safetensors.js';
+import type { WeightSource } from './weight-source.js';
 
 /**
  * Tensors a checkpoint may hold that lsc deliberately does not use. The one place they are
@@ -41,7 +41,7 @@ function range(a: number, b: number): string {
  * against the embedding's shape. Names a checkpoint lacks (a graph file with its own naming)
  * are left to the per-tensor check against the plan.
  */
-export function checkConfigAgainstCheckpoint(ckpt: SafetensorsCheckpoint, config: LlamaHfConfig, configFile: string): void {
+export function checkConfigAgainstCheckpoint(ckpt: WeightSource, config: LlamaHfConfig, configFile: string): void {
   const hint = 'use the config.json published with the checkpoint';
   const embed = ckpt.get('model.embed_tokens.weight');
   if (embed && embed.shape.length === 2) {
@@ -71,7 +71,7 @@ export function checkConfigAgainstCheckpoint(ckpt: SafetensorsCheckpoint, config
  * more layers than config.json, or an lm_head.weight while the head is tied to the embedding,
  * would otherwise run a different model than the one on disk without a word.
  */
-export function checkNoIgnoredTensors(plan: Plan, ckpt: SafetensorsCheckpoint): void {
+export function checkNoIgnoredTensors(plan: Plan, ckpt: WeightSource): void {
   const used = new Set(plan.weights.filter((w) => !w.tiedTo).map((w) => w.hf));
   const ignored = [...ckpt.tensors.keys()].filter((n) => !used.has(n) && !isHarmlessExtra(n));
   if (ignored.length === 0) return;

@@ -3,6 +3,8 @@ import { create } from 'webgpu';
 import { LscError } from '../compiler/errors.js';
 import type { PlanLimits } from '../compiler/plan.js';
 
+export { checkPlanFits, planLimits } from './plan-fit.js';
+
 /** The fix printed whenever no adapter can be had. */
 export const NO_ADAPTER_HINT = 'install a Vulkan driver: run `bash scripts/setup.sh` (Mesa lavapipe on a machine without a GPU)';
 
@@ -95,41 +97,4 @@ export async function openDevice(opts: DeviceOptions = {}): Promise<GpuContext> 
       gpu = undefined;
     },
   };
-}
-
-/** The limits a plan compiled for this device may use. */
-export function planLimits(gpu: GpuContext): PlanLimits {
-  const l = gpu.limits;
-  return {
-    maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
-    maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
-    maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
-    maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
-    maxBufferSize: l.maxBufferSize,
-  };
-}
-
-/** Checks that a plan fits this device, before anything is allocated. */
-export function checkPlanFits(limits: GpuContext['limits'], features: Set<string>, plan: {
-  limits: PlanLimits; features: string[]; buffers: { bytes: number; id: string }[];
-}): void {
-  for (const f of plan.features) {
-    if (!features.has(f)) {
-      throw new LscError(`this adapter lacks the '${f}' feature the plan needs`, {},
-        f === 'shader-f16' ? 'compile the graph with dtypes.kv = "f32"' : undefined);
-    }
-  }
-  const keys: (keyof PlanLimits)[] = ['maxStorageBufferBindingSize', 'maxStorageBuffersPerShaderStage',
-    'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup'];
-  for (const key of keys) {
-    if (plan.limits[key] > limits[key]) {
-      throw new LscError(`the plan was compiled for ${key} = ${plan.limits[key]}, this adapter allows ${limits[key]}`, {},
-        'recompile the artifact with lsc compile (it targets WebGPU\'s default limits, which every adapter allows), or run without --plan to compile for this adapter');
-    }
-  }
-  const big = plan.buffers.find((b) => b.bytes > limits.maxBufferSize);
-  if (big) {
-    throw new LscError(`buffer ${big.id} needs ${big.bytes} bytes; this adapter's maxBufferSize is ${limits.maxBufferSize}`, {},
-      'use a smaller --ctx or a GPU with larger buffers');
-  }
 }

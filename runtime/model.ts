@@ -20,6 +20,7 @@ import { GenerationRun } from './generation-run.js';
 import { ChatTemplate, type ChatMessage } from './chat-template.js';
 import { loadTuning } from './tuning-db.js';
 import { graphForFeatures } from './kv-dtype.js';
+import { checkExit, checkTokens } from './model-checks.js';
 import { readArtifact } from '../compiler/artifact.js';
 
 /** A compiled artifact (readArtifact checks all of it against its own graph.json), checked against the model's graph. */
@@ -171,22 +172,11 @@ export class LscModel {
   }
 
   checkTokens(ids: number[], where = 'tokens'): void {
-    const vocab = this.plan.dims.vocab;
-    const bad = ids.find((t) => !Number.isInteger(t) || t < 0 || t >= vocab);
-    if (bad !== undefined) throw new LscError(`${where}: token id ${bad} is outside the vocabulary 0..${vocab - 1}`);
-    if (ids.length === 0) throw new LscError(`${where}: no tokens`);
-    if (ids.length > this.plan.dims.ctx) {
-      throw new LscError(`${where}: ${ids.length} tokens do not fit the context of ${this.plan.dims.ctx} positions`, {},
-        'shorten the prompt or load with a larger --ctx');
-    }
+    checkTokens(this.plan, ids, where);
   }
 
   checkExit(exitLayer: number | undefined): void {
-    if (exitLayer === undefined || exitLayer === this.layers) return;
-    if (!this.plan.exits.candidates.includes(exitLayer)) {
-      throw new LscError(`exit layer ${exitLayer} is not compiled into this model's plan (candidates: ${this.plan.exits.candidates.join(', ')})`,
-        {}, 'choose one of the candidates, or add it to exit.candidates in the graph');
-    }
+    checkExit(this.plan, exitLayer);
   }
 
   /** Logits of the last position (or all), through the full model or exit E. */

@@ -14,56 +14,17 @@ import * as path from 'node:path';
 import { LscError, oneLine } from '../compiler/errors.js';
 import { openRegularFile, readRegularFile } from './safe-file.js';
 import {
-  bf16BitsToF16Bits, bf16BitsToF32, f16BitsToF32, f32ToF16Bits, firstNonFiniteF16, firstNonFiniteF32,
-} from './dtype-convert.js';
+  HINT_REDOWNLOAD, ITEM_SIZE, brief, convertStored, headerLength, isNonNegInt, isObject, parseHeader, product, type StDType, type TensorEntry,
+} from './safetensors-header.js';
+import type { WeightSource } from './weight-source.js';
+import { bf16BitsToF32, f16BitsToF32, firstNonFiniteF16, firstNonFiniteF32 } from './dtype-convert.js';
 
-export type StDType = 'F32' | 'F16' | 'BF16';
-
-export interface TensorEntry {
-  name: string;
-  dtype: StDType;
-  shape: number[];
-  /** Absolute path of the .safetensors file holding it. */
-  file: string;
-  /** Absolute byte offset in that file where its data starts. */
-  dataStart: number;
-  byteLength: number;
-}
+export type { StDType, TensorEntry } from './safetensors-header.js';
 
 export const SINGLE_FILE = 'model.safetensors';
 export const INDEX_FILE = 'model.safetensors.index.json';
 
-const ITEM_SIZE: Record<StDType, number> = { F32: 4, F16: 2, BF16: 2 };
-/** Dtypes the format defines that lsc cannot load (reported as "unsupported", not "unknown"). */
-const OTHER_DTYPES = new Set([
-  'F64', 'I64', 'I32', 'I16', 'I8', 'U64', 'U32', 'U16', 'U8', 'BOOL', 'C64',
-  'F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'F6_E2M3', 'F6_E3M2', 'F4', 'U1',
-]);
-const MAX_HEADER_BYTES = 100_000_000;
 const DEFAULT_CHUNK_BYTES = 16 << 20;
-
-const HINT_REDOWNLOAD = 're-download the checkpoint (the file looks truncated or corrupted)';
-const HINT_CONVERT = 'convert the tensor to F16, BF16 or F32 before loading';
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** A value from the file, as JSON cut to a readable length (a header can hold megabytes of anything). */
-function brief(v: unknown): string {
-  const text = JSON.stringify(v) ?? String(v);
-  return text.length <= 60 ? text : `${text.slice(0, 57)}...`;
-}
-
-function isNonNegInt(v: unknown): v is number {
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-}
-
-function product(dims: readonly number[]): number {
-  let n = 1;
-  for (const d of dims) n *= d;
-  return n;
-}
 
 /** Fills buf from file position pos; a short read means the file changed under us. */
 function readFully(fd: number, buf: Uint8Array, pos: number, file: string, tensor?: string): void {
@@ -78,74 +39,15 @@ function readFully(fd: number, buf: Uint8Array, pos: number, file: string, tenso
 /** Parses and validates one .safetensors header; fd stays open for the caller to cache. */
 function readHeader(file: string, fd: number): TensorEntry[] {
   const size = fs.fstatSync(fd).size;
-  if (size < 8) throw new LscError(`safetensors file is ${size} bytes, shorter than its 8-byte header length`, { file }, HINT_REDOWNLOAD);
-  const lenBuf = Buffer.alloc(8);
-  readFully(fd, lenBuf, 0, file);
-  const len64 = lenBuf.readBigUInt64LE(0);
-  if (len64 > BigInt(MAX_HEADER_BYTES)) throw new LscError(`header length ${len64} is absurd (over ${MAX_HEADER_BYTES} bytes)`, { file }, HINT_REDOWNLOAD);
-  const headerLen = Number(len64);
-  if (8 + headerLen > size) throw new LscError(`header length ${headerLen} runs past the end of the ${size}-byte file`, { file }, HINT_REDOWNLOAD);
-
-  const headerBuf = Buffer.alloc(headerLen);
+  const first8 = new Uint8Array(Math.min(8, size));
+  readFully(fd, first8, 0, file);
+  const headerLen = headerLength(file, size, first8);
+  const headerBuf = new Uint8Array(headerLen);
   readFully(fd, headerBuf, 8, file);
-  let header: unknown;
-  try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBuf));
-  } catch (e) {
-    throw new LscError(`header is not valid JSON: ${oneLine((e as Error).message)}`, { file }, HINT_REDOWNLOAD);
-  }
-  if (!isObject(header)) throw new LscError('header is not a JSON object', { file }, HINT_REDOWNLOAD);
-
-  const dataBase = 8 + headerLen;
-  const dataSize = size - dataBase;
-  const entries: TensorEntry[] = [];
-  const begins = new Map<TensorEntry, number>();
-  for (const [name, raw] of Object.entries(header)) {
-    if (name === '__metadata__') continue;
-    const where = { file, tensor: name };
-    if (!isObject(raw)) throw new LscError('header entry is not an object', where, HINT_REDOWNLOAD);
-    const { dtype, shape, data_offsets: offs } = raw;
-    if (dtype === undefined || shape === undefined || offs === undefined) {
-      const missing = ['dtype', 'shape', 'data_offsets'].filter((k) => raw[k] === undefined);
-      throw new LscError(`header entry is missing ${missing.join(', ')}`, where, HINT_REDOWNLOAD);
-    }
-    // own keys only: 'toString' or '__proto__' are not dtypes
-    if (typeof dtype !== 'string' || !Object.hasOwn(ITEM_SIZE, dtype)) {
-      const known = typeof dtype === 'string' && OTHER_DTYPES.has(dtype);
-      throw new LscError(`${known ? 'unsupported' : 'unknown'} dtype ${brief(dtype)}`, where, HINT_CONVERT);
-    }
-    if (!Array.isArray(shape) || !shape.every(isNonNegInt)) {
-      throw new LscError(`shape ${brief(shape)} is not an array of non-negative integers`, where, HINT_REDOWNLOAD);
-    }
-    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every(isNonNegInt) || offs[0] > offs[1]) {
-      throw new LscError(`data_offsets ${brief(offs)} must be two non-negative integers [begin, end] with begin <= end`, where, HINT_REDOWNLOAD);
-    }
-    const st = dtype as StDType;
-    const [begin, end] = offs as number[];
-    const expected = product(shape) * ITEM_SIZE[st];
-    if (end - begin !== expected) {
-      throw new LscError(`tensor holds ${end - begin} bytes but shape ${brief(shape)} of ${st} needs ${expected}`, where, HINT_REDOWNLOAD);
-    }
-    if (end > dataSize) {
-      throw new LscError(`data_offsets [${begin}, ${end}] run past the ${dataSize}-byte data region`, where, HINT_REDOWNLOAD);
-    }
-    const entry: TensorEntry = { name, dtype: st, shape: shape.slice(), file, dataStart: dataBase + begin, byteLength: end - begin };
-    entries.push(entry);
-    begins.set(entry, begin);
-  }
-
-  // Overlap check: sort non-empty tensors by start, each must start at or after the previous end.
-  const sorted = entries.filter((e) => e.byteLength > 0).sort((a, b) => a.dataStart - b.dataStart);
-  for (let i = 1; i < sorted.length; i++) {
-    const prev = sorted[i - 1], cur = sorted[i];
-    if (cur.dataStart < prev.dataStart + prev.byteLength) {
-      throw new LscError(`tensor data overlaps tensor '${prev.name}' (offset ${begins.get(cur)} < ${begins.get(prev)! + prev.byteLength})`, { file, tensor: cur.name }, HINT_REDOWNLOAD);
-    }
-  }
-  return entries;
+  return parseHeader(file, size, headerBuf);
 }
 
-export class SafetensorsCheckpoint {
+export class SafetensorsCheckpoint implements WeightSource {
   readonly dir: string;
   readonly files: string[];
   readonly tensors: ReadonlyMap<string, TensorEntry>;
@@ -256,7 +158,7 @@ export class SafetensorsCheckpoint {
     for (let off = 0; off < total; off += chunk) {
       const n = Math.min(chunk, total - off);
       readFully(fd, new Uint8Array(srcBuf, 0, n * inSize), base + off * inSize, t.file, name);
-      const out = convert(t.dtype, target, srcBuf, scratch, n);
+      const out = convertStored(t.dtype, target, srcBuf, scratch, n);
       // every value goes through here once: a NaN or inf (or an overflow of f16) stops the load
       const bad = out instanceof Uint16Array ? firstNonFiniteF16(out) : firstNonFiniteF32(out);
       if (bad >= 0) throw this.nonFiniteError(t, rowStart * rowElems + off + bad, target);
@@ -320,20 +222,6 @@ export class SafetensorsCheckpoint {
     }
     return fd;
   }
-}
-
-/** Converts n elements read into src into dst (which may be the same buffer; see readRows). */
-function convert(dtype: StDType, target: 'f16' | 'f32', src: ArrayBuffer, dst: ArrayBuffer, n: number): Uint16Array | Float32Array {
-  if (target === 'f32') {
-    const out = new Float32Array(dst, 0, n);
-    if (dtype === 'F16') f16BitsToF32(new Uint16Array(src, 0, n), out);
-    else if (dtype === 'BF16') bf16BitsToF32(new Uint16Array(src, 0, n), out);
-    return out; // F32: read straight into dst
-  }
-  const out = new Uint16Array(dst, 0, n);
-  if (dtype === 'F32') f32ToF16Bits(new Float32Array(src, 0, n), out);
-  else if (dtype === 'BF16') bf16BitsToF16Bits(new Uint16Array(src, 0, n), out);
-  return out; // F16: read straight into dst
 }
 
 /** Shards are plain file names next to the index; anything else would escape the checkpoint dir. */

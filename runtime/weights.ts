@@ -2,7 +2,7 @@ import './gpu-globals.js';
 import * as os from 'node:os';
 import { LscError } from '../compiler/errors.js';
 import type { Plan, PlanWeight } from '../compiler/plan.js';
-import type { SafetensorsCheckpoint } from './safetensors.js';
+import type { WeightSource } from './weight-source.js';
 import { checkNoIgnoredTensors } from './checkpoint-config.js';
 
 const HINT_MISMATCH = 'the graph does not describe this checkpoint: build it from the model\'s config.json (omit --graph)';
@@ -12,7 +12,7 @@ const HINT_MISMATCH = 'the graph does not describe this checkpoint: build it fro
  * checkpoint holds nothing the plan would ignore, before any upload, so a bad checkpoint fails
  * with nothing allocated.
  */
-export function checkCheckpoint(plan: Plan, ckpt: SafetensorsCheckpoint): void {
+export function checkCheckpoint(plan: Plan, ckpt: WeightSource): void {
   for (const w of plan.weights) {
     if (w.tiedTo) continue;
     const t = ckpt.get(w.hf);
@@ -188,7 +188,7 @@ async function createWeightBuffers(device: GPUDevice, plan: Plan, info: UploadAd
  * in 16 MiB pieces, and after every `drainBytes` of writes the queue is awaited so that Dawn
  * releases its staging copies.
  */
-export async function uploadWeights(device: GPUDevice, plan: Plan, ckpt: SafetensorsCheckpoint,
+export async function uploadWeights(device: GPUDevice, plan: Plan, ckpt: WeightSource,
   onProgress?: UploadProgress, opts: UploadOptions = {}): Promise<Map<string, GPUBuffer>> {
   checkCheckpoint(plan, ckpt);
   const info = opts.adapterInfo ?? deviceAdapterInfo(device);
@@ -215,7 +215,7 @@ export async function uploadWeights(device: GPUDevice, plan: Plan, ckpt: Safeten
         for (let b = 0; b < n; b += blockRows) {
           const rows = Math.min(blockRows, n - b);
           const blockOffset = b * rowBytes;
-          ckpt.readRows(w.hf, w.gpuDtype, r0 + b, rows, (data, elementOffset) => {
+          await ckpt.readRows(w.hf, w.gpuDtype, r0 + b, rows, (data, elementOffset) => {
             let view = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
             if (view.byteLength % 4) {
               const padded = new Uint8Array(view.byteLength + 2);
