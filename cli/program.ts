@@ -10,6 +10,7 @@ import { registerTune } from './commands/tune.js';
 import { registerBench } from './commands/bench.js';
 import { registerDownload } from './commands/download.js';
 import { registerChat } from './commands/chat.js';
+import { registerWeb } from './commands/web.js';
 
 function version(): string {
   try {
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerBench(program);
   registerTune(program);
   registerDownload(program);
+  registerWeb(program);
   return program;
 }
 

@@ -16,7 +16,7 @@ const FIELD = { rowStart: RANGE_FIELDS.indexOf('rowStart'), rowCount: RANGE_FIEL
  */
 export class RangeTable {
   readonly buffer: GPUBuffer;
-  private readonly words: Uint32Array;
+  private readonly words: Uint32Array<ArrayBuffer>;
 
   constructor(private readonly device: GPUDevice, readonly slots: number) {
     this.buffer = device.createBuffer({ size: slots * RANGE_SLOT_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST, label: 'ranges' });

@@ -28,7 +28,7 @@ export function ropeInvFreq(rope: RopeConfig, headDim: number): Float64Array {
 }
 
 /** cos/sin per (position, pair) in float64, stored as f32 pairs: [ctx][headDim/2] of (cos, sin). */
-export function ropeTable(rope: RopeConfig, headDim: number, ctx: number): Float32Array {
+export function ropeTable(rope: RopeConfig, headDim: number, ctx: number): Float32Array<ArrayBuffer> {
   const inv = ropeInvFreq(rope, headDim);
   const half = headDim / 2;
   const out = new Float32Array(ctx * half * 2);

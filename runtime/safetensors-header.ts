@@ -7,6 +7,14 @@
 import { LscError, oneLine } from '../compiler/errors.js';
 import { bf16BitsToF16Bits, bf16BitsToF32, f16BitsToF32, f32ToF16Bits } from './dtype-convert.js';
 
+export const SINGLE_FILE = 'model.safetensors';
+export const INDEX_FILE = 'model.safetensors.index.json';
+
+/** Shards are plain file names next to the index; anything else would escape the checkpoint dir. */
+export function isShardFileName(s: string): boolean {
+  return s !== '' && s !== '.' && s !== '..' && !/[\\/]/.test(s);
+}
+
 export type StDType = 'F32' | 'F16' | 'BF16';
 
 export interface TensorEntry {

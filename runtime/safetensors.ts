@@ -14,15 +14,14 @@ import * as path from 'node:path';
 import { LscError, oneLine } from '../compiler/errors.js';
 import { openRegularFile, readRegularFile } from './safe-file.js';
 import {
-  HINT_REDOWNLOAD, ITEM_SIZE, brief, convertStored, headerLength, isNonNegInt, isObject, parseHeader, product, type StDType, type TensorEntry,
+  HINT_REDOWNLOAD, INDEX_FILE, ITEM_SIZE, SINGLE_FILE, isShardFileName, brief, convertStored, headerLength, isNonNegInt, isObject, parseHeader, product, type StDType, type TensorEntry,
 } from './safetensors-header.js';
 import type { WeightSource } from './weight-source.js';
 import { bf16BitsToF32, f16BitsToF32, firstNonFiniteF16, firstNonFiniteF32 } from './dtype-convert.js';
 
 export type { StDType, TensorEntry } from './safetensors-header.js';
 
-export const SINGLE_FILE = 'model.safetensors';
-export const INDEX_FILE = 'model.safetensors.index.json';
+export { INDEX_FILE, SINGLE_FILE, isShardFileName } from './safetensors-header.js';
 
 const DEFAULT_CHUNK_BYTES = 16 << 20;
 
@@ -222,11 +221,6 @@ export class SafetensorsCheckpoint implements WeightSource {
     }
     return fd;
   }
-}
-
-/** Shards are plain file names next to the index; anything else would escape the checkpoint dir. */
-export function isShardFileName(s: string): boolean {
-  return s !== '' && s !== '.' && s !== '..' && !/[\\/]/.test(s);
 }
 
 function readIndex(indexPath: string, dir: string): { files: string[]; listed: Map<string, string> } {

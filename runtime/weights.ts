@@ -216,7 +216,8 @@ export async function uploadWeights(device: GPUDevice, plan: Plan, ckpt: WeightS
           const rows = Math.min(blockRows, n - b);
           const blockOffset = b * rowBytes;
           await ckpt.readRows(w.hf, w.gpuDtype, r0 + b, rows, (data, elementOffset) => {
-            let view = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+            // the readers' pieces live in plain ArrayBuffers (the DOM typing of writeBuffer wants that said)
+            let view = new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
             if (view.byteLength % 4) {
               const padded = new Uint8Array(view.byteLength + 2);
               padded.set(view);
