@@ -18,6 +18,8 @@ function showError(line: string): void {
   status.className = 'error';
 }
 
+const adapterName = (i: { vendor: string; architecture: string; description: string }): string =>
+  i.description || [i.vendor, i.architecture].filter(Boolean).join(' ') || 'WebGPU';
 const mib = (b: number): string => `${(b / 2 ** 20).toFixed(1)} MiB`;
 const api = installLscGlobal({
   model: params.get('model') ?? 'model/',
@@ -32,7 +34,7 @@ api.ready.then(() => {
   for (const e of m.exitCandidates) exitSel.add(new Option(String(e), String(e), false, e === m.plan.exits.defaultExitLayer));
   $<HTMLInputElement>('k').value = String(m.plan.exits.defaultNumSpeculations);
   const { network, cache } = m.loadedBytes;
-  status.textContent = `Ready: ${m.layers} layers on ${m.gpu.adapterInfo.description || m.gpu.adapterInfo.vendor || 'WebGPU'}`
+  status.textContent = `Ready: ${m.layers} layers on ${adapterName(m.gpu.adapterInfo)}`
     + ` (KV cache ${m.gpu.features.has('shader-f16') ? 'f16' : 'f32'}); weights ${mib(network)} downloaded, ${mib(cache)} from the cache`;
   status.className = 'ready';
   button.disabled = false;
@@ -43,7 +45,7 @@ button.addEventListener('click', async () => {
   if (!m) return;
   button.disabled = true;
   output.textContent = '';
-  stats.textContent = '';
+  stats.textContent = 'Generating…';
   try {
     const run = m.generate($<HTMLTextAreaElement>('prompt').value, {
       strategy: $<HTMLSelectElement>('strategy').value as Strategy,
