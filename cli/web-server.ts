@@ -33,6 +33,8 @@ export interface WebServerOptions {
   port?: number;
   /** KV context of the plans (default: the graph's). */
   ctx?: number;
+  /** An HTML file to serve at / instead of lsc's page (an embedding page next to /lsc.js, /plans.json and /model/). */
+  page?: string;
 }
 
 export interface WebServer {
@@ -69,10 +71,14 @@ export async function startWebServer(opts: WebServerOptions): Promise<WebServer>
   if (opts.ctx !== undefined) graph = { ...graph, dims: { ...graph.dims, ctx: { max: opts.ctx } } };
   const plans = Buffer.from(JSON.stringify(webPlans(graph)));
   const bundle = await bundleDir();
+  const page = opts.page === undefined ? undefined : path.resolve(opts.page);
+  if (page !== undefined && !fs.statSync(page, { throwIfNoEntry: false })?.isFile()) {
+    throw new LscError(`page '${opts.page}' is not a file`, { file: opts.page }, 'pass an HTML file');
+  }
 
   const server = http.createServer((req, res) => {
     try {
-      serve(req, res, { dir, bundle, plans });
+      serve(req, res, { dir, bundle, plans, page });
     } catch (e) {
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
       res.end(`lsc web: ${(e as Error).message}\n`);
@@ -95,7 +101,7 @@ export async function startWebServer(opts: WebServerOptions): Promise<WebServer>
   };
 }
 
-interface Served { dir: string; bundle: string; plans: Buffer }
+interface Served { dir: string; bundle: string; plans: Buffer; page?: string }
 
 function serve(req: http.IncomingMessage, res: http.ServerResponse, s: Served): void {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -107,7 +113,7 @@ function serve(req: http.IncomingMessage, res: http.ServerResponse, s: Served): 
   if (name === '/plans.json') {
     send(res, req, 200, { 'content-type': TYPES['.json'], 'cache-control': 'no-cache' }, s.plans);
   } else if (BUNDLE_FILES[name]) {
-    const file = path.join(s.bundle, BUNDLE_FILES[name]);
+    const file = s.page !== undefined && (name === '/' || name === '/index.html') ? s.page : path.join(s.bundle, BUNDLE_FILES[name]);
     send(res, req, 200, { 'content-type': TYPES[path.extname(file)], 'cache-control': 'no-cache' }, fs.readFileSync(file));
   } else if (name.startsWith('/model/') && MODEL_FILE.test(decodeURIComponent(name.slice(7)))) {
     serveFile(req, res, path.join(s.dir, decodeURIComponent(name.slice(7))));
@@ -136,7 +142,7 @@ function serveFile(req: http.IncomingMessage, res: http.ServerResponse, file: st
   }
   const size = st.size;
   const type = TYPES[path.extname(file)] ?? 'application/octet-stream';
-  const base = { 'content-type': type, 'accept-ranges': 'bytes', 'cache-control': 'no-cache' };
+  const base = { 'content-type': type, 'accept-ranges': 'bytes', 'cache-control': 'no-cache', 'last-modified': st.mtime.toUTCString() };
   const range = req.headers.range;
   let start = 0, end = size - 1, status = 200;
   if (range !== undefined) {

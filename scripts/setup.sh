@@ -89,11 +89,12 @@ if ! node scripts/probe-adapter.mjs 2>/dev/null; then
   fi
 fi
 
-# The viewer's browser tests (test/inspect-browser.test.ts) drive Debian's chromium headless with
-# puppeteer-core, which downloads no browser. Only when asked (scripts/test.sh does): the quick
+# The browser tests (test/inspect-browser.test.ts, the viewer; test/web-browser.test.ts, lsc web
+# with WebGPU on chromium's SwiftShader) drive Debian's chromium headless with puppeteer-core,
+# which downloads no browser. Only when asked (scripts/test.sh does): the quick
 # start needs no browser.
 if [ "${LSC_SETUP_BROWSER:-0}" = "1" ] && [ ! -x /usr/bin/chromium ]; then
-  log "installing chromium for the viewer's browser tests"
+  log "installing chromium for the browser tests"
   export DEBIAN_FRONTEND=noninteractive
   as_root apt-get update -qq
   as_root apt-get install -y -qq chromium >/dev/null

@@ -1,8 +1,9 @@
 /**
  * The runtime in a real browser (issue 14): `lsc web`'s server (cli/web-server.ts) on a free
  * loopback port, Debian's chromium driven by puppeteer-core, WebGPU on SwiftShader (a CPU adapter
- * without shader-f16: the page runs the f32-KV plan). The page's greedy tokens must equal the Node
- * runtime's (lavapipe, f16 KV) for reference.json's prompts under every strategy, and
+ * without shader-f16: the page runs the f32-KV plan with CPU-driver kernels). The page's kernels
+ * are the Node runtime's on an adapter of that kind (lavapipe without shader-f16, untuned), and its
+ * greedy tokens equal Node's for reference.json's prompts under every strategy, and
  * self-speculative must equal autoregressive in the page. Weights arrive by Range requests and a
  * reload takes them from Cache Storage. Bad input (no WebGPU, a weight URL that 404s, a truncated
  * checkpoint) rejects lsc.ready and lsc.generate with one clear line, shown in the page too.
@@ -23,7 +24,7 @@ import { ROOT } from './helpers/run-cli.js';
 // what the page callbacks use of the browser's globals (the tests compile without the DOM lib)
 interface PageModel {
   gpu: { features: Set<string>; adapterInfo: { architecture: string } };
-  plan: { features: string[]; buffers: { kind: string; doc: string }[] };
+  plan: { features: string[]; buffers: { kind: string; doc: string }[]; kernels: { id: string }[] };
   loadedBytes: { network: number; cache: number };
 }
 interface PageApi {
@@ -73,7 +74,12 @@ describe('lsc web: the runtime in chromium (WebGPU on SwiftShader, puppeteer-cor
       executablePath: CHROMIUM, headless: true,
       args: ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', ...(process.getuid?.() === 0 ? ['--no-sandbox'] : [])],
     });
-    node = await LscModel.load(TINY, { gpu: await testGpu() });
+    // Node on the page's plan: the shared lavapipe device as an adapter without shader-f16 (f32 KV),
+    // a CPU driver like SwiftShader (CPU-driver kernels), untuned (the page has no tuning database)
+    const gpu = await testGpu();
+    node = await LscModel.load(TINY, {
+      gpu: { ...gpu, features: new Set([...gpu.features].filter((f) => f !== 'shader-f16')), dispose() { /* shared */ } }, tuned: false,
+    });
   });
   after(async () => {
     node?.dispose();
@@ -106,8 +112,11 @@ describe('lsc web: the runtime in chromium (WebGPU on SwiftShader, puppeteer-cor
       return {
         features: [...model.gpu.features], arch: model.gpu.adapterInfo.architecture, planFeatures: model.plan.features,
         kv: model.plan.buffers.filter((b) => b.kind === 'kv').map((b) => b.doc), loaded: model.loadedBytes,
+        kernels: model.plan.kernels.map((k) => k.id),
       };
     });
+    // the same kernels as the Node runtime on an adapter of the same kind (ids name their WGSL's hash)
+    assert.deepEqual(m.kernels, node.plan.kernels.map((k) => k.id));
     assert.equal(m.arch, 'swiftshader');
     assert.ok(!m.features.includes('shader-f16'), 'SwiftShader offers no shader-f16');
     assert.ok(!m.planFeatures.includes('shader-f16'));
@@ -155,6 +164,27 @@ describe('lsc web: the runtime in chromium (WebGPU on SwiftShader, puppeteer-cor
     const loaded = await page.evaluate(() => lsc.model!.loadedBytes);
     assert.deepEqual(loaded, { network: 0, cache: fs.statSync(path.join(TINY, 'model.safetensors')).size });
     await page.close();
+  });
+
+  it('examples/browser/index.html (lsc web --page): the embedding streams the same tokens as the Node runtime', async () => {
+    const s = await startWebServer({ model: TINY, port: 0, page: path.join(ROOT, 'examples', 'browser', 'index.html') });
+    cleanup.push(() => s.close());
+    const p = await open(s.url);
+    await p.waitForFunction(() => (globalThis as { embedded?: unknown }).embedded !== undefined, { timeout: 120_000 });
+    const got = await p.evaluate(() => {
+      const r = (globalThis as unknown as { embedded: { tokens: number[]; text: string } }).embedded;
+      return { tokens: r.tokens, text: r.text, shown: document.getElementById('out')!.textContent };
+    });
+    const ref = await node.complete('def fibonacci(n):', { maxNewTokens: 48, strategy: 'self-speculative', temperature: 0 });
+    assert.deepEqual(got.tokens, ref.tokens);
+    assert.equal(got.shown, ref.text);
+    await p.close();
+    assert.deepEqual(problems.splice(0), []);
+  });
+
+  it('a port in use: a clear error', async () => {
+    await assert.rejects(startWebServer({ model: TINY, port: server.port }),
+      (e: Error) => /^port \d+ on 127\.0\.0\.1 is in use$/.test(e.message) && e.name === 'LscError');
   });
 
   async function expectRejected(p: Page, pattern: RegExp): Promise<void> {

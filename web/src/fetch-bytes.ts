@@ -7,6 +7,9 @@ import { LscError } from '../../compiler/errors.js';
 
 export const HINT_SERVER = 'check the URL and that the server sends the model files (lsc web serves them)';
 
+/** A file on the server, as stat() found it. */
+export interface RemoteFile { url: string; size: number; version: string }
+
 /** Where the bytes came from, for progress and tests (a reload should fetch nothing). */
 export interface ByteCounts { network: number; cache: number }
 
@@ -25,8 +28,12 @@ export class RangeFetcher {
     return res.text();
   }
 
-  /** The total size of a file, from the Content-Range of a one-byte range request. */
-  async size(url: string, what: string): Promise<number> {
+  /**
+   * A file's size (from the Content-Range of a one-byte range request) and version (its ETag or
+   * Last-Modified, where the server sends one): cached pieces are keyed by both, so a file replaced
+   * on the server is fetched anew.
+   */
+  async stat(url: string, what: string): Promise<RemoteFile> {
     const res = await this.request(url, what, { headers: { Range: 'bytes=0-0' } });
     if (!res.ok) throw httpError(res, url, what);
     await res.arrayBuffer();
@@ -35,12 +42,13 @@ export class RangeFetcher {
       throw new LscError(`${what}: the server does not answer Range requests (HTTP ${res.status}, no Content-Range)`, { file: url },
         'serve the weights from a server with Range support (lsc web, or any static file server)');
     }
-    return Number(total);
+    return { url, size: Number(total), version: res.headers.get('etag') ?? res.headers.get('last-modified') ?? '' };
   }
 
-  /** Bytes [start, end) of a file of `size` bytes, from the cache or the network (then cached). */
-  async range(url: string, size: number, start: number, end: number, what: string): Promise<Uint8Array> {
-    const key = `${url}${url.includes('?') ? '&' : '?'}lsc-bytes=${start}-${end}&of=${size}`;
+  /** Bytes [start, end) of a file, from the cache or the network (then cached). */
+  async range(file: RemoteFile, start: number, end: number, what: string): Promise<Uint8Array> {
+    const { url, size, version } = file;
+    const key = `${url}${url.includes('?') ? '&' : '?'}lsc-bytes=${start}-${end}&of=${size}&v=${encodeURIComponent(version)}`;
     const cache = await this.openCache();
     const hit = await cache?.match(key);
     if (hit) {

@@ -11,7 +11,7 @@ import {
 } from '../../runtime/safetensors-header.js';
 import { firstNonFiniteF16, firstNonFiniteF32 } from '../../runtime/dtype-convert.js';
 import type { WeightSource } from '../../runtime/weight-source.js';
-import type { RangeFetcher } from './fetch-bytes.js';
+import type { RangeFetcher, RemoteFile } from './fetch-bytes.js';
 
 /** Download pieces: small enough for steady progress, large enough that requests are few. */
 const PIECE_BYTES = 4 << 20;
@@ -22,7 +22,7 @@ const CHUNK_BYTES = 16 << 20;
 
 export interface DownloadProgress { (doneBytes: number, totalBytes: number): void }
 
-interface FileInfo { url: string; size: number }
+type FileInfo = RemoteFile;
 
 export class HttpCheckpoint implements WeightSource {
   private constructor(
@@ -39,12 +39,12 @@ export class HttpCheckpoint implements WeightSource {
     const indexUrl = new URL(INDEX_FILE, base).href;
     const indexText = await fetcher.text(indexUrl, INDEX_FILE, true);
     const urls = indexText === undefined ? [new URL(SINGLE_FILE, base).href] : shardUrls(indexText, indexUrl, base);
-    const infos = await Promise.all(urls.map(async (url) => ({ url, size: await fetcher.size(url, 'checkpoint file') })));
+    const infos = await Promise.all(urls.map((url) => fetcher.stat(url, 'checkpoint file')));
     const tensors = new Map<string, TensorEntry>();
     for (const info of infos) {
-      const first8 = await fetcher.range(info.url, info.size, 0, Math.min(8, info.size), 'checkpoint header');
+      const first8 = await fetcher.range(info, 0, Math.min(8, info.size), 'checkpoint header');
       const len = headerLength(info.url, info.size, first8);
-      const header = await fetcher.range(info.url, info.size, 8, 8 + len, 'checkpoint header');
+      const header = await fetcher.range(info, 8, 8 + len, 'checkpoint header');
       for (const e of parseHeader(info.url, info.size, header)) {
         if (tensors.has(e.name)) throw new LscError('tensor is stored in two shards', { file: info.url, tensor: e.name }, HINT_REDOWNLOAD);
         tensors.set(e.name, e);
@@ -69,7 +69,7 @@ export class HttpCheckpoint implements WeightSource {
     const worker = async (): Promise<void> => {
       while (next < pieces.length) {
         const p = pieces[next++];
-        await this.fetcher.range(p.file.url, p.file.size, p.start, p.end, 'checkpoint data');
+        await this.fetcher.range(p.file, p.start, p.end, 'checkpoint data');
         done += p.end - p.start;
         onProgress?.(done, total);
       }
@@ -126,7 +126,7 @@ export class HttpCheckpoint implements WeightSource {
   private async piece(info: FileInfo, start: number, end: number): Promise<Uint8Array> {
     const hit = this.recent.find((p) => p.url === info.url && p.start === start);
     if (hit) return hit.bytes;
-    const bytes = await this.fetcher.range(info.url, info.size, start, end, 'checkpoint data');
+    const bytes = await this.fetcher.range(info, start, end, 'checkpoint data');
     this.recent = [{ url: info.url, start, bytes }, ...this.recent.slice(0, 1)];
     return bytes;
   }
