@@ -19,7 +19,8 @@ import { startWebServer, type WebServer } from '../cli/web-server.js';
 import { LscModel } from '../runtime/model.js';
 import type { GenerateOptions, GenerateStats } from '../runtime/generate.js';
 import { testGpu } from './helpers/gpu.js';
-import { ROOT } from './helpers/run-cli.js';
+import { ROOT, assertUserError } from './helpers/run-cli.js';
+import { runInProcess } from './helpers/run-in-process.js';
 
 // what the page callbacks use of the browser's globals (the tests compile without the DOM lib)
 interface PageModel {
@@ -205,6 +206,28 @@ describe('lsc web: the runtime in chromium (WebGPU on SwiftShader, puppeteer-cor
       Object.defineProperty(Object.getPrototypeOf(navigator), 'gpu', { get: () => undefined });
     }));
     await expectRejected(p, /^rejected: this browser has no WebGPU \(navigator\.gpu is missing\)\. Fix: use a browser with WebGPU/);
+  });
+
+  it('an adapter below the plan\'s limits: a clear rejection', async () => {
+    const p = await open(server.url, (pg) => pg.evaluateOnNewDocument(() => {
+      // a device that allows 4 storage buffers per stage (the plans use WebGPU's default, 8)
+      const proto = (globalThis as unknown as { GPUDevice: { prototype: object } }).GPUDevice.prototype;
+      const real = Object.getOwnPropertyDescriptor(proto, 'limits')!.get!;
+      Object.defineProperty(proto, 'limits', {
+        get(this: object) {
+          const l = real.call(this) as Record<string, number>;
+          const copy: Record<string, number> = {};
+          for (const k in l) copy[k] = l[k];
+          return { ...copy, maxStorageBuffersPerShaderStage: 4 };
+        },
+      });
+    }));
+    await expectRejected(p, /^rejected: this adapter is below the model's needs: the plan was compiled for maxStorageBuffersPerShaderStage = 8, this adapter allows 4\. Fix: use a browser and GPU whose WebGPU adapter offers at least the default limits/);
+  });
+
+  it('lsc web with a bad model directory or port: exit 2, one line', async () => {
+    assertUserError(await runInProcess(['web', path.join(os.tmpdir(), 'no-such-model-dir')]), /model directory '.*no-such-model-dir' does not exist/, 'missing model dir');
+    assertUserError(await runInProcess(['web', TINY, '--port', '70000']), /--port 70000 is not a port/, 'port out of range');
   });
 
   it('a weight URL that 404s: a clear rejection naming the file', async () => {

@@ -2,7 +2,7 @@
  * A model loaded in a page: the same plan, executor, generation loops, sampling and speculation
  * as LscModel in Node (runtime/), with weights fetched over HTTP. loadWebModel is the entry.
  */
-import { LscError } from '../../compiler/errors.js';
+import { LscError, isLscError } from '../../compiler/errors.js';
 import type { Plan } from '../../compiler/plan.js';
 import type { GpuContext } from '../../runtime/device.js';
 import { checkPlanFits } from '../../runtime/plan-fit.js';
@@ -70,14 +70,23 @@ export class WebModel {
     try {
       const { plan, wgsl } = pickWebPlan(plans, gpu.features, gpu.isCpu, plansUrl);
       tokenizer.checkVocab(plan.dims.vocab);
-      checkPlanFits(gpu.limits, gpu.features, plan);
+      try {
+        checkPlanFits(gpu.limits, gpu.features, plan);
+      } catch (e) {
+        // the Node hint (recompile, --ctx) does not apply: the page's plans target WebGPU's default limits
+        if (!isLscError(e)) throw e;
+        throw new LscError(`this adapter is below the model's needs: ${e.message}`, e.where,
+          'use a browser and GPU whose WebGPU adapter offers at least the default limits, or a smaller model');
+      }
       await ckpt.download((done, total) => opts.onProgress?.({ phase: 'download', done, total }));
       const loaded = { ...fetcher.counts };
       const weights = await uploadWeights(gpu.device, plan, ckpt,
         (done, total) => opts.onProgress?.({ phase: 'upload', done, total }), { adapterInfo: gpu.adapterInfo, isCpu: false });
       const executor = await Executor.create(gpu, plan, wgsl, weights);
       const kv = plan.buffers.filter((b) => b.kind === 'kv').reduce((a, b) => a + b.bytes, 0);
-      return new WebModel(plan, tokenizer, gpu, executor, new Steps(executor), { weights: weightBytes(plan), kvCache: kv }, loaded);
+      const model = new WebModel(plan, tokenizer, gpu, executor, new Steps(executor), { weights: weightBytes(plan), kvCache: kv }, loaded);
+      void gpu.device.lost.then((info) => { if (info.reason !== 'destroyed') model.lost = info.message || 'no reason given'; });
+      return model;
     } catch (e) {
       gpu.dispose();
       throw e;
@@ -97,9 +106,12 @@ export class WebModel {
   checkExit(exitLayer: number | undefined): void { checkExit(this.plan, exitLayer); }
 
   private isDisposed = false;
+  /** Why the browser took the GPU device away (a driver reset, a tab in the background too long). */
+  private lost?: string;
 
   async whileUsable<T>(work: () => Promise<T>): Promise<T> {
     if (this.isDisposed) throw new LscError('this model was disposed', {}, 'load the model again');
+    if (this.lost) throw new LscError(`the GPU device was lost: ${this.lost}`, {}, 'reload the page');
     return work();
   }
 
