@@ -1,10 +1,9 @@
 /** Whether a plan fits an adapter: pure checks shared by the Node device (device.ts) and the browser's (web/). */
 import { LscError } from '../compiler/errors.js';
 import type { PlanLimits } from '../compiler/plan.js';
-import type { GpuContext } from './device.js';
 
 /** The limits a plan compiled for this device may use. */
-export function planLimits(gpu: GpuContext): PlanLimits {
+export function planLimits(gpu: { limits: PlanLimits }): PlanLimits {
   const l = gpu.limits;
   return {
     maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
@@ -16,7 +15,7 @@ export function planLimits(gpu: GpuContext): PlanLimits {
 }
 
 /** Checks that a plan fits this device, before anything is allocated. */
-export function checkPlanFits(limits: GpuContext['limits'], features: Set<string>, plan: {
+export function checkPlanFits(limits: PlanLimits, features: ReadonlySet<string>, plan: {
   limits: PlanLimits; features: string[]; buffers: { bytes: number; id: string }[];
 }): void {
   for (const f of plan.features) {
