@@ -4,9 +4,9 @@
  * without shader-f16: the page runs the f32-KV plan with CPU-driver kernels). The page's kernels
  * are the Node runtime's on an adapter of that kind (lavapipe without shader-f16, untuned), and its
  * greedy tokens equal Node's for reference.json's prompts under every strategy, and
- * self-speculative must equal autoregressive in the page. Weights arrive by Range requests and a
- * reload takes them from Cache Storage. Bad input (no WebGPU, a weight URL that 404s, a truncated
- * checkpoint) rejects lsc.ready and lsc.generate with one clear line, shown in the page too.
+ * self-speculative must equal autoregressive in the page. Weights arrive by Range requests (a
+ * sharded copy too) and a reload takes them from Cache Storage. Bad input (no WebGPU, a weight URL that 404s, a truncated
+ * checkpoint, an adapter below the plans' limits) rejects lsc.ready and lsc.generate with one clear line, shown in the page too.
  * A screenshot of the page after a generation goes to the temp dir (lsc-web-page.png).
  * LSC_TEST_VERBOSE=1 prints tok/s in the page and in Node (different adapters: SwiftShader vs lavapipe).
  */
@@ -17,6 +17,8 @@ import path from 'node:path';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { startWebServer, type WebServer } from '../cli/web-server.js';
 import { LscModel } from '../runtime/model.js';
+import { SafetensorsCheckpoint } from '../runtime/safetensors.js';
+import { writeShardedSafetensors } from './helpers/checkpoint-writer.js';
 import type { GenerateOptions, GenerateStats } from '../runtime/generate.js';
 import { testGpu } from './helpers/gpu.js';
 import { ROOT, assertUserError } from './helpers/run-cli.js';
@@ -179,6 +181,31 @@ describe('lsc web: the runtime in chromium (WebGPU on SwiftShader, puppeteer-cor
     const ref = await node.complete('def fibonacci(n):', { maxNewTokens: 48, strategy: 'self-speculative', temperature: 0 });
     assert.deepEqual(got.tokens, ref.tokens);
     assert.equal(got.shown, ref.text);
+    await p.close();
+    assert.deepEqual(problems.splice(0), []);
+  });
+
+  it('a sharded checkpoint (index + 5 shards, fetched in parallel): the same greedy tokens', async () => {
+    const dir = tinyCopy();
+    cleanup.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const single = SafetensorsCheckpoint.open(TINY);
+    const tensors = [...single.tensors.values()].map((t) => ({ name: t.name, shape: t.shape, dtype: t.dtype, data: single.readAll(t.name, 'f32') as Float32Array }));
+    single.close();
+    fs.rmSync(path.join(dir, 'model.safetensors'));
+    writeShardedSafetensors(dir, tensors, 1 << 20);
+    const shards = fs.readdirSync(dir).filter((f) => /^model-\d+-of-\d+\.safetensors$/.test(f));
+    assert.equal(shards.length, 5);
+    const s = await startWebServer({ model: dir, port: 0 });
+    cleanup.push(() => s.close());
+    const p = await open(s.url);
+    assert.equal(await readiness(p), 'ok');
+    const loaded = await p.evaluate(() => lsc.model!.loadedBytes);
+    assert.deepEqual(loaded, { network: shards.reduce((a, f) => a + fs.statSync(path.join(dir, f)).size, 0), cache: 0 });
+    for (const [name, o] of [STRATEGIES[0], STRATEGIES[2]]) {
+      const opts = { ...GREEDY, ...o };
+      const web = await p.evaluate((text, opts) => lsc.generate(text, opts), prompts[0].text, opts);
+      assert.deepEqual(web.tokens, (await node.complete(prompts[0].text, opts)).tokens, name);
+    }
     await p.close();
     assert.deepEqual(problems.splice(0), []);
   });
