@@ -55,11 +55,6 @@ export class HttpCheckpoint implements WeightSource {
 
   get(name: string): TensorEntry | undefined { return this.tensors.get(name); }
 
-  /** Bytes of tensor data to fetch, over all files. */
-  get dataBytes(): number {
-    return this.pieces().reduce((a, p) => a + p.end - p.start, 0);
-  }
-
   /** Fetches every piece of tensor data (from the cache where it is there), PARALLEL at a time. */
   async download(onProgress?: DownloadProgress): Promise<void> {
     const pieces = this.pieces();

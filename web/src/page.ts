@@ -47,10 +47,12 @@ button.addEventListener('click', async () => {
   output.textContent = '';
   stats.textContent = 'Generating…';
   try {
+    const strategy = $<HTMLSelectElement>('strategy').value as Strategy;
     const run = m.generate($<HTMLTextAreaElement>('prompt').value, {
-      strategy: $<HTMLSelectElement>('strategy').value as Strategy,
-      exitLayer: Number(exitSel.value),
-      numSpeculations: Number($<HTMLInputElement>('k').value),
+      strategy,
+      // the exit serves early-exit and self-speculative decoding, k only the latter
+      exitLayer: strategy === 'autoregressive' ? undefined : Number(exitSel.value),
+      numSpeculations: strategy === 'self-speculative' ? Number($<HTMLInputElement>('k').value) : undefined,
       maxNewTokens: Number($<HTMLInputElement>('max').value),
       temperature: Number($<HTMLInputElement>('temperature').value),
     });
