@@ -56,6 +56,8 @@ export interface GenerateOptions {
    * (default 8; 1 reads back after every round). Output is the same either way.
    */
   roundsPerSubmission?: number;
+  /** Aborting it ends the generation within one step (stop reason 'cancelled'), or before it starts. */
+  signal?: AbortSignal;
 }
 
 export interface GenerateStats {
@@ -72,7 +74,7 @@ export interface GenerateStats {
   draftedTokens: number;
   acceptedTokens: number;
   rounds: number;
-  stopReason: 'eos' | 'max-tokens' | 'stop-string' | 'context';
+  stopReason: 'eos' | 'max-tokens' | 'stop-string' | 'context' | 'cancelled';
   gpuBytes: GpuBytes;
   /** Decode phase on the CPU: GPU submissions, time recording them, time from submit to results. */
   submissions: number;
@@ -133,6 +135,7 @@ function resolve(model: LscModel, o: GenerateOptions): Resolved {
   numberOption(o.topK, 'top-k', isNonNegativeInt, 'a non-negative integer');
   numberOption(o.seed, 'seed', (v) => isNonNegativeInt(v) && v < 2 ** 32, 'an integer in 0..4294967295');
   checkStopStrings(o.stop);
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new LscError('signal must be an AbortSignal');
   if (o.stopAtEos !== undefined && typeof o.stopAtEos !== 'boolean') throw new LscError(`stopAtEos must be true or false, got ${JSON.stringify(o.stopAtEos)}`);
   if (o.eosTokens !== undefined) {
     const vocab = model.plan.dims.vocab;
@@ -216,6 +219,11 @@ async function* generateOnModel(model: LscModel, prompt: string | number[], o: G
   let p = promptIds.length; // position of `cur`
 
   while (!stopReason) {
+    if (o.signal?.aborted) {
+      stopReason = 'cancelled';
+      yield { text: stopText.flush(stream.flush()), tokens: [] };
+      break;
+    }
     const left = Math.min(r.maxNew - tokens.length, ctx - p); // positions p..ctx-1 each yield one token
     if (left <= 0) {
       stopReason = tokens.length >= r.maxNew ? 'max-tokens' : 'context';

@@ -9,7 +9,8 @@ export class GenerationRun implements AsyncIterable<GenerateEvent> {
   private readonly done: Promise<GenerateResult>;
   private settle!: { resolve: (r: GenerateResult) => void; reject: (e: unknown) => void };
 
-  constructor(private readonly gen: AsyncGenerator<GenerateEvent, GenerateResult>) {
+  /** `cancel`: what cancel() aborts (the signal the generation watches). */
+  constructor(private readonly gen: AsyncGenerator<GenerateEvent, GenerateResult>, private readonly canceller?: AbortController) {
     this.done = new Promise((resolve, reject) => { this.settle = { resolve, reject }; });
     this.done.catch(() => {}); // the error also reaches whoever iterates
   }
@@ -30,6 +31,14 @@ export class GenerationRun implements AsyncIterable<GenerateEvent> {
       this.settle.reject(e);
       throw e;
     }
+  }
+
+  /**
+   * Ends the generation within one step: a running one finishes with stop reason 'cancelled'
+   * (its tokens so far), a waiting one fails with CancelledError. Later calls do nothing.
+   */
+  cancel(): void {
+    this.canceller?.abort();
   }
 
   /** The finished generation: text, token ids and stats. */

@@ -13,3 +13,4 @@ export { LscTokenizer } from './tokenizer.js';
 export { ChatTemplate, type ChatMessage, type RenderOptions } from './chat-template.js';
 export { runBench, sweepGrid, type BenchOptions, type BenchReport } from './bench.js';
 export { LscError } from '../compiler/errors.js';
+export { QueueFullError, CancelledError } from './batch/errors.js';

@@ -13,7 +13,7 @@ import { SafetensorsCheckpoint } from './safetensors.js';
 import { Steps } from './steps.js';
 import { LscTokenizer } from './tokenizer.js';
 import { uploadWeights, weightBytes, type UploadProgress } from './weights.js';
-import { generate, type GenerateOptions, type GenerateResult, type GpuBytes } from './generate.js';
+import { generate, type GenerateEvent, type GenerateOptions, type GenerateResult, type GpuBytes } from './generate.js';
 
 export type { GpuBytes } from './generate.js';
 import { GenerationRun } from './generation-run.js';
@@ -22,6 +22,7 @@ import { loadTuning } from './tuning-db.js';
 import { graphForFeatures } from './kv-dtype.js';
 import { checkExit, checkTokens } from './model-checks.js';
 import { readArtifact } from '../compiler/artifact.js';
+import { DEFAULT_MAX_QUEUED, ModelQueue } from './batch/model-queue.js';
 
 /** A compiled artifact (readArtifact checks all of it against its own graph.json), checked against the model's graph. */
 function loadArtifact(dir: string, graph: Graph): { plan: Plan; wgsl: Map<string, string> } {
@@ -70,6 +71,8 @@ export interface LoadOptions {
   tuningOverride?: CompileOptions["tuning"];
   /** Compile for limits tighter than the adapter's (tests force weight splits with a small binding limit). */
   limits?: Partial<PlanLimits>;
+  /** Requests that may wait while another uses the model (default 64); more fail with QueueFullError. */
+  maxQueued?: number;
 }
 
 
@@ -88,7 +91,13 @@ export class LscModel {
     readonly executor: Executor,
     readonly steps: Steps,
     private readonly fixedBytes: { weights: number; kvCache: number },
-  ) {}
+    maxQueued = DEFAULT_MAX_QUEUED,
+  ) {
+    this.queue = new ModelQueue(maxQueued);
+  }
+
+  /** Calls wait here for the GPU state they share (runtime/batch/model-queue.ts). */
+  readonly queue: ModelQueue;
 
   /**
    * GPU memory the model holds now: weights, KV cache, and activations with the runtime's
@@ -145,7 +154,7 @@ export class LscModel {
       const executor = await Executor.create(gpu, plan, wgsl, weights);
       const kv = plan.buffers.filter((b) => b.kind === 'kv').reduce((a, b) => a + b.bytes, 0);
       const model = new LscModel(path.resolve(dir), graph, plan, tokenizer, gpu, !opts.gpu, executor, new Steps(executor),
-        { weights: weightBytes(plan), kvCache: kv });
+        { weights: weightBytes(plan), kvCache: kv }, opts.maxQueued);
       model.tunables = tunables;
       return model;
     } catch (e) {
@@ -181,11 +190,10 @@ export class LscModel {
 
   /** Logits of the last position (or all), through the full model or exit E. */
   async logits(ids: number[], opts: { exitLayer?: number; allPositions?: boolean } = {}): Promise<Float32Array[]> {
-    return this.whileUsable(async () => {
-      this.checkTokens(ids);
-      this.checkExit(opts.exitLayer);
-      return this.steps.scoreAll(ids, opts.exitLayer, opts.allPositions ?? false);
-    });
+    this.checkTokens(ids);
+    this.checkExit(opts.exitLayer);
+    // scoring writes the KV cache too: it waits its turn like a generation
+    return this.queue.run(() => this.whileUsable(() => this.steps.scoreAll(ids, opts.exitLayer, opts.allPositions ?? false)));
   }
 
   /** True once dispose() has run: the GPU buffers are gone. */
@@ -216,7 +224,20 @@ export class LscModel {
    * accepted; `await run.result` gives the text, ids and stats.
    */
   generate(prompt: string | number[], opts: GenerateOptions = {}): GenerationRun {
-    return new GenerationRun(generate(this, prompt, opts));
+    return this.queued(opts, (o) => generate(this, prompt, o));
+  }
+
+  /**
+   * A generation that waits its turn at the queue (one generation holds the model from its first
+   * step to its end), cancellable through opts.signal and run.cancel().
+   */
+  private queued(opts: GenerateOptions, make: (o: GenerateOptions) => AsyncGenerator<GenerateEvent, GenerateResult>): GenerationRun {
+    const cancel = new AbortController();
+    if (opts === null || typeof opts !== 'object' || (opts.signal !== undefined && !(opts.signal instanceof AbortSignal))) {
+      return new GenerationRun(make(opts), cancel); // refused by generate() itself, where its errors surface
+    }
+    const signal = opts.signal ? AbortSignal.any([opts.signal, cancel.signal]) : cancel.signal;
+    return new GenerationRun(this.queue.hold(() => make({ ...opts, signal }), signal), cancel);
   }
 
   /** The chat template of tokenizer_config.json (read on first use); an LscError for a model without one. */
@@ -234,8 +255,8 @@ export class LscModel {
   chat(messages: ChatMessage[], opts: GenerateOptions = {}): GenerationRun {
     const render = (): string => this.chatTemplate.render(messages, { addGenerationPrompt: true });
     const model = this;
-    return new GenerationRun((async function* () {
-      return yield* generate(model, render(), opts);
+    return this.queued(opts, (o) => (async function* () {
+      return yield* generate(model, render(), o);
     })());
   }
 
