@@ -14,6 +14,8 @@ export interface ModelFlags {
   ctx?: number;
   /** Allow ctx past config.json's max_position_embeddings. */
   forceCtx?: boolean;
+  /** KV slots: sequences generated at once (default: LscModel.load's). */
+  sequences?: number;
   /** Checks of the request against the plan, run before the weights upload. */
   check?: LoadOptions['beforeUpload'];
 }
@@ -43,7 +45,7 @@ export async function loadModel(flags: ModelFlags, progress: boolean): Promise<L
     flags.check?.(plan, tok);
   };
   try {
-    return await LscModel.load(flags.model, { graph: flags.graph, plan: flags.plan, ctx: flags.ctx, onProgress, beforeUpload });
+    return await LscModel.load(flags.model, { graph: flags.graph, plan: flags.plan, ctx: flags.ctx, sequences: flags.sequences, onProgress, beforeUpload });
   } finally {
     bar?.stop();
   }

@@ -1,5 +1,5 @@
 import type { AttentionKernel, KernelSource } from '../compiler/ir/kernel.js';
-import { NEG_BIG, RANGE_STRUCT, bindingDecls, bindingsWgsl, plus, u, type BindingSpec } from './kernel.js';
+import { NEG_BIG, RANGE_STRUCT, bindingDecls, bindingsWgsl, plus, u, type BindingSpec, SEQ_DECL, SEQ_ROWS_MAX, seqRowsStruct } from './kernel.js';
 
 /** Storage bindings by role (codegen/families/attention.ts binds buffers to them). */
 export const ATTENTION_BINDING = { q: 'q', kv: 'kv', out: 'out' } as const;
@@ -8,6 +8,7 @@ export const ATTENTION_BINDING = { q: 'q', kv: 'kv', out: 'out' } as const;
 function attentionBindings(elem: string, kvElem: string): BindingSpec[] {
   return [
     { name: 'rng', type: 'range', decl: 'var<uniform> $: Range' },
+    { name: 'seq', type: 'seq', decl: SEQ_DECL },
     { name: ATTENTION_BINDING.q, type: 'read', decl: `var<storage, read> $: array<${elem}>` },
     { name: ATTENTION_BINDING.kv, type: 'read', decl: `var<storage, read> $: array<${kvElem}>` },
     { name: ATTENTION_BINDING.out, type: 'rw', decl: `var<storage, read_write> $: array<${elem}>` },
@@ -18,7 +19,8 @@ function attentionBindings(elem: string, kvElem: string): BindingSpec[] {
  * Causal attention of each row's query over the layer's KV cache (positions 0..pos), one
  * workgroup per (head, row). Positions are visited in blocks with an online softmax, so any
  * context length fits in workgroup memory; a row's arithmetic depends only on its position, so
- * the k+1 rows of verify give exactly what k+1 decode steps give.
+ * the k+1 rows of verify give exactly what k+1 decode steps give. A row's position and KV slot
+ * come from the SeqRows uniform (codegen/kernel.ts), so rows of several sequences share a dispatch.
  */
 export interface AttentionConfig {
   /** Threads per workgroup (positions per block in the blocked variant). */
@@ -34,8 +36,14 @@ export interface AttentionConfig {
 }
 
 
-export function emitAttention(k: AttentionKernel,
-  c: { ctx: number; kvF16: boolean }, cfg: AttentionConfig): KernelSource {
+export interface AttentionContext {
+  ctx: number;
+  kvF16: boolean;
+  /** Rows the SeqRows uniform describes (the plan's rows.max; default SEQ_ROWS_MAX). */
+  seqRows?: number;
+}
+
+export function emitAttention(k: AttentionKernel, c: AttentionContext, cfg: AttentionConfig): KernelSource {
   if (cfg.lanes === 1 || cfg.block === 1) return emitLanesAttention(k, c, cfg.block, cfg.rows ?? 1);
   const { heads: H, kvHeads: HKV, headDim: HD } = k;
   const B = cfg.block;
@@ -46,6 +54,7 @@ export function emitAttention(k: AttentionKernel,
   const decls = attentionBindings('f32', t);
   const accs = Array.from({ length: dimsPerThread }, (_, i) => i);
   const wgsl = `${c.kvF16 ? 'enable f16;\n' : ''}${RANGE_STRUCT}
+${seqRowsStruct(c.seqRows ?? SEQ_ROWS_MAX)}
 ${bindingsWgsl(decls)}
 
 var<workgroup> qs: array<f32, ${HD}>;
@@ -58,10 +67,10 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
   let r = wid.y;
   if (r >= rng.rowCount) { return; }
   let row = rng.rowStart + r;
-  let n = rng.posBase + row + 1u;          // causal: positions 0..pos
+  let n = rng.posBase + row + seq.r[row].x + 1u;          // causal: positions 0..pos
   let kvh = h / ${u(group)};
-  let kbase = kvh * ${u(HD)};
-  let vbase = ${u(c.ctx * KVD)} + kbase;
+  let kbase = seq.r[row].y * ${u(2 * c.ctx * KVD)} + kvh * ${u(HD)};   // the row's KV slot
+  let vbase = kbase + ${u(c.ctx * KVD)};
   for (var d = t; d < ${u(HD)}; d += ${u(B)}) { qs[d] = q[row * ${u(H * HD)} + h * ${u(HD)} + d]; }
   workgroupBarrier();
   var m = ${NEG_BIG};
@@ -122,7 +131,7 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
  * all of them); one barrier, then the partial (max, sum, output) triples of the threads are
  * combined in a fixed order. A row's arithmetic is the same whichever rows run with it.
  */
-function emitLanesAttention(k: AttentionKernel, c: { ctx: number; kvF16: boolean }, B: number, R: number): KernelSource {
+function emitLanesAttention(k: AttentionKernel, c: AttentionContext, B: number, R: number): KernelSource {
   const { heads: H, kvHeads: HKV, headDim: HD } = k;
   if (HD % 4 !== 0) throw new Error(`internal: attention needs headDim % 4 == 0, got ${HD}`);
   const D4 = HD / 4;
@@ -164,7 +173,12 @@ function emitLanesAttention(k: AttentionKernel, c: { ctx: number; kvF16: boolean
       for (var d = 0u; d < ${u(D4)}; d++) { acc${j}[d] = acc${j}[d] * corr + e * vr[d]; }
       m${j} = mn;
     }`;
+  const loadKv = (kb: string): string => `for (var d = 0u; d < ${u(D4)}; d++) {
+      kr[d] = vec4<f32>(kv[${kb} + p * ${u(KVD4)} + d]);
+      vr[d] = vec4<f32>(kv[${kb} + ${u(c.ctx * KVD4)} + p * ${u(KVD4)} + d]);
+    }`;
   const wgsl = `${c.kvF16 ? 'enable f16;\n' : ''}${RANGE_STRUCT}
+${seqRowsStruct(c.seqRows ?? SEQ_ROWS_MAX)}
 ${bindingsWgsl(decls)}
 ${B > 1 ? `var<workgroup> pm: array<f32, ${B}>;\nvar<workgroup> pl: array<f32, ${B}>;\nvar<workgroup> pacc: array<vec4<f32>, ${B * D4}>;\n` : ''}
 @compute @workgroup_size(${B})
@@ -172,10 +186,11 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
   let h = wid.x;
   let r0 = ${R > 1 ? `wid.y * ${u(R)}` : 'wid.y'};
   if (r0 >= rng.rowCount) { return; }
-  let kbase = (h / ${u(H / HKV)}) * ${u(D4)};
-  let vbase = ${u(c.ctx * KVD4)} + kbase;
-  // causal: row j attends to positions 0..pos_j (rows past the end attend to nothing)
-  ${each((j) => `let n${j} = select(0u, rng.posBase + ${rowOf(j)} + 1u, ${live(j)});
+  let hbase = (h / ${u(H / HKV)}) * ${u(D4)};
+  // causal: row j attends to positions 0..pos_j of its KV slot (rows past the end attend to nothing)
+  ${each((j) => `let sr${j} = seq.r[min(${rowOf(j)}, ${u((c.seqRows ?? SEQ_ROWS_MAX) - 1)})];
+  let n${j} = select(0u, rng.posBase + ${rowOf(j)} + sr${j}.x + 1u, ${live(j)});
+  let kb${j} = select(0u, sr${j}.y, ${live(j)}) * ${u(2 * c.ctx * KVD4)} + hbase;
   var q${j}: array<vec4<f32>, ${D4}>;
   var acc${j}: array<vec4<f32>, ${D4}>;
   var m${j} = ${NEG_BIG};
@@ -184,13 +199,19 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
   let nmax = ${Array.from({ length: R }, (_, j) => `n${j}`).reduce((a, b) => `max(${a}, ${b})`)};
   var kr: array<vec4<f32>, ${D4}>;
   var vr: array<vec4<f32>, ${D4}>;
+  ${R > 1 ? `// rows of one slot share each K/V load; rows of different sequences each read their own
+  // (a row's arithmetic is the same either way)
+  if (${Array.from({ length: R - 1 }, (_, j) => `kb${j + 1} == kb0`).join(' && ')}) {` : '{'}
   for (var p = t; p < nmax; p += ${u(B)}) {
-    for (var d = 0u; d < ${u(D4)}; d++) {
-      kr[d] = vec4<f32>(kv[p * ${u(KVD4)} + kbase + d]);
-      vr[d] = vec4<f32>(kv[vbase + p * ${u(KVD4)} + d]);
-    }
+    ${loadKv('kb0')}
     ${each(update)}
   }
+  }${R > 1 ? ` else {
+  ${each((j) => `for (var p = t; p < n${j}; p += ${u(B)}) {
+    ${loadKv(`kb${j}`)}
+    ${update(j)}
+  }`)}
+  }` : ''}
   ${each(combine)}
 }
 `;

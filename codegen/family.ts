@@ -62,6 +62,8 @@ export interface ScheduleEnv {
   ctx: number;
   kvDim: number;
   kvF16: boolean;
+  /** Rows of the SeqRows uniform (the plan's rows.max; codegen/kernel.ts). */
+  seqRows: number;
   /** The buffer holding an activation value. */
   buffer(value: string): string;
   weight(id: string): WeightSlices;

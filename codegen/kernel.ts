@@ -40,6 +40,20 @@ export interface BindingSpec extends BindingDecl {
 /** The plan's view of declared bindings (names and types, in order). */
 export const bindingDecls = (specs: readonly BindingSpec[]): BindingDecl[] => specs.map(({ name, type }) => ({ name, type }));
 
+/**
+ * Which sequence each activation row belongs to, for the kernels that read a row's position
+ * (RoPE, the KV-cache write, attention): a uniform of one vec4<u32> per row, indexed by the row,
+ * holding (position offset, KV slot, -, -). A row sits at position posBase + row + offset (u32
+ * arithmetic, so an offset may be "negative"), and its K/V live in slot `slot` of the layer's KV
+ * buffer. All zeros (the runtime's default) is the single-sequence layout: slot 0, posBase + row.
+ * The batch engine (runtime/batch/) writes it to put rows of many sequences in one dispatch.
+ */
+export const SEQ_ROW_BYTES = 16;
+/** Largest row count a SeqRows uniform can describe (64 KiB, WebGPU's minimum uniform binding limit). */
+export const SEQ_ROWS_MAX = 4096;
+export const seqRowsStruct = (rows: number): string => `struct SeqRows { r: array<vec4<u32>, ${rows}> }`;
+export const SEQ_DECL = 'var<uniform> $: SeqRows';
+
 /** Header + bindings in order; binding 0 is always the range uniform. */
 export function bindingsWgsl(bindings: { name: string; decl: string }[]): string {
   return bindings

@@ -1,5 +1,5 @@
 import type { KernelSource, MatmulKernel, Segment } from '../compiler/ir/kernel.js';
-import { RANGE_STRUCT, UNPACK4, bindingDecls, bindingsWgsl, plus, u, type BindingSpec } from './kernel.js';
+import { RANGE_STRUCT, UNPACK4, bindingDecls, bindingsWgsl, plus, u, type BindingSpec, SEQ_DECL, SEQ_ROWS_MAX, seqRowsStruct } from './kernel.js';
 
 /**
  * Fused matmul y = x · Wᵀ over the rows of a step, with an optional RMSNorm prologue and
@@ -58,6 +58,8 @@ export interface MatmulContext {
   ctx: number;
   kvDim: number;
   kvF16: boolean;
+  /** Rows the SeqRows uniform describes (the plan's rows.max; default SEQ_ROWS_MAX). */
+  seqRows?: number;
   /** Full output width of each segment's destination. */
   outWidth: (seg: Segment) => number;
   /**
@@ -79,6 +81,8 @@ export const MATMUL_BINDING = {
   norm: 'g',
   rope: 'rope',
   kv: 'kv',
+  // the SeqRows uniform (codegen/kernel.ts): bound by the runtime, not a plan buffer
+  seq: 'seq',
   weight: (segment: number, weight: number, slice?: number): string => `w${segment}_${weight}${slice === undefined ? '' : `_s${slice}`}`,
   out: (segment: number): string => `out${segment}`,
 } as const;
@@ -96,6 +100,8 @@ interface PieceCode {
   pair: boolean;
   /** The epilogue reads `pos` (RoPE, the KV-cache write). */
   pos: boolean;
+  /** The epilogue writes the KV cache (reads `slot`). */
+  kv: boolean;
 }
 
 const usesRope = (s: Segment): boolean => s.epilogue.kind === 'rope' || (s.epilogue.kind === 'kv' && s.epilogue.rope);
@@ -182,7 +188,8 @@ function pieceCode(seg: Segment, si: number, piece: MatmulPiece | undefined, sta
       const t = c.kvF16 ? 'f16' : 'f32';
       // k and v planes share one buffer per layer
       declare(MATMUL_BINDING.kv, t);
-      const base = ep.plane === 'k' ? '' : `${u(c.ctx * c.kvDim)} + `;
+      // K then V of one sequence's slot: [slot][2][ctx][kvDim]
+      const base = ep.plane === 'k' ? `slot * ${u(2 * c.ctx * c.kvDim)} + ` : `slot * ${u(2 * c.ctx * c.kvDim)} + ${u(c.ctx * c.kvDim)} + `;
       const [y0, y1] = ep.rope ? ['y0', 'y1'] : ['v0', 'v1'];
       epilogue = (p) => `${ep.rope ? `${rope(p)}\n          ` : ''}kv[${base}pos * ${u(c.kvDim)} + col0_${p}] = ${t}(${y0});
           kv[${base}pos * ${u(c.kvDim)} + col1_${p}] = ${t}(${y1});`;
@@ -192,7 +199,7 @@ function pieceCode(seg: Segment, si: number, piece: MatmulPiece | undefined, sta
   const guarded = (p: number): string => (PT > 1 ? `if (${plus('lu', p)} < ${u(units)}) {
           ${epilogue(p)}
         }` : epilogue(p));
-  return { start, end: start + units, rows, load, epilogue: guarded, pair: two, pos: usesPos(seg) };
+  return { start, end: start + units, rows, load, epilogue: guarded, pair: two, pos: usesPos(seg), kv: ep.kind === 'kv' };
 }
 
 export function emitMatmul(k: MatmulKernel, c: MatmulContext, cfg: MatmulConfig): KernelSource {
@@ -219,6 +226,8 @@ export function emitMatmul(k: MatmulKernel, c: MatmulContext, cfg: MatmulConfig)
   decls.push({ name: MATMUL_BINDING.x, decl: 'var<storage, read> $: array<vec4<f32>>', type: 'read' });
   if (norm) decls.push({ name: MATMUL_BINDING.norm, decl: 'var<storage, read> $: array<vec4<f32>>', type: 'read' });
   if (segs.some(usesRope)) decls.push({ name: MATMUL_BINDING.rope, decl: 'var<storage, read> $: array<vec2<f32>>', type: 'read' });
+  const seq = segs.some(usesPos);
+  if (seq) decls.push({ name: MATMUL_BINDING.seq, decl: SEQ_DECL, type: 'seq' });
   const declared = new Set<string>();
   let start = 0;
   const code: PieceCode[] = pieces.map((x) => {
@@ -287,7 +296,7 @@ export function emitMatmul(k: MatmulKernel, c: MatmulContext, cfg: MatmulConfig)
     ${accNames.map((a, q) => `${a} = red[${plus('t', q * WG)}];`).join('\n    ')}`;
   }
   const epilogue = branches(false, (s) => Array.from({ length: RB }, (_, j) => {
-    const body = `let row = ${plus('rng.rowStart + rb', j)};${s.pos ? '\n        let pos = rng.posBase + row;' : ''}${norm ? `
+    const body = `let row = ${plus('rng.rowStart + rb', j)};${s.pos ? '\n        let pos = rng.posBase + row + seq.r[row].x;' : ''}${s.kv ? '\n        let slot = seq.r[row].y;' : ''}${norm ? `
         let inv = inverseSqrt(ss_${j} / ${k.k}.0 + ${norm.eps});` : ''}
         ${each(PT, (p) => `{
           let v0 = ${acc(p, 0, j)}${norm ? ' * inv' : ''};${s.pair ? `
@@ -304,7 +313,7 @@ export function emitMatmul(k: MatmulKernel, c: MatmulContext, cfg: MatmulConfig)
   const threadUnit = S > 1 ? `t / ${u(S)}` : 't';
   const firstUnit = PT > 1 ? `(wid.x * ${u(U / PT)} + ${threadUnit}) * ${u(PT)}` : `wid.x * ${u(U)} + ${threadUnit}`;
   const wgsl = `${needF16 ? 'enable f16;\n' : ''}${sub ? 'enable subgroups;\n' : ''}${RANGE_STRUCT}
-${bindingsWgsl(decls)}
+${seq ? `${seqRowsStruct(c.seqRows ?? SEQ_ROWS_MAX)}\n` : ''}${bindingsWgsl(decls)}
 ${UNPACK4}
 ${S > 1 && !sub ? `var<workgroup> red: array<f32, ${WG * accNames.length}>;\n` : ''}
 @compute @workgroup_size(${WG})

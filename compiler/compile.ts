@@ -15,6 +15,7 @@ import type { Target } from '../codegen/family.js';
 import type { Plan, PlanBuffer, PlanEntry, PlanLimits, PlanWeight } from './plan.js';
 import type { TypedGraph } from './passes/infer-shapes.js';
 import { LscError, pointer } from './errors.js';
+import { SEQ_ROWS_MAX } from '../codegen/kernel.js';
 import { BOUNDS, checkBound } from './ir/bounds.js';
 import { checkRuntimeDims } from './passes/check-dims.js';
 
@@ -35,6 +36,8 @@ export interface CompileOptions {
   ctx?: number;
   prefillChunk?: number;
   decodeSteps?: number;
+  /** Sequences the KV cache holds at once (default 1): each layer's KV buffer has a slot per sequence. */
+  sequences?: number;
   tuning?: Partial<TuningChoices>;
   /** Kernel defaults for GPUs (default) or CPU drivers, where the tuning database has no decision. */
   target?: Target;
@@ -80,6 +83,12 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
   checkBound('prefill chunk', prefillChunk, BOUNDS.ctx, { file, pointer: '/defaults/prefillChunk' });
   const decodeSteps = opts.decodeSteps ?? 16;
   const maxRows = Math.max(prefillChunk, decodeSteps, kMax + 1);
+  if (maxRows > SEQ_ROWS_MAX) {
+    throw new LscError(`${maxRows} activation rows (the prefill chunk, decode steps or k + 1) exceed the ${SEQ_ROWS_MAX} a kernel's row table describes`,
+      { file, pointer: '/defaults/prefillChunk' }, `use a prefill chunk of at most ${SEQ_ROWS_MAX}`);
+  }
+  const sequences = opts.sequences ?? 1;
+  checkBound('sequences', sequences, 4096, { file });
   const verifyBase = maxRows + 1;
   const tokenSlots = verifyBase + maxRows;
   const kvF16 = withCtx.dtypes.kv === 'f16';
@@ -100,13 +109,14 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
   const w = planWeights(typed, limits.maxStorageBufferBindingSize, weightRowAlign(v), file);
   note('plan-buffers', assign);
 
-  const kvBytes = 2 * ctx * kvDim * (kvF16 ? 2 : 4);
+  const kvSlotBytes = 2 * ctx * kvDim * (kvF16 ? 2 : 4);
+  const kvBytes = sequences * kvSlotBytes;
   if (kvBytes > limits.maxStorageBufferBindingSize) {
-    throw new LscError(`the KV cache of one layer (${kvBytes} bytes at ctx ${ctx}) exceeds the binding limit ${limits.maxStorageBufferBindingSize}`,
-      { file, pointer: '/dims/ctx' }, 'compile with a smaller --ctx');
+    throw new LscError(`the KV cache of one layer (${kvBytes} bytes at ctx ${ctx}${sequences > 1 ? ` for ${sequences} sequences` : ''}) exceeds the binding limit ${limits.maxStorageBufferBindingSize}`,
+      { file, pointer: '/dims/ctx' }, sequences > 1 ? 'load for fewer sequences, or with a smaller --ctx' : 'compile with a smaller --ctx');
   }
   const kvBuffers: PlanBuffer[] = Array.from({ length: v.layers }, (_, l) => ({
-    id: `kv:${l}`, kind: 'kv', bytes: kvBytes, doc: `layer ${l} K and V [2, ${ctx}, ${kvDim}] ${kvF16 ? 'f16' : 'f32'}`,
+    id: `kv:${l}`, kind: 'kv', bytes: kvBytes, doc: `layer ${l} K and V [${sequences > 1 ? `${sequences}, ` : ''}2, ${ctx}, ${kvDim}] ${kvF16 ? 'f16' : 'f32'}`,
   }));
   const target = opts.target ?? 'gpu';
   const ropeBuffer: PlanBuffer = { id: 'const:rope', kind: 'constant', bytes: ctx * (v.headDim / 2) * 8, doc: `RoPE cos/sin [${ctx}, ${v.headDim / 2}] f32` };
@@ -122,7 +132,7 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
   }
 
   const scheduler = new Scheduler({
-    ctx, kvDim, kvF16, weights: new Map(w.weights.map((x) => [x.id, x])), valueBuffer: assign.valueBuffer,
+    ctx, kvDim, kvF16, seqRows: maxRows, weights: new Map(w.weights.map((x) => [x.id, x])), valueBuffer: assign.valueBuffer,
     width: (id) => (typed.values.get(id)!.shape[1] as number) ?? 1, tokenOutBase: verifyBase,
     ropeBuffer: ropeBuffer.id, tokensBuffer: 'io:tokens', kvBuffer: (l) => kvBuffers[l].id, maxStorageBuffers: limits.maxStorageBuffersPerShaderStage,
     tuning: (k, key) => {
@@ -159,7 +169,7 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
     tokens: withCtx.tokens,
     limits,
     features: [...new Set(kernels.flatMap((k) => k.features))].sort(),
-    rows: { max: maxRows, prefillChunk, decodeSteps, kMax, rangeSlots: Math.max(decodeSteps, kMax + 3, 64) },
+    rows: { max: maxRows, prefillChunk, decodeSteps, kMax, rangeSlots: Math.max(decodeSteps, kMax + 3, 64), ...(sequences > 1 ? { sequences } : {}) },
     tokenSlots: { verifyBase, length: tokenSlots },
     io: { tokens: 'io:tokens', logits: 'io:logits', trunk: 'act:trunk', rope: ropeBuffer.id, acceptState: acceptState.id },
     exits: {

@@ -29,7 +29,7 @@ const kernel = {
     id: str, family: str, name: str, file: str, workgroupSize: positive,
     bindings: {
       type: 'array',
-      items: { type: 'object', additionalProperties: false, required: ['name', 'type'], properties: { name: str, type: { enum: ['range', 'params', 'read', 'rw', 'ranges'] } } },
+      items: { type: 'object', additionalProperties: false, required: ['name', 'type'], properties: { name: str, type: { enum: ['range', 'params', 'seq', 'read', 'rw', 'ranges'] } } },
     },
     params: strings,
     grid: { type: 'array', minItems: 3, maxItems: 3, items: gridDim },
@@ -85,7 +85,7 @@ export const planSchema = {
     features: strings,
     rows: {
       type: 'object', additionalProperties: false, required: ['max', 'prefillChunk', 'decodeSteps', 'kMax', 'rangeSlots'],
-      properties: { max: positive, prefillChunk: rows, decodeSteps: rows, kMax: positive, rangeSlots: positive },
+      properties: { max: positive, prefillChunk: rows, decodeSteps: rows, kMax: positive, rangeSlots: positive, sequences: positive },
     },
     tokenSlots: { type: 'object', additionalProperties: false, required: ['verifyBase', 'length'], properties: { verifyBase: count, length: positive } },
     io: {

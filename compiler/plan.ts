@@ -100,6 +100,8 @@ export interface Plan {
     kMax: number;
     /** Range slots per submission. */
     rangeSlots: number;
+    /** KV slots: sequences the KV cache holds at once (absent in older artifacts: 1). */
+    sequences?: number;
   };
   /** Layout of the token buffer: step tokens at [0, verifyBase), verify picks from verifyBase. */
   tokenSlots: { verifyBase: number; length: number };

@@ -28,7 +28,7 @@ export class BindGroups {
   /** `allocate` makes (and accounts) the Params uniforms. */
   constructor(private readonly device: GPUDevice, plan: Plan, private readonly pipelines: Map<string, GPUComputePipeline>,
     private readonly buffer: (id: string) => GPUBuffer, private readonly ranges: RangeTable,
-    private readonly allocate: (desc: GPUBufferDescriptor) => GPUBuffer) {
+    private readonly allocate: (desc: GPUBufferDescriptor) => GPUBuffer, private readonly seqRows: GPUBuffer) {
     this.kernels = new Map(plan.kernels.map((k) => [k.id, k]));
     for (const e of plan.entries) {
       for (const st of e.stages) {
@@ -62,6 +62,7 @@ export class BindGroups {
       switch (b.type) {
         case 'range': return { binding: i, resource: this.ranges.binding(0) };
         case 'ranges': return { binding: i, resource: { buffer: this.ranges.buffer } };
+        case 'seq': return { binding: i, resource: { buffer: this.seqRows } };
         case 'params': return { binding: i, resource: { buffer: this.paramsBuffer(params) } };
         default: return { binding: i, resource: { buffer: this.buffer(buffers[bi++]) } };
       }

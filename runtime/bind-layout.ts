@@ -15,7 +15,7 @@ export function bindGroupLayout(device: GPUDevice, bindings: readonly Pick<Bindi
       binding: i,
       visibility: GPUShaderStage.COMPUTE,
       buffer: b.type === 'range' ? { type: 'uniform', minBindingSize: RANGE_BYTES }
-        : b.type === 'params' ? { type: 'uniform' }
+        : b.type === 'params' || b.type === 'seq' ? { type: 'uniform' }
           : { type: b.type === 'read' ? 'read-only-storage' : 'storage' },
     })),
   });

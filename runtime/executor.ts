@@ -3,6 +3,7 @@ import { compileDimExpr } from '../compiler/ir/dims.js';
 import type { Plan, PlanEntry, PlanStage } from '../compiler/plan.js';
 import { entryOf, stageOf, type EntryKind, type StageRole } from '../compiler/ir/stages.js';
 import { gridSize, type GridDim } from '../compiler/ir/kernel.js';
+import { SEQ_ROW_BYTES } from '../codegen/kernel.js';
 import type { GpuContext } from './device.js';
 import { ropeTable } from './rope-table.js';
 import { GpuWaiter } from './gpu-wait.js';
@@ -31,6 +32,11 @@ export class Executor {
   private readonly owned: GPUBuffer[] = [];
   /** Row ranges of a submission. */
   readonly ranges: RangeTable;
+  /**
+   * Each activation row's (position offset, KV slot) (codegen/kernel.ts SeqRows): zeros, the
+   * single-sequence layout, unless the batch engine (runtime/batch/) writes it for a step.
+   */
+  readonly seqRows: GPUBuffer;
   private bindGroups!: BindGroups;
   private readonly staging: GPUBuffer[] = [];
   /** Bytes of the buffers this executor allocated (weights are counted by their loader). */
@@ -57,6 +63,8 @@ export class Executor {
   private constructor(readonly gpu: GpuContext, readonly plan: Plan) {
     this.ranges = new RangeTable(gpu.device, plan.rows.rangeSlots);
     this.allocatedBytes += this.ranges.bytes;
+    this.seqRows = gpu.device.createBuffer({ size: Math.max(16, plan.rows.max * SEQ_ROW_BYTES), usage: U.UNIFORM | U.COPY_DST, label: 'seq rows' });
+    this.allocatedBytes += this.seqRows.size;
     this.profiler = new GpuProfiler(gpu.device, gpu.features);
   }
 
@@ -67,7 +75,7 @@ export class Executor {
     try {
       ex.allocate();
       const pipelines = await compilePipelines(gpu.device, plan.kernels.map((k) => ({ id: k.id, wgsl: wgsl.get(k.id) ?? '', bindings: k.bindings })));
-      ex.bindGroups = new BindGroups(gpu.device, plan, pipelines, (id) => ex.buffer(id), ex.ranges, (d) => ex.ownBuffer(d));
+      ex.bindGroups = new BindGroups(gpu.device, plan, pipelines, (id) => ex.buffer(id), ex.ranges, (d) => ex.ownBuffer(d), ex.seqRows);
     } catch (e) {
       ex.destroy();
       throw e;
@@ -195,5 +203,6 @@ export class Executor {
     for (const b of this.staging) b.destroy();
     this.profiler.destroy();
     this.ranges.destroy();
+    this.seqRows.destroy();
   }
 }

@@ -9,10 +9,27 @@ import { StopFilter, checkStopStrings } from './stop.js';
 /** GPU memory a model holds (LscModel.gpuBytes). */
 export interface GpuBytes {
   weights: number;
+  /** KV cache of all slots (allocated at load). */
   kvCache: number;
   activations: number;
   total: number;
+  /** KV bytes of one sequence's slot. */
+  kvPerSequence: number;
+  /** KV slots: sequences generated at once. */
+  sequences: number;
+  /** Sequences holding a slot now, and their KV bytes. */
+  activeSequences: number;
+  kvInUse: number;
 }
+
+/**
+ * The GPU work generation asks for: the model's Steps, or a sequence's view of the batch engine
+ * (runtime/batch/engine.ts), which runs the same requests of many sequences together.
+ */
+export type Decoder = Pick<Steps, 'prefill' | 'greedySteps' | 'stepLogits' | 'maxChainedRounds' | 'greedyRounds' | 'verifyLogits'> & {
+  /** Runs a round of several submissions with no other sequence's work in between (absent: nothing else runs anyway). */
+  round?<T>(body: () => Promise<T>): Promise<T>;
+};
 
 /** What generation uses of a loaded model (runtime/model.ts LscModel, which imports this module). */
 interface LscModel {
@@ -162,8 +179,9 @@ function resolve(model: LscModel, o: GenerateOptions): Resolved {
  * Generation with any strategy. Tokens flow through `accept()`, which applies the stops exactly
  * (EOS, max tokens, stop strings, context) even in the middle of a speculation round.
  */
-export async function* generate(model: LscModel, prompt: string | number[], o: GenerateOptions): AsyncGenerator<GenerateEvent, GenerateResult> {
-  const inner = generateOnModel(model, prompt, o);
+export async function* generate(model: LscModel, prompt: string | number[], o: GenerateOptions,
+  steps: Decoder = model.steps): AsyncGenerator<GenerateEvent, GenerateResult> {
+  const inner = generateOnModel(model, prompt, o, steps);
   for (let started = false; ; started = true) {
     const step = await model.whileUsable(() => inner.next(), started);
     if (step.done) return step.value;
@@ -171,14 +189,13 @@ export async function* generate(model: LscModel, prompt: string | number[], o: G
   }
 }
 
-async function* generateOnModel(model: LscModel, prompt: string | number[], o: GenerateOptions): AsyncGenerator<GenerateEvent, GenerateResult> {
+async function* generateOnModel(model: LscModel, prompt: string | number[], o: GenerateOptions, steps: Decoder): AsyncGenerator<GenerateEvent, GenerateResult> {
   const r = resolve(model, o);
   if (typeof prompt !== 'string' && !Array.isArray(prompt)) {
     throw new LscError(`the prompt must be a string or a list of token ids, got ${typeof prompt}`);
   }
   const promptIds = typeof prompt === 'string' ? model.tokenizer.encode(prompt) : [...prompt];
   model.checkTokens(promptIds, 'prompt');
-  const steps = model.steps;
   const ctx = model.plan.dims.ctx;
   const stream = new TextStream(model.tokenizer, promptIds);
   const stopText = new StopFilter(o.stop ?? []);
@@ -238,7 +255,7 @@ async function* generateOnModel(model: LscModel, prompt: string | number[], o: G
       // context; stops inside a round or a chain are applied exactly by accept()
       k = Math.min(r.K, left - 1);
       const chain = Math.max(1, Math.min(r.chain, steps.maxChainedRounds(r.E, k), Math.floor(left / (k + 1))));
-      groups = r.greedy ? await steps.greedyRounds(cur, p, k, r.E, chain) : [await sampledRound(model, cur, p, k, r)];
+      groups = r.greedy ? await steps.greedyRounds(cur, p, k, r.E, chain) : [await (steps.round ? steps.round(() => sampledRound(model, cur, p, k, r, steps)) : sampledRound(model, cur, p, k, r, steps))];
     } else if (r.greedy) {
       groups = [await steps.greedySteps(cur, p, Math.min(left, model.plan.rows.decodeSteps), exitOnly)];
     } else {
@@ -291,8 +308,8 @@ async function* generateOnModel(model: LscModel, prompt: string | number[], o: G
  * probability min(1, p(d_i)/q(d_i)); at the first rejection draw from normalize(max(p − q, 0));
  * if all k pass, draw the bonus token from p_k. The output is distributed exactly as p.
  */
-export async function sampledRound(model: LscModel, cur: number, p: number, k: number, r: Resolved): Promise<number[]> {
-  const steps = model.steps;
+export async function sampledRound(model: LscModel, cur: number, p: number, k: number, r: Resolved,
+  steps: Decoder = model.steps): Promise<number[]> {
   const qs: Distribution[] = [];
   const drafts: number[] = [];
   let t = cur;

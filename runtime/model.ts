@@ -13,7 +13,7 @@ import { SafetensorsCheckpoint } from './safetensors.js';
 import { Steps } from './steps.js';
 import { LscTokenizer } from './tokenizer.js';
 import { uploadWeights, weightBytes, type UploadProgress } from './weights.js';
-import { generate, type GenerateEvent, type GenerateOptions, type GenerateResult, type GpuBytes } from './generate.js';
+import { generate, type Decoder, type GenerateEvent, type GenerateOptions, type GenerateResult, type GpuBytes } from './generate.js';
 
 export type { GpuBytes } from './generate.js';
 import { GenerationRun } from './generation-run.js';
@@ -23,6 +23,9 @@ import { graphForFeatures } from './kv-dtype.js';
 import { checkExit, checkTokens } from './model-checks.js';
 import { readArtifact } from '../compiler/artifact.js';
 import { DEFAULT_MAX_QUEUED, ModelQueue } from './batch/model-queue.js';
+import { BatchEngine } from './batch/engine.js';
+import { checkSequences, defaultSequences } from './batch/capacity.js';
+import { resolveDims } from '../compiler/ir/dims.js';
 
 /** A compiled artifact (readArtifact checks all of it against its own graph.json), checked against the model's graph. */
 function loadArtifact(dir: string, graph: Graph): { plan: Plan; wgsl: Map<string, string> } {
@@ -73,6 +76,12 @@ export interface LoadOptions {
   limits?: Partial<PlanLimits>;
   /** Requests that may wait while another uses the model (default 64); more fail with QueueFullError. */
   maxQueued?: number;
+  /**
+   * Sequences generated at once, batched (runtime/batch/engine.ts): the KV cache holds a slot
+   * per sequence. Default: up to 16, as many as the binding limit and a KV budget allow
+   * (runtime/batch/capacity.ts); 1 serves one generation at a time (the others queue).
+   */
+  sequences?: number;
 }
 
 
@@ -94,6 +103,8 @@ export class LscModel {
     maxQueued = DEFAULT_MAX_QUEUED,
   ) {
     this.queue = new ModelQueue(maxQueued);
+    const slots = plan.rows.sequences ?? 1;
+    if (slots > 1) this.engine = new BatchEngine(this, slots, maxQueued);
   }
 
   /** Calls wait here for the GPU state they share (runtime/batch/model-queue.ts). */
@@ -106,8 +117,16 @@ export class LscModel {
   get gpuBytes(): GpuBytes {
     const { weights, kvCache } = this.fixedBytes;
     const activations = this.executor.allocatedBytes - kvCache;
-    return { weights, kvCache, activations, total: weights + kvCache + activations };
+    const slots = this.plan.rows.sequences ?? 1;
+    const active = this.engine?.active ?? (this.queue.busy ? 1 : 0);
+    return {
+      weights, kvCache, activations, total: weights + kvCache + activations,
+      kvPerSequence: kvCache / slots, sequences: slots, activeSequences: active, kvInUse: (kvCache / slots) * active,
+    };
   }
+
+  /** Batches concurrent generations when the plan has more than one KV slot (made at load: its buffers count from the start). */
+  readonly engine?: BatchEngine;
 
   static async load(dir: string, opts: LoadOptions = {}): Promise<LscModel> {
     dir = resolveModelPath(dir); // a Hugging Face id (org/name[@rev]) loads its cached snapshot
@@ -142,8 +161,10 @@ export class LscModel {
     try {
       // an adapter without shader-f16 (or a device opened without it) keeps the KV cache in f32
       if (!artifact) graph = graphForFeatures(graph, gpu.features);
+      checkSequences(opts.sequences);
+      const sequences = opts.sequences ?? (artifact ? undefined : sequencesFor(graph, gpu, opts));
       const { plan, wgsl, tunables } = artifact ? { ...artifact, tunables: [] } : compileGraph(graph, {
-        file: opts.graph, ctx: opts.ctx, prefillChunk: opts.prefillChunk, decodeSteps: opts.decodeSteps,
+        file: opts.graph, ctx: opts.ctx, prefillChunk: opts.prefillChunk, decodeSteps: opts.decodeSteps, sequences,
         limits: tighter(planLimits(gpu), opts.limits),
         tuning: opts.tuningOverride ?? (opts.tuned === false ? undefined : loadTuning(gpu)),
         target: gpu.isCpu ? 'cpu' : 'gpu',
@@ -224,20 +245,35 @@ export class LscModel {
    * accepted; `await run.result` gives the text, ids and stats.
    */
   generate(prompt: string | number[], opts: GenerateOptions = {}): GenerationRun {
-    return this.queued(opts, (o) => generate(this, prompt, o));
+    return this.queued(opts, (o, steps) => generate(this, prompt, o, steps), () => prompt);
   }
 
   /**
    * A generation that waits its turn at the queue (one generation holds the model from its first
    * step to its end), cancellable through opts.signal and run.cancel().
    */
-  private queued(opts: GenerateOptions, make: (o: GenerateOptions) => AsyncGenerator<GenerateEvent, GenerateResult>): GenerationRun {
+  private queued(opts: GenerateOptions, make: (o: GenerateOptions, steps?: Decoder) => AsyncGenerator<GenerateEvent, GenerateResult>,
+    prompt?: () => unknown): GenerationRun {
     const cancel = new AbortController();
     if (opts === null || typeof opts !== 'object' || (opts.signal !== undefined && !(opts.signal instanceof AbortSignal))) {
       return new GenerationRun(make(opts), cancel); // refused by generate() itself, where its errors surface
     }
     const signal = opts.signal ? AbortSignal.any([opts.signal, cancel.signal]) : cancel.signal;
-    return new GenerationRun(this.queue.hold(() => make({ ...opts, signal }), signal), cancel);
+    const o = { ...opts, signal };
+    const engine = this.engine;
+    if (!engine) return new GenerationRun(this.queue.hold(() => make(o), signal), cancel);
+    const model = this;
+    return new GenerationRun((async function* () {
+      // a prompt that cannot fit is refused before it takes a slot
+      const ids = prompt?.();
+      if (typeof ids === 'string' || Array.isArray(ids)) model.checkTokens(typeof ids === 'string' ? model.tokenizer.encode(ids) : ids, 'prompt');
+      const slot = await engine.takeSlot(signal);
+      try {
+        return yield* make(o, engine.decoder(slot));
+      } finally {
+        engine.freeSlot(slot);
+      }
+    })(), cancel);
   }
 
   /** The chat template of tokenizer_config.json (read on first use); an LscError for a model without one. */
@@ -255,8 +291,8 @@ export class LscModel {
   chat(messages: ChatMessage[], opts: GenerateOptions = {}): GenerationRun {
     const render = (): string => this.chatTemplate.render(messages, { addGenerationPrompt: true });
     const model = this;
-    return this.queued(opts, (o) => (async function* () {
-      return yield* generate(model, render(), o);
+    return this.queued(opts, (o, steps) => (async function* () {
+      return yield* generate(model, render(), o, steps);
     })());
   }
 
@@ -271,5 +307,17 @@ export class LscModel {
     this.isDisposed = true;
     this.executor.destroy();
     if (this.ownsGpu) this.gpu.dispose();
+  }
+}
+
+/** The default KV slots for a graph (runtime/batch/capacity.ts); 1 where its dims do not resolve (compiling reports why). */
+function sequencesFor(graph: Graph, gpu: GpuContext, opts: LoadOptions): number {
+  try {
+    const dims = resolveDims(opts.ctx ? { ...graph, dims: { ...graph.dims, ctx: { max: opts.ctx } } } : graph).values;
+    const bytes = graph.dtypes.kv === 'f16' ? 2 : 4;
+    const maxBinding = Math.min(gpu.limits.maxStorageBufferBindingSize, opts.limits?.maxStorageBufferBindingSize ?? Infinity);
+    return defaultSequences({ slotBytesPerLayer: 2 * dims.ctx * dims.kvHeads * dims.headDim * bytes, layers: dims.layers, maxBinding, isCpu: gpu.isCpu });
+  } catch {
+    return 1;
   }
 }

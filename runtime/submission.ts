@@ -113,6 +113,18 @@ export class Submission {
     return this;
   }
 
+  /**
+   * Copies bytes between buffers between two dispatches (the batch engine moves draft picks to
+   * the next draft step's input rows): ends the compute pass, copies, opens another.
+   */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): this {
+    this.open().end();
+    this.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    this.pass = this.encoder.beginComputePass();
+    this.signature += 'copy;';
+    return this;
+  }
+
   /** Reads `bytes` at `offset` of a plan buffer once the work is done; returns the read's index. */
   read(buffer: string, offset: number, bytes: number): number {
     return this.readFrom(this.ex.buffer(buffer), offset, bytes);

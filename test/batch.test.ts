@@ -36,8 +36,15 @@ describe('many generations on one model at once', function () {
   let model: LscModel;
   const solo = new Map<number, GenerateResult>();
   before(async () => {
-    model = await LscModel.load(tinyDir, { gpu: await testGpu(), maxQueued: 16 });
+    model = await LscModel.load(tinyDir, { gpu: await testGpu(), maxQueued: 16, sequences: 8 });
     for (const [i, r] of requests.entries()) solo.set(i, await model.complete(r.prompt, r.opts));
+    // the solo runs are those of the single-sequence model (no batch engine, slot 0)
+    const single = await LscModel.load(tinyDir, { gpu: await testGpu(), sequences: 1 });
+    try {
+      for (const [i, r] of requests.entries()) assert.deepEqual((await single.complete(r.prompt, r.opts)).tokens, solo.get(i)!.tokens, `request ${i}`);
+    } finally {
+      single.dispose();
+    }
   });
   after(() => model?.dispose());
 
@@ -47,6 +54,14 @@ describe('many generations on one model at once', function () {
       assert.deepEqual(o.tokens, solo.get(i)!.tokens, `request ${i}`);
       assert.equal(o.text, solo.get(i)!.text);
     });
+  });
+
+  it('KV memory: a slot per sequence, accounted in gpuBytes', () => {
+    const b = model.gpuBytes;
+    assert.equal(b.sequences, 8);
+    assert.equal(b.kvCache, 8 * b.kvPerSequence);
+    const d = model.plan.dims;
+    assert.equal(b.kvPerSequence, d.layers * 2 * d.ctx * d.kvHeads * d.headDim * 2); // f16 K and V per layer
   });
 
   it('8 greedy generations with staggered starts, one cancelled midway: the others equal their solo runs, the model is idle after', async () => {
@@ -63,7 +78,10 @@ describe('many generations on one model at once', function () {
       })());
       await sleep(5 * i); // later arrivals join while earlier ones run
     }
+    const before = { ...model.engine!.stats };
     const out = await Promise.all(runs);
+    // they ran together: batched submissions of several rows
+    assert.ok(model.engine!.stats.batchedRows - before.batchedRows > model.engine!.stats.batchedSubmissions - before.batchedSubmissions);
     for (const [i, o] of out.entries()) {
       if (i === cancelled) continue;
       assert.deepEqual(o.tokens, solo.get(i)!.tokens, `request ${i}`);
@@ -75,6 +93,10 @@ describe('many generations on one model at once', function () {
     assert.deepEqual(c.tokens, solo.get(cancelled)!.tokens.slice(0, c.tokens.length), 'its tokens so far are its solo run\'s');
     assert.equal(model.queue.busy, false);
     assert.equal(model.queue.queued, 0);
+    // every slot is free again: the cancelled sequence's too
+    assert.equal(model.engine!.active, 0);
+    assert.equal(model.gpuBytes.activeSequences, 0);
+    assert.equal(model.gpuBytes.kvInUse, 0);
     // after the crowd, a generation still gives its solo tokens
     assert.deepEqual((await model.complete(requests[0].prompt, requests[0].opts)).tokens, solo.get(0)!.tokens);
   });
@@ -92,8 +114,8 @@ describe('many generations on one model at once', function () {
     }
   });
 
-  it('a full queue refuses with a typed error; an aborted waiter leaves the line; the others are undisturbed', async () => {
-    const small = await LscModel.load(tinyDir, { gpu: await testGpu(), maxQueued: 1 });
+  it('one KV slot: a full queue refuses with a typed error; an aborted waiter leaves the line; the others are undisturbed', async () => {
+    const small = await LscModel.load(tinyDir, { gpu: await testGpu(), maxQueued: 1, sequences: 1 });
     try {
       const r = requests[1];
       const first = small.complete(r.prompt, r.opts);
@@ -114,6 +136,31 @@ describe('many generations on one model at once', function () {
       assert.equal(good.status === 'fulfilled' && good.value.tokens.join(), solo.get(1)!.tokens.join());
     } finally {
       small.dispose();
+    }
+  });
+});
+
+describe('the batch engine at its caps', function () {
+  it('2 slots: a third request waits, a fourth is refused with queue-full; a cancelled waiter never takes a slot', async () => {
+    const model = await LscModel.load(tinyDir, { gpu: await testGpu(), maxQueued: 1, sequences: 2 });
+    try {
+      const r = requests[1];
+      const want = (await model.complete(r.prompt, r.opts)).tokens;
+      const abort = new AbortController();
+      const running = [model.complete(r.prompt, r.opts), model.complete(r.prompt, r.opts)];
+      const waiter = model.complete(r.prompt, { ...r.opts, signal: abort.signal });
+      await sleep(0);
+      await assert.rejects(model.complete(r.prompt, r.opts), (e: unknown) => e instanceof QueueFullError && e.code === 'queue-full');
+      abort.abort();
+      await assert.rejects(waiter, (e: unknown) => e instanceof CancelledError);
+      for (const out of await Promise.all(running)) assert.deepEqual(out.tokens, want);
+      assert.equal(model.engine!.active, 0);
+      // a prompt longer than the context is refused before it takes a slot
+      const long = Array.from({ length: model.plan.dims.ctx + 1 }, () => 5);
+      await assert.rejects(model.complete(long, r.opts), /do not fit the context/);
+      assert.equal(model.engine!.active, 0);
+    } finally {
+      model.dispose();
     }
   });
 });

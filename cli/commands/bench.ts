@@ -8,11 +8,13 @@ import { withModel } from '../load-model.js';
 import { checkExitLayer } from '../checks.js';
 import { runBench, sweepGrid, type BenchReport } from '../../runtime/bench.js';
 import { plural } from '../../compiler/plural.js';
+import { concurrencyTable, runConcurrencyBench } from '../../runtime/batch/concurrency-bench.js';
+import { DEFAULT_MAX_SEQUENCES } from '../../runtime/batch/capacity.js';
 
 interface Opts {
   model: string; prompts?: string; maxNewTokens: number; temperature: number; exitLayer?: number;
   numSpeculations?: number; roundsPerSubmission?: number; sweep?: boolean; repeat: number; json?: boolean; graph?: string; plan?: string;
-  ctx?: number; forceCtx?: boolean; seed: number; topP?: number; topK?: number; profile?: boolean;
+  ctx?: number; forceCtx?: boolean; seed: number; topP?: number; topK?: number; profile?: boolean; concurrency?: number;
 }
 
 const DEFAULT_PROMPTS = fileURLToPath(new URL('../../../examples/prompts/code.json', import.meta.url));
@@ -70,7 +72,8 @@ export function registerBench(program: Command): void {
   addSpeculationOptions(cmd, false)
     .option('--sweep', 'sweep a grid of (exit layer, k) and report the best pair')
     .option('--repeat <r>', 'repeats after the warm-up', positiveInt, 3)
-    .option('--profile', 'also break one run of each strategy down by phase: GPU draft/verify/decode, latency, encoding, CPU');
+    .option('--profile', 'also break one run of each strategy down by phase: GPU draft/verify/decode, latency, encoding, CPU')
+    .option('--concurrency <n>', 'N streams at once (and 1, 2, 4, ... up to N): aggregate and per-stream tok/s against one stream alone', positiveInt);
   addLoadOptions(cmd)
     .option('--json', 'print the report as JSON')
     .addHelpText('after', `\nThe self-speculative side runs at the graph's default exit and k unless --exit-layer/--num-speculations or --sweep say otherwise.\n${NOT_APPLICABLE_RULE}`)
@@ -80,8 +83,23 @@ export function registerBench(program: Command): void {
       if (o.sweep && (o.exitLayer !== undefined || o.numSpeculations !== undefined)) {
         throw new LscError('--sweep chooses the exit layer and k itself', {}, 'drop --exit-layer/--num-speculations, or drop --sweep');
       }
-      const prompts = await readPrompts(o.prompts ?? DEFAULT_PROMPTS);
       const check = (plan: Parameters<typeof checkExitLayer>[0]): void => checkExitLayer(plan, o.exitLayer);
+      if (o.concurrency !== undefined && (o.sweep || o.profile)) {
+        throw new LscError('--concurrency measures streams at the default or given exit and k', {}, 'drop --sweep/--profile, or drop --concurrency');
+      }
+      const prompts = await readPrompts(o.prompts ?? DEFAULT_PROMPTS);
+      if (o.concurrency !== undefined) {
+        const n = o.concurrency;
+        const levels = [1, 2, 4, 8, 16, 32, 64].filter((x) => x < n).concat(n);
+        const sequences = Math.max(n, DEFAULT_MAX_SEQUENCES);
+        const rep = await withModel({ ...o, check, sequences }, !o.json && process.stderr.isTTY === true, (model) => runConcurrencyBench(model, {
+          prompts, maxNewTokens: o.maxNewTokens, promptsPerStream: prompts.length, levels, temperature: o.temperature, topP: o.topP, topK: o.topK, seed: o.seed,
+          exitLayer: o.exitLayer ?? model.plan.exits.defaultExitLayer, numSpeculations: o.numSpeculations ?? model.plan.exits.defaultNumSpeculations,
+          onProgress: o.json ? undefined : (line) => process.stderr.write(`lsc: ${line}\n`),
+        }));
+        process.stdout.write(o.json ? JSON.stringify(rep, null, 2) + '\n' : concurrencyTable(rep));
+        return;
+      }
       const report = await withModel({ ...o, check }, !o.json && process.stderr.isTTY === true, async (model) => {
         const pairs = o.sweep ? sweepGrid(model) : [{
           exitLayer: o.exitLayer ?? model.plan.exits.defaultExitLayer,

@@ -28,7 +28,7 @@ export const attentionFamily: KernelFamily<AttentionKernel> = {
   schedule(k, env) {
     const key = `attention:${k.heads}x${k.kvHeads}x${k.headDim}`;
     const config = env.config(key);
-    const ctxt = { ctx: env.ctx, kvF16: env.kvF16 };
+    const ctxt = { ctx: env.ctx, kvF16: env.kvF16, seqRows: env.seqRows };
     return [{
       source: key, config, tuningKey: key, emit: (c) => emitAttention(k, ctxt, c as unknown as AttentionConfig),
       buffers: new Map([[ATTENTION_BINDING.q, env.buffer(k.q)], [ATTENTION_BINDING.kv, env.kvBuffer(k.layer)], [ATTENTION_BINDING.out, env.buffer(k.out)]]),

@@ -96,7 +96,7 @@ export const matmulFamily: KernelFamily<MatmulKernel> = {
     const key = `matmul:${shape}`;
     const config = env.config(key);
     const sliced = k.segments.some((s) => s.weights.some((w) => env.weight(w).chunks.length > 1));
-    const base: MatmulContext = { ctx: env.ctx, kvDim: env.kvDim, kvF16: env.kvF16, outWidth };
+    const base: MatmulContext = { ctx: env.ctx, kvDim: env.kvDim, kvF16: env.kvF16, seqRows: env.seqRows, outWidth };
     const buffers = bindingBuffers(k, env);
     if (!sliced) {
       return [{ source: key, config, tuningKey: key, emit: (c) => emitMatmul(k, base, c as unknown as MatmulConfig), buffers, params: [], nodes: k.nodes }];

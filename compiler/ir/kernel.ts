@@ -60,7 +60,7 @@ export interface KernelNode {
  * as storage: the acceptance kernel (codegen/accept.ts) writes the positions of the stages encoded
  * after it.
  */
-export type BindingType = 'range' | 'params' | 'read' | 'rw' | 'ranges';
+export type BindingType = 'range' | 'params' | 'seq' | 'read' | 'rw' | 'ranges';
 
 export interface BindingDecl {
   name: string;

@@ -25,6 +25,8 @@ export interface ScheduleContext {
   ctx: number;
   kvDim: number;
   kvF16: boolean;
+  /** Rows of the SeqRows uniform (the plan's rows.max). */
+  seqRows: number;
   weights: Map<string, PlanWeight>;
   valueBuffer: Map<string, string>;
   width: (value: string) => number;
@@ -80,7 +82,7 @@ export class Scheduler {
   private env(k: FusedKernel, verify: boolean): ScheduleEnv {
     const c = this.c;
     return {
-      ctx: c.ctx, kvDim: c.kvDim, kvF16: c.kvF16, ropeBuffer: c.ropeBuffer, tokensBuffer: c.tokensBuffer,
+      ctx: c.ctx, kvDim: c.kvDim, kvF16: c.kvF16, seqRows: c.seqRows, ropeBuffer: c.ropeBuffer, tokensBuffer: c.tokensBuffer,
       tokenOutBase: c.tokenOutBase, maxStorageBuffers: c.maxStorageBuffers, verify, width: c.width, kvBuffer: c.kvBuffer,
       buffer: (value) => {
         const b = c.valueBuffer.get(value);

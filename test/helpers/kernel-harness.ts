@@ -1,5 +1,6 @@
 import '../../runtime/gpu-globals.js';
 import { gridSize, type GridDim, type KernelSource } from '../../compiler/ir/kernel.js';
+import { SEQ_ROWS_MAX } from '../../codegen/kernel.js';
 import { bindGroupLayout } from '../../runtime/bind-layout.js';
 import { RangeTable } from '../../runtime/range-table.js';
 import { f16BitsToF32, f32ToF16Bits } from '../../runtime/dtype-convert.js';
@@ -145,6 +146,8 @@ export class KernelHarness {
       if (unknown.length) throw new Error(`kernel ${src.name} has no bindings named ${unknown.join(', ')}`);
       return src.bindings.map((b, bi): GPUBindGroupEntry => {
         if (b.type === 'range') return { binding: bi, resource: ranges.binding(di) };
+        // rows of one sequence at slot 0 unless a test gives the row table
+        if (b.type === 'seq') return { binding: bi, resource: { buffer: x.buffers.seq ?? this.uniform(new Array(SEQ_ROWS_MAX * 4).fill(0), 'seq rows') } };
         if (b.type === 'params') {
           if (!x.params || x.params.length !== src.params.length) {
             throw new Error(`kernel ${src.name} wants params [${src.params.join(', ')}], got ${JSON.stringify(x.params)}`);

@@ -1,0 +1,92 @@
+import '../gpu-globals.js';
+import type { Executor } from '../executor.js';
+import type { SeqRowTable } from './seq-rows.js';
+
+/** One sequence's row in a batched step: its KV slot, its newest token and that token's position. */
+export interface SeqStep {
+  slot: number;
+  cur: number;
+  p: number;
+}
+
+/**
+ * GPU work over rows of several sequences in one submission. Every stage runs at posBase 0 and
+ * the SeqRows table (seq-rows.ts) puts each row at its sequence's position and KV slot, so a
+ * row's arithmetic is what it would be alone: the kernels are the ones the single-sequence path
+ * runs, and none of them mixes rows.
+ */
+export class BatchedSteps {
+  private readonly scratch: GPUBuffer;
+
+  constructor(private readonly ex: Executor, private readonly table: SeqRowTable) {
+    this.scratch = ex.ownBuffer({ size: Math.max(16, ex.plan.rows.max * 4), usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label: 'batch token scratch' });
+  }
+
+  /** Rows one submission may hold (the activation rows, and positions posBase 0 + rows must be in the context). */
+  get maxRows(): number {
+    return Math.min(this.ex.plan.rows.max, this.ex.plan.dims.ctx);
+  }
+
+  /**
+   * One full-model step per sequence (row s = sequence s): the greedy pick of each and, if
+   * asked, its logits. Runs the prefill entry's layer and head stages over the rows.
+   */
+  async decode(seqs: SeqStep[], wantLogits: boolean): Promise<{ next: number[]; logits?: Float32Array[] }> {
+    const N = seqs.length;
+    if (N > this.maxRows) throw new Error(`internal: ${N} rows in one batched step`);
+    const ex = this.ex;
+    this.table.rows(seqs.map((s, row) => ({ row, slot: s.slot, pos: s.p })));
+    ex.writeTokens(0, seqs.map((s) => s.cur));
+    const sub = ex.begin();
+    sub.runStage(ex.stage('prefill', undefined, 'trunk'), { rowStart: 0, rowCount: N, posBase: 0 });
+    sub.runStage(ex.stage('prefill', undefined, 'head'), { rowStart: 0, rowCount: N, posBase: 0 });
+    sub.read(ex.plan.io.tokens, 4, N * 4); // the full head picks row r into token slot r + 1
+    const V = ex.plan.dims.vocab;
+    if (wantLogits) sub.read(ex.plan.io.logits, 0, N * V * 4);
+    const out = await sub.submit();
+    return {
+      next: [...new Uint32Array(out[0])],
+      logits: wantLogits ? seqs.map((_, r) => new Float32Array(out[1], r * V * 4, V)) : undefined,
+    };
+  }
+
+  /**
+   * One greedy speculation round of exit E with k drafts for every sequence: row i·N + s holds
+   * sequence s's token i of the round (its current token, then its drafts), so each draft step
+   * is one dispatch range over all sequences and verify covers all (k + 1)·N rows. Returns, per
+   * sequence, the tokens the round emits: the accepted drafts and verify's next token.
+   */
+  async speculate(seqs: SeqStep[], k: number, E: number): Promise<number[][]> {
+    const N = seqs.length;
+    const rows = (k + 1) * N;
+    if (rows > this.maxRows) throw new Error(`internal: ${rows} rows in one batched round`);
+    const ex = this.ex;
+    const tokens = ex.buffer(ex.plan.io.tokens);
+    const table = [];
+    for (let i = 0; i <= k; i++) for (const [s, q] of seqs.entries()) table.push({ row: i * N + s, slot: q.slot, pos: q.p + i });
+    this.table.rows(table);
+    ex.writeTokens(0, seqs.map((s) => s.cur));
+    const sub = ex.begin();
+    for (let i = 0; i < k; i++) {
+      sub.runStage(ex.stage('draft', E, 'step'), { rowStart: i * N, rowCount: N, posBase: 0 });
+      // the exit head picks row r into token slot r + 1; draft step i + 1 reads rows (i+1)·N + s
+      sub.copy(tokens, (i * N + 1) * 4, this.scratch, 0, N * 4);
+      sub.copy(this.scratch, 0, tokens, (i + 1) * N * 4, N * 4);
+    }
+    sub.runStage(ex.stage('verify', E, 'newest'), { rowStart: k * N, rowCount: N, posBase: 0 });
+    sub.runStage(ex.stage('verify', E, 'deep'), { rowStart: 0, rowCount: rows, posBase: 0 });
+    sub.runStage(ex.stage('verify', E, 'head'), { rowStart: 0, rowCount: rows, posBase: 0 });
+    sub.read(ex.plan.io.tokens, 0, rows * 4);
+    sub.read(ex.plan.io.tokens, ex.plan.tokenSlots.verifyBase * 4, rows * 4);
+    const [inBuf, pickBuf] = await sub.submit();
+    const input = new Uint32Array(inBuf);
+    const picks = new Uint32Array(pickBuf);
+    return seqs.map((_, s) => {
+      // input i is the token at position p + i; verify's pick at row i is the token after it
+      const out: number[] = [];
+      for (let i = 1; i <= k && input[i * N + s] === picks[(i - 1) * N + s]; i++) out.push(input[i * N + s]);
+      out.push(picks[out.length * N + s]);
+      return out;
+    });
+  }
+}

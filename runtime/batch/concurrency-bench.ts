@@ -1,0 +1,153 @@
+import { LscError } from '../../compiler/errors.js';
+import type { LscModel } from '../model.js';
+import type { GenerateOptions } from '../generate.js';
+
+/**
+ * Many streams at once on one model (`lsc bench --concurrency N`): each stream generates for its
+ * own sequence of prompts, all streams start together, and throughput is tokens over wall-clock
+ * time (prefill included), for one stream alone and for each level of concurrency, per strategy.
+ */
+export interface ConcurrencyBenchOptions {
+  prompts: string[];
+  maxNewTokens: number;
+  /** Prompts each stream generates for, one after another (stream s starts at prompt s). */
+  promptsPerStream: number;
+  /** Concurrency levels; 1 is measured anyway, as the single-stream reference. */
+  levels: number[];
+  temperature: number;
+  topP?: number;
+  topK?: number;
+  seed?: number;
+  exitLayer: number;
+  numSpeculations: number;
+  onProgress?: (line: string) => void;
+}
+
+export interface LevelFigures {
+  concurrency: number;
+  /** All streams' tokens over the wall-clock time from the common start to the last stream's end. */
+  aggregateTokensPerSecond: number;
+  /** Each stream's tokens over its own wall-clock time. */
+  perStreamTokensPerSecond: number[];
+  /** aggregate / single stream. */
+  ratio: number;
+  tokens: number;
+  wallMs: number;
+}
+
+export interface StrategyConcurrency {
+  strategy: 'autoregressive' | 'self-speculative';
+  /** The highest level asked for, and its figures (what `--json` readers want first). */
+  concurrency: number;
+  aggregateTokensPerSecond: number;
+  singleStreamTokensPerSecond: number;
+  ratio: number;
+  levels: LevelFigures[];
+  /** Whether every greedy stream's tokens equalled the same prompt's tokens alone. */
+  matchesSingleStream: boolean | null;
+}
+
+export interface ConcurrencyReport {
+  model: string;
+  prompts: number;
+  maxNewTokens: number;
+  promptsPerStream: number;
+  temperature: number;
+  sequences: number;
+  autoregressive: StrategyConcurrency;
+  selfSpeculative: StrategyConcurrency;
+  /** KV bytes: per sequence, allocated (all slots), and in use at the peak of each level. */
+  kv: { perSequence: number; allocated: number; peakInUse: Record<number, number> };
+}
+
+export async function runConcurrencyBench(model: LscModel, o: ConcurrencyBenchOptions): Promise<ConcurrencyReport> {
+  if (!o.prompts.length) throw new LscError('no prompts to benchmark');
+  const slots = model.gpuBytes.sequences;
+  const top = Math.max(...o.levels);
+  if (top > slots + model.queue.maxQueued) {
+    throw new LscError(`--concurrency ${top} is more than the model's ${slots} sequences and ${model.queue.maxQueued} queued requests`);
+  }
+  const levels = [...new Set([1, ...o.levels])].sort((a, b) => a - b);
+  const base: GenerateOptions = { maxNewTokens: o.maxNewTokens, temperature: o.temperature, topP: o.topP, topK: o.topK, stopAtEos: false };
+  const peakInUse: Record<number, number> = {};
+  const reference = new Map<string, string>();
+
+  const runLevel = async (opts: GenerateOptions, n: number, key: string): Promise<{ fig: LevelFigures; matches: boolean }> => {
+    let peak = 0;
+    let matches = true;
+    const t0 = performance.now();
+    const streams = Array.from({ length: n }, async (_, s) => {
+      let tokens = 0;
+      for (let j = 0; j < o.promptsPerStream; j++) {
+        const pi = (s + j) % o.prompts.length;
+        const r = await model.complete(o.prompts[pi], { ...opts, seed: (o.seed ?? 0) + pi });
+        peak = Math.max(peak, model.gpuBytes.kvInUse);
+        tokens += r.tokens.length;
+        const ref = `${key}:${pi}`;
+        if (n === 1) reference.set(ref, r.tokens.join());
+        else if (o.temperature === 0 && reference.has(ref) && reference.get(ref) !== r.tokens.join()) matches = false;
+      }
+      return { tokens, ms: performance.now() - t0 };
+    });
+    const done = await Promise.all(streams);
+    const wallMs = performance.now() - t0;
+    const tokens = done.reduce((a, d) => a + d.tokens, 0);
+    peakInUse[n] = Math.max(peakInUse[n] ?? 0, peak);
+    return {
+      fig: {
+        concurrency: n, aggregateTokensPerSecond: (tokens * 1000) / wallMs,
+        perStreamTokensPerSecond: done.map((d) => (d.tokens * 1000) / d.ms), ratio: 0, tokens, wallMs,
+      },
+      matches,
+    };
+  };
+
+  const strategy = async (name: StrategyConcurrency['strategy'], opts: GenerateOptions): Promise<StrategyConcurrency> => {
+    // warm-up: every prompt alone (the references), then one batched level
+    for (const [pi, p] of o.prompts.entries()) await model.complete(p, { ...opts, seed: (o.seed ?? 0) + pi });
+    await runLevel(opts, Math.min(2, top), 'warm-up');
+    const figs: LevelFigures[] = [];
+    let matches = true;
+    for (const n of levels) {
+      const { fig, matches: m } = await runLevel(opts, n, name);
+      matches &&= m;
+      figs.push(fig);
+      o.onProgress?.(`${name}: ${n} stream${n > 1 ? 's' : ''} ${fig.aggregateTokensPerSecond.toFixed(1)} tok/s`);
+    }
+    const single = figs[0].aggregateTokensPerSecond;
+    for (const f of figs) f.ratio = single ? f.aggregateTokensPerSecond / single : 0;
+    const last = figs.find((f) => f.concurrency === top)!;
+    return {
+      strategy: name, concurrency: top, aggregateTokensPerSecond: last.aggregateTokensPerSecond,
+      singleStreamTokensPerSecond: single, ratio: last.ratio, levels: figs,
+      matchesSingleStream: o.temperature === 0 ? matches : null,
+    };
+  };
+
+  const ar = await strategy('autoregressive', { ...base, strategy: 'autoregressive' });
+  const ss = await strategy('self-speculative', { ...base, strategy: 'self-speculative', exitLayer: o.exitLayer, numSpeculations: o.numSpeculations });
+  const b = model.gpuBytes;
+  return {
+    model: model.dir, prompts: o.prompts.length, maxNewTokens: o.maxNewTokens, promptsPerStream: o.promptsPerStream,
+    temperature: o.temperature, sequences: slots, autoregressive: ar, selfSpeculative: ss,
+    kv: { perSequence: b.kvPerSequence, allocated: b.kvCache, peakInUse },
+  };
+}
+
+/** The report as the CLI prints it. */
+export function concurrencyTable(r: ConcurrencyReport): string {
+  const mb = (x: number): string => `${(x / 2 ** 20).toFixed(1)} MiB`;
+  const lines = [`${r.prompts} prompts · ${r.maxNewTokens} new tokens each · ${r.promptsPerStream} prompts per stream · temperature ${r.temperature} · ${r.sequences} KV slots`];
+  for (const s of [r.autoregressive, r.selfSpeculative]) {
+    lines.push(`${s.strategy}:`);
+    for (const f of s.levels) {
+      const per = f.perStreamTokensPerSecond;
+      lines.push(`  ${String(f.concurrency).padStart(2)} stream${f.concurrency > 1 ? 's' : ' '}  ${f.aggregateTokensPerSecond.toFixed(1).padStart(7)} tok/s aggregate  ×${f.ratio.toFixed(2)}  ` +
+        `per stream ${Math.min(...per).toFixed(1)}–${Math.max(...per).toFixed(1)} tok/s`);
+    }
+    if (s.matchesSingleStream !== null) lines.push(`  output = single stream: ${s.matchesSingleStream ? 'yes' : 'NO'}`);
+  }
+  lines.push(`KV cache: ${mb(r.kv.perSequence)} per sequence, ${mb(r.kv.allocated)} allocated; peak in use ` +
+    Object.entries(r.kv.peakInUse).map(([n, v]) => `${n} streams ${mb(v)}`).join(', '));
+  return lines.join('\n') + '\n';
+}
