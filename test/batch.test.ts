@@ -53,6 +53,23 @@ describe('many generations on one model at once', function () {
     out.forEach((o, i) => {
       assert.deepEqual(o.tokens, solo.get(i)!.tokens, `request ${i}`);
       assert.equal(o.text, solo.get(i)!.text);
+      // the same drafts were made and accepted: batched rounds draft exactly what solo rounds do
+      assert.equal(o.stats.acceptedTokens, solo.get(i)!.stats.acceptedTokens, `request ${i} accepted drafts`);
+    });
+  });
+
+  it('4 self-speculative sequences started together share rounds: each drafts, accepts and emits what it does alone', async () => {
+    const opts: GenerateOptions = { maxNewTokens: 40, stopAtEos: false, strategy: 'self-speculative' };
+    const alone = [];
+    for (const p of prompts.slice(0, 4)) alone.push(await model.complete(p, opts));
+    const before = { ...model.engine!.stats };
+    const together = await Promise.all(prompts.slice(0, 4).map((p) => model.complete(p, opts)));
+    const { batchedRows, batchedSubmissions } = model.engine!.stats;
+    assert.ok(batchedRows - before.batchedRows >= 2 * (batchedSubmissions - before.batchedSubmissions), 'rounds ran batched');
+    together.forEach((o, i) => {
+      assert.deepEqual(o.tokens, alone[i].tokens, `prompt ${i}`);
+      assert.equal(o.stats.rounds, alone[i].stats.rounds, `prompt ${i} rounds`);
+      assert.equal(o.stats.acceptedTokens, alone[i].stats.acceptedTokens, `prompt ${i} accepted drafts`);
     });
   });
 
@@ -85,6 +102,7 @@ describe('many generations on one model at once', function () {
     for (const [i, o] of out.entries()) {
       if (i === cancelled) continue;
       assert.deepEqual(o.tokens, solo.get(i)!.tokens, `request ${i}`);
+      assert.equal(o.stats.acceptedTokens, solo.get(i)!.stats.acceptedTokens, `request ${i} accepted drafts`);
       assert.equal(o.stats.stopReason, 'max-tokens');
     }
     const c = out[cancelled];

@@ -38,8 +38,8 @@ export class BatchedSteps {
     this.table.rows(seqs.map((s, row) => ({ row, slot: s.slot, pos: s.p })));
     ex.writeTokens(0, seqs.map((s) => s.cur));
     const sub = ex.begin();
-    sub.runStage(ex.stage('prefill', undefined, 'trunk'), { rowStart: 0, rowCount: N, posBase: 0 });
-    sub.runStage(ex.stage('prefill', undefined, 'head'), { rowStart: 0, rowCount: N, posBase: 0 });
+    sub.runStage('prefill', 'layers', { rowStart: 0, rowCount: N, posBase: 0 });
+    sub.runStage('prefill', 'head', { rowStart: 0, rowCount: N, posBase: 0 });
     sub.read(ex.plan.io.tokens, 4, N * 4); // the full head picks row r into token slot r + 1
     const V = ex.plan.dims.vocab;
     if (wantLogits) sub.read(ex.plan.io.logits, 0, N * V * 4);
@@ -68,23 +68,25 @@ export class BatchedSteps {
     ex.writeTokens(0, seqs.map((s) => s.cur));
     const sub = ex.begin();
     for (let i = 0; i < k; i++) {
-      sub.runStage(ex.stage('draft', E, 'step'), { rowStart: i * N, rowCount: N, posBase: 0 });
-      // the exit head picks row r into token slot r + 1; draft step i + 1 reads rows (i+1)·N + s
-      sub.copy(tokens, (i * N + 1) * 4, this.scratch, 0, N * 4);
-      sub.copy(this.scratch, 0, tokens, (i + 1) * N * 4, N * 4);
+      sub.runStage(`draft@${E}`, 'step', { rowStart: i * N, rowCount: N, posBase: 0 });
+      // the exit head picks row r into token slot r + 1, over the inputs of the next rows: the
+      // picks are kept in the scratch (drafts i of every sequence) and copied to the input
+      // slots of draft step i + 1, rows (i+1)·N + s
+      sub.copy(tokens, (i * N + 1) * 4, this.scratch, i * N * 4, N * 4);
+      sub.copy(this.scratch, i * N * 4, tokens, (i + 1) * N * 4, N * 4);
     }
-    sub.runStage(ex.stage('verify', E, 'newest'), { rowStart: k * N, rowCount: N, posBase: 0 });
-    sub.runStage(ex.stage('verify', E, 'deep'), { rowStart: 0, rowCount: rows, posBase: 0 });
-    sub.runStage(ex.stage('verify', E, 'head'), { rowStart: 0, rowCount: rows, posBase: 0 });
-    sub.read(ex.plan.io.tokens, 0, rows * 4);
+    sub.runStage(`verify@${E}`, 'newest', { rowStart: k * N, rowCount: N, posBase: 0 });
+    sub.runStage(`verify@${E}`, 'deep', { rowStart: 0, rowCount: rows, posBase: 0 });
+    sub.runStage(`verify@${E}`, 'head', { rowStart: 0, rowCount: rows, posBase: 0 });
+    sub.readFrom(this.scratch, 0, k * N * 4);
     sub.read(ex.plan.io.tokens, ex.plan.tokenSlots.verifyBase * 4, rows * 4);
-    const [inBuf, pickBuf] = await sub.submit();
-    const input = new Uint32Array(inBuf);
+    const [draftBuf, pickBuf] = await sub.submit();
+    const drafts = new Uint32Array(draftBuf);
     const picks = new Uint32Array(pickBuf);
     return seqs.map((_, s) => {
-      // input i is the token at position p + i; verify's pick at row i is the token after it
+      // draft i sits at position p + i + 1; verify's pick at row i is the token after position p + i
       const out: number[] = [];
-      for (let i = 1; i <= k && input[i * N + s] === picks[(i - 1) * N + s]; i++) out.push(input[i * N + s]);
+      for (let i = 0; i < k && drafts[i * N + s] === picks[i * N + s]; i++) out.push(drafts[i * N + s]);
       out.push(picks[out.length * N + s]);
       return out;
     });
