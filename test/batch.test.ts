@@ -60,7 +60,7 @@ describe('many generations on one model at once', function () {
 
   it('4 self-speculative sequences started together share rounds: each drafts, accepts and emits what it does alone', async () => {
     const opts: GenerateOptions = { maxNewTokens: 40, stopAtEos: false, strategy: 'self-speculative' };
-    const alone = [];
+    const alone: GenerateResult[] = [];
     for (const p of prompts.slice(0, 4)) alone.push(await model.complete(p, opts));
     const before = { ...model.engine!.stats };
     const together = await Promise.all(prompts.slice(0, 4).map((p) => model.complete(p, opts)));

@@ -50,6 +50,35 @@ export class BatchedSteps {
     };
   }
 
+  /** Most greedy steps one submission chains for N sequences (the picks are kept in the scratch). */
+  maxChainedSteps(N: number): number {
+    return Math.max(1, Math.min(Math.floor(this.ex.plan.rows.max / N), Math.floor(this.ex.plan.rows.rangeSlots / 2)));
+  }
+
+  /**
+   * C greedy full-model steps per sequence in one submission: step j runs at posBase j, so row s
+   * sits at p_s + j, and each step's picks (token slots 1..N) are kept in the scratch and copied
+   * back to slots 0..N-1 as the next step's input. The caller keeps p_s + C within the context.
+   */
+  async decodeChain(seqs: SeqStep[], C: number): Promise<number[][]> {
+    const N = seqs.length;
+    if (N > this.maxRows || C > this.maxChainedSteps(N)) throw new Error(`internal: ${C} chained steps of ${N} rows`);
+    const ex = this.ex;
+    const tokens = ex.buffer(ex.plan.io.tokens);
+    this.table.rows(seqs.map((s, row) => ({ row, slot: s.slot, pos: s.p })));
+    ex.writeTokens(0, seqs.map((s) => s.cur));
+    const sub = ex.begin();
+    for (let j = 0; j < C; j++) {
+      sub.runStage('prefill', 'layers', { rowStart: 0, rowCount: N, posBase: j });
+      sub.runStage('prefill', 'head', { rowStart: 0, rowCount: N, posBase: j });
+      sub.copy(tokens, 4, this.scratch, j * N * 4, N * 4);
+      if (j + 1 < C) sub.copy(this.scratch, j * N * 4, tokens, 0, N * 4);
+    }
+    sub.readFrom(this.scratch, 0, C * N * 4);
+    const picks = new Uint32Array((await sub.submit())[0]);
+    return seqs.map((_, s) => Array.from({ length: C }, (_, j) => picks[j * N + s]));
+  }
+
   /**
    * One greedy speculation round of exit E with k drafts for every sequence: row i·N + s holds
    * sequence s's token i of the round (its current token, then its drafts), so each draft step

@@ -73,15 +73,14 @@ export async function runConcurrencyBench(model: LscModel, o: ConcurrencyBenchOp
   const reference = new Map<string, string>();
 
   const runLevel = async (opts: GenerateOptions, n: number, key: string): Promise<{ fig: LevelFigures; matches: boolean }> => {
-    let peak = 0;
     let matches = true;
+    if (model.engine) model.engine.stats.peakActive = 0;
     const t0 = performance.now();
     const streams = Array.from({ length: n }, async (_, s) => {
       let tokens = 0;
       for (let j = 0; j < o.promptsPerStream; j++) {
         const pi = (s + j) % o.prompts.length;
         const r = await model.complete(o.prompts[pi], { ...opts, seed: (o.seed ?? 0) + pi });
-        peak = Math.max(peak, model.gpuBytes.kvInUse);
         tokens += r.tokens.length;
         const ref = `${key}:${pi}`;
         if (n === 1) reference.set(ref, r.tokens.join());
@@ -92,7 +91,8 @@ export async function runConcurrencyBench(model: LscModel, o: ConcurrencyBenchOp
     const done = await Promise.all(streams);
     const wallMs = performance.now() - t0;
     const tokens = done.reduce((a, d) => a + d.tokens, 0);
-    peakInUse[n] = Math.max(peakInUse[n] ?? 0, peak);
+    const b = model.gpuBytes;
+    peakInUse[n] = Math.max(peakInUse[n] ?? 0, (model.engine?.stats.peakActive ?? 1) * b.kvPerSequence);
     return {
       fig: {
         concurrency: n, aggregateTokensPerSecond: (tokens * 1000) / wallMs,

@@ -65,7 +65,7 @@ export class BatchEngine {
   private readonly table: SeqRowTable;
   private readonly batched: BatchedSteps;
   /** Engine steps run and rows they batched (for benchmarks and tests). */
-  readonly stats = { steps: 0, batchedSubmissions: 0, batchedRows: 0, soloRequests: 0 };
+  readonly stats = { steps: 0, batchedSubmissions: 0, batchedRows: 0, soloRequests: 0, peakActive: 0 };
 
   constructor(private readonly model: EngineModel, readonly slots: number, readonly maxQueued: number) {
     this.free = Array.from({ length: slots }, (_, i) => slots - 1 - i);
@@ -93,6 +93,7 @@ export class BatchEngine {
     if (this.free.length && this.waiters.length === 0 && !this.draining) {
       slot = this.free.pop()!;
       this.used++;
+      this.stats.peakActive = Math.max(this.stats.peakActive, this.used);
     } else {
       if (this.waiters.length >= this.maxQueued) throw new QueueFullError(this.maxQueued);
       slot = await new Promise<number>((grant, refuse) => {
@@ -147,6 +148,7 @@ export class BatchEngine {
       // waiters now queue for the model behind whoever was waiting for it
       while (this.waiters.length && this.free.length) {
         this.used++;
+        this.stats.peakActive = Math.max(this.stats.peakActive, this.used);
         this.waiters.shift()!.grant(this.free.pop()!);
       }
     }
@@ -221,11 +223,16 @@ export class BatchEngine {
       const [r] = decodes;
       await this.solo(r.seq.slot, r.done, (st) => (r.logits ? st.stepLogits(r.seq.cur, r.seq.p, 0) : st.greedySteps(r.seq.cur, r.seq.p, r.n)));
     } else {
-      for (const group of chunks(decodes, this.batched.maxRows)) {
-        await this.batch(group, async () => {
-          const out = await this.batched.decode(group.map((r) => r.seq), group.some((r) => r.logits));
-          return group.map((r, i) => (r.logits ? out.logits![i] : [out.next[i]]));
-        });
+      // sampled steps need their logits each step; greedy ones chain on the GPU as far as the
+      // sequence that wants fewest tokens allows
+      const sampled = decodes.filter((r) => r.logits);
+      const greedy = decodes.filter((r) => !r.logits);
+      for (const group of chunks(sampled, this.batched.maxRows)) {
+        await this.batch(group, async () => (await this.batched.decode(group.map((r) => r.seq), true)).logits!);
+      }
+      for (const group of chunks(greedy, this.batched.maxRows)) {
+        const C = Math.min(this.batched.maxChainedSteps(group.length), ...group.map((r) => r.n));
+        await this.batch(group, () => this.batched.decodeChain(group.map((r) => r.seq), C));
       }
     }
     for (const group of rounds.values()) {
