@@ -132,7 +132,12 @@ describe('lsc command line', function () {
     assert.deepEqual(j.promptTokens, p0.tokens);
     for (const k of ['strategy', 'exitLayer', 'numSpeculations', 'prefillMs', 'decodeMs', 'tokensPerSecond',
       'acceptanceRate', 'draftedTokens', 'acceptedTokens', 'gpuBytes']) assert.ok(k in j.stats, k);
-    assert.deepEqual(Object.keys(j.stats.gpuBytes).sort(), ['activations', 'kvCache', 'total', 'weights']);
+    assert.deepEqual(Object.keys(j.stats.gpuBytes).sort(),
+      ['activations', 'activeSequences', 'kvCache', 'kvInUse', 'kvPerSequence', 'sequences', 'total', 'weights']);
+    // taken as the generation ends, while it still holds its KV slot
+    assert.equal(j.stats.gpuBytes.activeSequences, 1);
+    assert.equal(j.stats.gpuBytes.kvInUse, j.stats.gpuBytes.kvPerSequence);
+    assert.equal(j.stats.gpuBytes.kvCache, j.stats.gpuBytes.sequences * j.stats.gpuBytes.kvPerSequence);
 
     assert.equal(streamed.code, 0, streamed.stderr);
     assert.equal(streamed.stdout, j.text + '\n');
