@@ -17,9 +17,9 @@ export interface GpuBytes {
   kvPerSequence: number;
   /** KV slots: sequences generated at once. */
   sequences: number;
-  /** Sequences holding a slot now, and their KV bytes. */
-  activeSequences: number;
-  kvInUse: number;
+  /** Sequences holding a slot now, and their KV bytes (absent where runs are not tracked: the browser page). */
+  activeSequences?: number;
+  kvInUse?: number;
 }
 
 /**

@@ -16,10 +16,13 @@ export interface SeqStep {
  * runs, and none of them mixes rows.
  */
 export class BatchedSteps {
+  /** Draft picks of a round (or chained steps' picks) at 0, the round's first tokens at inputsAt. */
   private readonly scratch: GPUBuffer;
+  private readonly inputsAt: number;
 
   constructor(private readonly ex: Executor, private readonly table: SeqRowTable) {
-    this.scratch = ex.ownBuffer({ size: Math.max(16, ex.plan.rows.max * 4), usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label: 'batch token scratch' });
+    this.inputsAt = ex.plan.rows.max * 4;
+    this.scratch = ex.ownBuffer({ size: 2 * ex.plan.rows.max * 4, usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label: 'batch token scratch' });
   }
 
   /** Rows one submission may hold (the activation rows, and positions posBase 0 + rows must be in the context). */
@@ -38,8 +41,8 @@ export class BatchedSteps {
     this.table.rows(seqs.map((s, row) => ({ row, slot: s.slot, pos: s.p })));
     ex.writeTokens(0, seqs.map((s) => s.cur));
     const sub = ex.begin();
-    sub.runStage('prefill', 'layers', { rowStart: 0, rowCount: N, posBase: 0 });
-    sub.runStage('prefill', 'head', { rowStart: 0, rowCount: N, posBase: 0 });
+    sub.runStage(ex.stage('prefill', undefined, 'trunk'), { rowStart: 0, rowCount: N, posBase: 0 });
+    sub.runStage(ex.stage('prefill', undefined, 'head'), { rowStart: 0, rowCount: N, posBase: 0 });
     sub.read(ex.plan.io.tokens, 4, N * 4); // the full head picks row r into token slot r + 1
     const V = ex.plan.dims.vocab;
     if (wantLogits) sub.read(ex.plan.io.logits, 0, N * V * 4);
@@ -67,10 +70,12 @@ export class BatchedSteps {
     const tokens = ex.buffer(ex.plan.io.tokens);
     this.table.rows(seqs.map((s, row) => ({ row, slot: s.slot, pos: s.p })));
     ex.writeTokens(0, seqs.map((s) => s.cur));
+    const trunk = ex.stage('prefill', undefined, 'trunk');
+    const head = ex.stage('prefill', undefined, 'head');
     const sub = ex.begin();
     for (let j = 0; j < C; j++) {
-      sub.runStage('prefill', 'layers', { rowStart: 0, rowCount: N, posBase: j });
-      sub.runStage('prefill', 'head', { rowStart: 0, rowCount: N, posBase: j });
+      sub.runStage(trunk, { rowStart: 0, rowCount: N, posBase: j });
+      sub.runStage(head, { rowStart: 0, rowCount: N, posBase: j });
       sub.copy(tokens, 4, this.scratch, j * N * 4, N * 4);
       if (j + 1 < C) sub.copy(this.scratch, j * N * 4, tokens, 0, N * 4);
     }
@@ -95,18 +100,25 @@ export class BatchedSteps {
     for (let i = 0; i <= k; i++) for (const [s, q] of seqs.entries()) table.push({ row: i * N + s, slot: q.slot, pos: q.p + i });
     this.table.rows(table);
     ex.writeTokens(0, seqs.map((s) => s.cur));
+    const draft = ex.stage('draft', E, 'step');
     const sub = ex.begin();
+    // the round's first tokens, kept: draft picks overwrite token slots 1..N
+    sub.copy(tokens, 0, this.scratch, this.inputsAt, N * 4);
     for (let i = 0; i < k; i++) {
-      sub.runStage(`draft@${E}`, 'step', { rowStart: i * N, rowCount: N, posBase: 0 });
+      sub.runStage(draft, { rowStart: i * N, rowCount: N, posBase: 0 });
       // the exit head picks row r into token slot r + 1, over the inputs of the next rows: the
       // picks are kept in the scratch (drafts i of every sequence) and copied to the input
       // slots of draft step i + 1, rows (i+1)·N + s
       sub.copy(tokens, (i * N + 1) * 4, this.scratch, i * N * 4, N * 4);
       sub.copy(this.scratch, i * N * 4, tokens, (i + 1) * N * 4, N * 4);
     }
-    sub.runStage(`verify@${E}`, 'newest', { rowStart: k * N, rowCount: N, posBase: 0 });
-    sub.runStage(`verify@${E}`, 'deep', { rowStart: 0, rowCount: rows, posBase: 0 });
-    sub.runStage(`verify@${E}`, 'head', { rowStart: 0, rowCount: rows, posBase: 0 });
+    // every row's input token back in its slot, for a verify that embeds the round's tokens again
+    sub.copy(this.scratch, this.inputsAt, tokens, 0, N * 4);
+    if (k > 0) sub.copy(this.scratch, 0, tokens, N * 4, k * N * 4);
+    // verify's stages in order: 'newest' covers the newest draft of each sequence, the others all rows
+    for (const st of ex.entry('verify', E).stages) {
+      sub.runStage(st, st.role === 'newest' ? { rowStart: k * N, rowCount: N, posBase: 0 } : { rowStart: 0, rowCount: rows, posBase: 0 });
+    }
     sub.readFrom(this.scratch, 0, k * N * 4);
     sub.read(ex.plan.io.tokens, ex.plan.tokenSlots.verifyBase * 4, rows * 4);
     const [draftBuf, pickBuf] = await sub.submit();

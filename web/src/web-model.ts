@@ -99,7 +99,8 @@ export class WebModel {
   get gpuBytes(): GpuBytes {
     const { weights, kvCache } = this.fixedBytes;
     const activations = this.executor.allocatedBytes - kvCache;
-    return { weights, kvCache, activations, total: weights + kvCache + activations };
+    const sequences = this.plan.rows.sequences ?? 1;
+    return { weights, kvCache, activations, total: weights + kvCache + activations, kvPerSequence: kvCache / sequences, sequences };
   }
 
   checkTokens(ids: number[], where = 'tokens'): void { checkTokens(this.plan, ids, where); }
