@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { emitAttention } from '../../codegen/attention.js';
+import { SEQ_ROWS_MAX } from '../../codegen/kernel.js';
 import type { KernelSource } from '../../compiler/ir/kernel.js';
 import type { AttentionKernel } from '../../compiler/ir/kernel.js';
 import {
@@ -222,6 +223,50 @@ describe('attention kernel (codegen/attention.ts)', function () {
             + `9-row dispatch gives bits ${a[j]?.toString(16)}, the row alone ${one[j]?.toString(16)}`);
         });
       }
+    });
+  }
+
+  /**
+   * Rows of several sequences in one dispatch (the batch engine, runtime/batch/): the SeqRows
+   * uniform gives each row its KV slot and position. Every row must equal that row alone with
+   * its sequence's cache in slot 0 at the same position, bit for bit.
+   */
+  for (const v of [{ combo: 0, kvF16: true, block: 8, lanes: 1, rows: 4 }, { combo: 1, kvF16: false, block: 64 }]) {
+    const combo = COMBOS[v.combo];
+    const label = `heads/kvHeads/headDim ${combo.heads}/${combo.kvHeads}/${combo.headDim}, kv ${v.kvF16 ? 'f16' : 'f32'}, block ${v.block}${v.lanes ? ' lanes' : ''}${v.rows ? ` ×${v.rows} rows` : ''}`;
+    it(`${label}: rows of 3 sequences in their own KV slots and positions = each row alone`, async function () {
+      if (v.kvF16 && !h.gpu.features.has('shader-f16')) this.skip();
+      const src = emitAttention(kernelOf(combo), { ctx: CTX, kvF16: v.kvF16 }, { block: v.block, lanes: v.lanes, rows: v.rows });
+      const KV = 2 * CTX * combo.kvHeads * combo.headDim;
+      const seqs = [0, 1, 2].map((s) => makeData(combo, v.kvF16, 3000 + s));
+      const kvOf = (s: number): Float32Array => seqs[s].kv;
+      const kvBuffer = (data: Float32Array): GPUBuffer => h.buffer(v.kvF16 ? toF16(data).bits : data, 'kv');
+      const all = new Float32Array(3 * KV);
+      seqs.forEach((_, s) => all.set(kvOf(s), s * KV));
+      // row r: sequence r % 3 at its own position (slots in a workgroup's rows differ)
+      const pos = [5, 70, 130, 6, 200, 131, 64, 250];
+      const R = pos.length;
+      const W = combo.heads * combo.headDim;
+      const q = makeData(combo, false, 3100).q;
+      const table = new Uint32Array(SEQ_ROWS_MAX * 4);
+      pos.forEach((p, r) => { table[r * 4] = (p - r) >>> 0; table[r * 4 + 1] = r % 3; });
+      const seq = h.gpu.device.createBuffer({ size: table.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+      h.gpu.device.queue.writeBuffer(seq, 0, table);
+      const outInit = new Float32Array(QROWS * W);
+      const batch = { q: h.buffer(q, 'q'), kv: kvBuffer(all), out: h.buffer(outInit, 'out'), seq };
+      const alone = pos.map((_, r) => ({ q: h.buffer(q, 'q'), kv: kvBuffer(kvOf(r % 3)), out: h.buffer(outInit, 'out') }));
+      const bytes = await h.run([
+        { src, buffers: batch, range: { rowStart: 0, rowCount: R, posBase: 0 } },
+        ...alone.map((bufs, r) => ({ src, buffers: bufs, range: { rowStart: r, rowCount: 1, posBase: pos[r] - r } })),
+      ], [{ buffer: batch.out }, ...alone.map((b) => ({ buffer: b.out }))]);
+      const got = new Uint32Array(bytes[0]);
+      pos.forEach((p, r) => {
+        const one = new Uint32Array(bytes[r + 1]).subarray(r * W, (r + 1) * W);
+        const a = got.subarray(r * W, (r + 1) * W);
+        assert.ok(one.some((x) => x !== 0), `row ${r} alone was written`);
+        const j = a.findIndex((x, jj) => x !== one[jj]);
+        assert.equal(j, -1, `${label}: row ${r} (slot ${r % 3}, pos ${p}) dim ${j}: batched ${a[j]?.toString(16)}, alone ${one[j]?.toString(16)}`);
+      });
     });
   }
 });
