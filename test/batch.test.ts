@@ -173,6 +173,13 @@ describe('the batch engine at its caps', function () {
       await assert.rejects(waiter, (e: unknown) => e instanceof CancelledError);
       for (const out of await Promise.all(running)) assert.deepEqual(out.tokens, want);
       assert.equal(model.engine!.active, 0);
+      // a bad sampling parameter fails its own request only
+      const [bad, good] = await Promise.allSettled([
+        model.complete(r.prompt, { ...r.opts, temperature: -1 }),
+        model.complete(r.prompt, r.opts),
+      ]);
+      assert.equal(bad.status, 'rejected');
+      assert.deepEqual(good.status === 'fulfilled' ? good.value.tokens : null, want);
       // a prompt longer than the context is refused before it takes a slot
       const long = Array.from({ length: model.plan.dims.ctx + 1 }, () => 5);
       await assert.rejects(model.complete(long, r.opts), /do not fit the context/);
