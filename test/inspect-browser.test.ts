@@ -108,7 +108,7 @@ describe('lsc inspect --format html in a browser (chromium + puppeteer-core)', f
               assert.ok(deep.some((x) => Math.abs(x - firstDeep.left) < 1), `E=${E}: verify runs the deep layers from layer ${E}`);
             }
             const rows = await page.$$eval('#entries tr.entry', (trs) => trs.filter((t) => getComputedStyle(t).display !== 'none').map((t) => t.getAttribute('data-entry')));
-            assert.deepEqual(rows, ['prefill', 'decode', `draft@${E}`, `verify@${E}`], `E=${E}: the entry points of that exit`);
+            assert.deepEqual(rows, ['prefill', 'decode', `prefill@${E}`, `draft@${E}`, `verify@${E}`], `E=${E}: the entry points of that exit`);
           }
 
           // buffers grouped across layers, with counts
