@@ -16,6 +16,8 @@ export interface ModelFlags {
   forceCtx?: boolean;
   /** KV slots: sequences generated at once (default: LscModel.load's). */
   sequences?: number;
+  /** Requests that may wait for a slot (default: LscModel.load's); more fail with QueueFullError. */
+  maxQueued?: number;
   /** Checks of the request against the plan, run before the weights upload. */
   check?: LoadOptions['beforeUpload'];
 }
@@ -45,7 +47,7 @@ export async function loadModel(flags: ModelFlags, progress: boolean): Promise<L
     flags.check?.(plan, tok);
   };
   try {
-    return await LscModel.load(flags.model, { graph: flags.graph, plan: flags.plan, ctx: flags.ctx, sequences: flags.sequences, onProgress, beforeUpload });
+    return await LscModel.load(flags.model, { graph: flags.graph, plan: flags.plan, ctx: flags.ctx, sequences: flags.sequences, maxQueued: flags.maxQueued, onProgress, beforeUpload });
   } finally {
     bar?.stop();
   }

@@ -11,6 +11,7 @@ import { registerBench } from './commands/bench.js';
 import { registerDownload } from './commands/download.js';
 import { registerChat } from './commands/chat.js';
 import { registerWeb } from './commands/web.js';
+import { registerServe } from './commands/serve.js';
 
 function version(): string {
   try {
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerGraph(program);
   registerGenerate(program);
   registerChat(program);
+  registerServe(program);
   registerLogits(program);
   registerBench(program);
   registerTune(program);

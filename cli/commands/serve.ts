@@ -1,0 +1,62 @@
+import { Option, type Command } from 'commander';
+import { positiveInt, nonNegativeInt } from '../options.js';
+import { addLoadOptions, addModelSource, pickModel, checkApplicable } from '../shared-options.js';
+import { loadModel } from '../load-model.js';
+import { LscServer } from '../../server/server.js';
+import { DEFAULT_MAX_BODY_BYTES } from '../../server/body.js';
+import { DEFAULT_MAX_QUEUED } from '../../runtime/batch/model-queue.js';
+
+interface Opts {
+  model: string; host: string; port: number; apiKey?: string; name?: string; sequences?: number; maxQueued: number;
+  maxBodyBytes: number; gracePeriod: number; graph?: string; plan?: string; ctx?: number; forceCtx?: boolean;
+}
+
+export function registerServe(program: Command): void {
+  const cmd = program.command('serve')
+    .description('an OpenAI-compatible HTTP server (POST /v1/completions, /v1/chat/completions; GET /v1/models, /health, /metrics) ' +
+      'on the batched engine: concurrent requests share the GPU, each exact');
+  addModelSource(cmd, 'model', 'model dir or Hugging Face id')
+    .option('--host <addr>', 'address to listen on (loopback unless told otherwise)', '127.0.0.1')
+    .option('--port <n>', 'port to listen on (0: a free one, printed at start)', nonNegativeInt, 8080)
+    .addOption(new Option('--api-key <key>', 'require Authorization: Bearer KEY on /v1 requests').env('LSC_API_KEY'))
+    .option('--name <id>', "the model's id in requests and /v1/models (default: the model directory's name)")
+    .option('--sequences <n>', 'KV slots: sequences generated at once (default: as many as memory allows, up to 16)', positiveInt)
+    .option('--max-queued <n>', 'requests that may wait for a slot; more are answered 429', nonNegativeInt, DEFAULT_MAX_QUEUED)
+    .option('--max-body-bytes <n>', 'largest request body; larger ones are answered 413', positiveInt, DEFAULT_MAX_BODY_BYTES)
+    .option('--grace-period <s>', 'on SIGTERM/SIGINT, seconds in-flight requests get to finish before they are cancelled', nonNegativeInt, 30);
+  addLoadOptions(cmd)
+    .addHelpText('after', '\nRequests take OpenAI\'s fields (greedy unless temperature > 0) and LayerSkip\'s as extra fields: strategy, ' +
+      'exit_layer, num_speculations.\nResponses add "speculation" (acceptance, drafted/accepted tokens) beside "usage".')
+    .action(async (positional: string | undefined, o: Opts, self: Command) => {
+      o.model = pickModel(positional, o.model, 'model');
+      checkApplicable(self, { temperature: 0, ctx: o.ctx, plan: o.plan, forceCtx: o.forceCtx });
+      const server = new LscServer({ apiKey: o.apiKey, maxBodyBytes: o.maxBodyBytes });
+      // listen first: /health answers 'loading' while the weights upload
+      const addr = await server.listen(o.port, o.host);
+      const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+      process.stderr.write(`lsc: listening on ${url} (loading ${o.model})\n`);
+      let stop!: (signal: string) => void;
+      const stopped = new Promise<string>((resolve) => { stop = resolve; });
+      const onSignal = (signal: string): void => stop(signal);
+      process.once('SIGTERM', onSignal).once('SIGINT', onSignal);
+      let model;
+      try {
+        model = await loadModel({ ...o, maxQueued: o.maxQueued }, process.stderr.isTTY === true);
+      } catch (e) {
+        await server.close(0);
+        throw e;
+      }
+      try {
+        server.setModel(model, o.name);
+        process.stderr.write(`lsc: ready: ${url}/v1 serves '${o.name ?? model.dir.split(/[\\/]/).pop()}' ` +
+          `(${model.gpuBytes.sequences} sequences at once, up to ${o.maxQueued} queued)\n`);
+        const signal = await stopped;
+        process.stderr.write(`lsc: ${signal}: finishing ${server.active} in-flight request(s) (grace ${o.gracePeriod} s)\n`);
+        await server.close(o.gracePeriod * 1000);
+        process.stderr.write('lsc: stopped\n');
+      } finally {
+        process.off('SIGTERM', onSignal).off('SIGINT', onSignal);
+        model.dispose();
+      }
+    });
+}
