@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const SOURCE_DIRS = ['compiler', 'codegen', 'runtime', 'cli', 'bench'];
+const SOURCE_DIRS = ['compiler', 'codegen', 'runtime', 'server', 'cli', 'bench'];
 
 function sources(dir: string): string[] {
   return fs.readdirSync(path.join(root, dir), { withFileTypes: true }).flatMap((e) => {
