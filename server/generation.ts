@@ -46,8 +46,9 @@ function promptAndBudget(model: LscModel, r: GenerationRequest): { ids: number[]
   const ctx = model.plan.dims.ctx;
   const room = ctx + 1 - ids.length;
   if (r.maxTokens !== undefined && r.maxTokens > room) {
-    throw badRequest(`max_tokens ${r.maxTokens} does not fit the context: ${ids.length} prompt tokens + ${r.maxTokens} new tokens exceed ${ctx} positions. ` +
-      `Fix: ask for at most ${room} tokens, or start the server with a larger --ctx`, 'max_tokens', 'context_length_exceeded');
+    const e = new LscError(`max_tokens ${r.maxTokens} does not fit the context: ${ids.length} prompt tokens + ${r.maxTokens} new tokens exceed ${ctx} positions`,
+      {}, `ask for at most ${room} tokens, or start the server with a larger --ctx`);
+    throw badRequest(e.format(), 'max_tokens', 'context_length_exceeded');
   }
   return { ids, maxNewTokens: r.maxTokens ?? room };
 }
