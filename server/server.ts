@@ -75,12 +75,13 @@ export class LscServer {
   }
 
   /** Serves `model` from now on; /health turns ready. `id`: the model's name in the API (default: its directory's name). */
-  setModel(model: LscModel, id = path.basename(model.dir)): void {
+  setModel(model: LscModel, id = path.basename(model.dir)): string {
     this.ctx.generation = {
       model, modelId: id, metrics: this.ctx.metrics, shutdown: this.shutdown.signal,
       onBug: (e) => this.log(`lsc serve: internal error: ${e instanceof Error ? e.stack : String(e)}`),
     };
     this.ctx.state = 'ready';
+    return id;
   }
 
   listen(port: number, host: string): Promise<AddressInfo> {

@@ -113,7 +113,7 @@ describe('CLI convention (issue 13)', function () {
   });
 
   it('every command takes --json, and a model as its argument or --model; help defaults read "(default: …)"', async () => {
-    const cmds = ['compile', 'inspect', 'graph', 'generate', 'logits', 'bench', 'tune', 'download', 'chat', 'web'];
+    const cmds = ['compile', 'inspect', 'graph', 'generate', 'logits', 'bench', 'tune', 'download', 'chat', 'web', 'serve'];
     const helps = await Promise.all(cmds.map((c) => runInProcess([c, '--help'])));
     helps.forEach((h, i) => {
       assert.equal(h.code, 0, h.stderr);
