@@ -25,6 +25,10 @@ function ready(ctx: RouteContext): GenerationContext {
   if (ctx.state === 'loading' || !ctx.generation) {
     throw new ApiError(503, 'the model is still loading', 'server_error', null, 'model_loading', { 'Retry-After': '1' });
   }
+  // a keep-alive connection may still bring requests while the server drains: sent elsewhere
+  if (ctx.state === 'draining') {
+    throw new ApiError(503, 'the server is shutting down', 'server_error', null, 'shutting_down', { 'Retry-After': '1', Connection: 'close' });
+  }
   return ctx.generation;
 }
 

@@ -2,6 +2,9 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { LscModel } from '../runtime/model.js';
 import { LscServer } from '../server/server.js';
+import { apiError } from '../server/api-error.js';
+import { LscError } from '../compiler/errors.js';
+import { QueueFullError } from '../runtime/batch/errors.js';
 import { testGpu } from './helpers/gpu.js';
 import { TINY, metric, request, startServer, waitFor, type Reply, type Running } from './helpers/serve.js';
 
@@ -174,5 +177,24 @@ describe('lsc serve: before the model is loaded', () => {
     } finally {
       await server.close(0);
     }
+  });
+});
+
+describe('lsc serve: errors thrown while serving, mapped', () => {
+  it('500 for anything but a user error (a bug): logged, and the body says so without its details', () => {
+    const logged: unknown[] = [];
+    const bug = new TypeError("Cannot read properties of undefined (reading 'x')");
+    const e = apiError(bug, (b) => logged.push(b));
+    assert.equal(e.status, 500);
+    assert.deepEqual(e.body, { error: { message: 'internal server error (a bug in lsc; the server logged it)', type: 'server_error', param: null, code: 'internal_error' } });
+    assert.deepEqual(logged, [bug]);
+  });
+
+  it("400 for an LscError, its one-line CLI form; 429 for QueueFullError, with Retry-After", () => {
+    const never = (): never => assert.fail('not a bug');
+    const e = apiError(new LscError('top-p must be in (0, 1], got 2', {}, 'pass a probability'), never);
+    assert.deepEqual([e.status, e.message], [400, 'top-p must be in (0, 1], got 2. Fix: pass a probability']);
+    const q = apiError(new QueueFullError(64), never);
+    assert.deepEqual([q.status, q.headers, q.code], [429, { 'Retry-After': '1' }, 'queue-full']);
   });
 });
