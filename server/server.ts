@@ -37,7 +37,8 @@ export class LscServer {
       metrics: new Metrics(() => this.gauges()),
     };
     this.http = http.createServer((req, res) => {
-      const done = this.handle(req, res);
+      // handle() answers every error itself; this catch keeps even a failure to answer from ending the process
+      const done = this.handle(req, res).catch((e: unknown) => this.log(`lsc serve: could not answer ${req.method} ${req.url}: ${e instanceof Error ? e.stack : String(e)}`));
       this.inFlight.add(done);
       void done.finally(() => this.inFlight.delete(done));
     });

@@ -11,7 +11,7 @@ export class SseStream {
   }
 
   send(data: unknown): void {
-    if (!this.res.writableEnded) this.res.write(`data: ${JSON.stringify(data)}\n\n`);
+    if (!this.res.writableEnded && !this.res.destroyed) this.res.write(`data: ${JSON.stringify(data)}\n\n`);
   }
 
   /** An error after the stream began (the status is already 200): sent as an event, then the end. */
@@ -21,7 +21,7 @@ export class SseStream {
   }
 
   done(): void {
-    if (this.res.writableEnded) return;
+    if (this.res.writableEnded || this.res.destroyed) return;
     this.res.write('data: [DONE]\n\n');
     this.res.end();
   }
