@@ -50,8 +50,8 @@ describe('lsc serve: disconnects and shutdown', function () {
     afterEach(() => { if (proc && proc.child.exitCode === null) proc.child.kill('SIGKILL'); });
 
     /** Starts the CLI and waits until /health is ready (it may first say 'loading'). */
-    async function ready(args: string[] = []): Promise<Spawned> {
-      proc = await spawnServe([TINY, ...args]);
+    async function ready(args: string[] = [], env: NodeJS.ProcessEnv = { LSC_API_KEY: undefined }): Promise<Spawned> {
+      proc = await spawnServe([TINY, ...args], env);
       const base = proc.base;
       await waitFor(async () => {
         const h = await request(base, 'GET', '/health');
@@ -62,8 +62,8 @@ describe('lsc serve: disconnects and shutdown', function () {
     }
 
     /** A streamed completion, resolved with its text and finish once [DONE] arrives; `started` once the first chunk has. */
-    function streamed(base: string, maxTokens: number): { started: Promise<void>; done: Promise<{ text: string; finish: string | null; tokens?: number }> } {
-      const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: 'none', maxRetries: 0 });
+    function streamed(base: string, maxTokens: number, apiKey = 'none'): { started: Promise<void>; done: Promise<{ text: string; finish: string | null; tokens?: number }> } {
+      const client = new OpenAI({ baseURL: `${base}/v1`, apiKey, maxRetries: 0 });
       let start!: () => void;
       const started = new Promise<void>((r) => { start = r; });
       const done = (async () => {
@@ -82,9 +82,10 @@ describe('lsc serve: disconnects and shutdown', function () {
       return { started, done };
     }
 
-    it('lets an in-flight request finish, refuses new connections, and exits 0', async () => {
-      const p = await ready();
-      const inFlight = streamed(p.base, 120);
+    it('lets an in-flight request finish, refuses new connections, and exits 0 (the key from LSC_API_KEY)', async () => {
+      const p = await ready([], { LSC_API_KEY: 'sk-env' });
+      assert.equal((await request(p.base, 'POST', '/v1/completions', { model: 'tiny-code', prompt: 'x' })).status, 401);
+      const inFlight = streamed(p.base, 120, 'sk-env');
       await inFlight.started;
       p.child.kill('SIGTERM');
       const out = await inFlight.done;

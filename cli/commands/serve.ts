@@ -42,6 +42,9 @@ export function registerServe(program: Command): void {
     .action(async (positional: string | undefined, o: Opts, self: Command) => {
       o.model = pickModel(positional, o.model, 'model');
       checkApplicable(self, { temperature: 0, ctx: o.ctx, plan: o.plan, forceCtx: o.forceCtx });
+      if (o.apiKey !== undefined && !o.apiKey.trim()) {
+        throw new LscError('the API key is empty (--api-key or LSC_API_KEY)', {}, 'pass a non-empty key, or unset LSC_API_KEY to serve without one');
+      }
       checkModelDir(resolveModelPath(o.model)); // a wrong path fails before the port is taken
       const server = new LscServer({ apiKey: o.apiKey, maxBodyBytes: o.maxBodyBytes });
       // listen first: /health answers 'loading' while the weights upload
