@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { LscModel } from '../runtime/model.js';
 import type { GenerateEvent, GenerateResult } from '../runtime/generate.js';
 import { LscError } from '../compiler/errors.js';
-import { apiError, badRequest } from './api-error.js';
+import { ApiError, apiError, badRequest } from './api-error.js';
 import { chatRequest, completionRequest, type GenerationRequest } from './request.js';
 import { ResponseHead, finishReason, type Kind } from './responses.js';
 import { SseStream } from './sse.js';
@@ -78,6 +78,10 @@ export async function serveGeneration(ctx: GenerationContext, kind: Kind, body: 
     first = await events.next(); // queueing, then prefill: errors here still get their own status
   } catch (e) {
     if (clientGone.signal.aborted) return CLIENT_CLOSED;
+    if (ctx.shutdown.aborted) {
+      // still waiting for a slot when the grace period ended: another replica can take it
+      throw new ApiError(503, 'the server shut down before the request started', 'server_error', null, 'shutting_down', { 'Retry-After': '1' });
+    }
     throw e;
   }
   const ttft = (performance.now() - t0) / 1000;
