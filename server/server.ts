@@ -50,7 +50,7 @@ export class LscServer {
     const model = this.ctx.generation?.model;
     if (!model) return undefined;
     const g = model.gpuBytes;
-    return { activeSequences: g.activeSequences, queued: model.engine?.queued ?? model.queue.queued, kvSlots: g.sequences, kvBytesInUse: g.kvInUse };
+    return { activeSequences: g.activeSequences ?? 0, queued: model.engine?.queued ?? model.queue.queued, kvSlots: g.sequences, kvBytesInUse: g.kvInUse ?? 0 };
   }
 
   /** One request, whatever it throws: the error becomes its answer, never the server's end. */
