@@ -1,6 +1,7 @@
 import { Option, type Command } from 'commander';
 import { LscError } from '../compiler/errors.js';
 import { nonNegativeInt, nonNegativeNumber, positiveInt, probability, seed32 } from './options.js';
+import { STRATEGY_NAMES, type Strategy } from '../runtime/generate.js';
 
 /**
  * Option definitions shared by the commands that take them (parser, help and default written
@@ -41,18 +42,18 @@ export function addLoadOptions(cmd: Command): Command {
     .option('--force-ctx', FORCE_CTX_HELP);
 }
 
-export const STRATEGIES = ['autoregressive', 'early-exit', 'self-speculative'] as const;
+export const STRATEGIES = STRATEGY_NAMES;
 export const DEFAULT_ROUNDS_PER_SUBMISSION = 8;
 
 /** --exit-layer, --num-speculations, --rounds-per-submission (and --strategy when `strategy`). */
 export function addSpeculationOptions(cmd: Command, strategy: boolean): Command {
   if (strategy) {
-    cmd.addOption(new Option('--strategy <name>', "decoding strategy (self-speculative: draft with the exit layer, verify with the full model; the output is the full model's)")
+    cmd.addOption(new Option('--strategy <name>', "decoding strategy (self-speculative: draft with the exit layer, verify with the full model; the output is the full model's; adaptive: self-speculative choosing the exit and k while generating)")
       .choices([...STRATEGIES]).default('self-speculative'));
   }
   return cmd
-    .option('--exit-layer <e>', "exit layer for early-exit / self-speculative (default: the graph's)", positiveInt)
-    .option('--num-speculations <k>', "drafts per round for self-speculative (default: the graph's)", positiveInt)
+    .option('--exit-layer <e>', "exit layer for early-exit / self-speculative (default: the graph's; adaptive: fixes it)", positiveInt)
+    .option('--num-speculations <k>', "drafts per round for self-speculative (default: the graph's; adaptive: the most, default the plan's)", positiveInt)
     .option('--rounds-per-submission <r>', 'greedy speculation rounds chained on the GPU per submission (1: read back every round)',
       positiveInt, DEFAULT_ROUNDS_PER_SUBMISSION);
 }
@@ -67,7 +68,7 @@ export function addSamplingOptions(cmd: Command, seedDoc = 'random seed for samp
 }
 
 interface Applicable {
-  strategy?: (typeof STRATEGIES)[number]; temperature: number; ctx?: number; plan?: string; forceCtx?: boolean;
+  strategy?: Strategy; temperature: number; ctx?: number; plan?: string; forceCtx?: boolean;
 }
 
 /**
@@ -90,12 +91,13 @@ export function checkApplicable(cmd: Command, o: Applicable): void {
   if (o.strategy === 'autoregressive' && given('exitLayer')) {
     refuse('--exit-layer', 'early-exit or self-speculative decoding', 'drop --strategy autoregressive (self-speculative is the default), or drop --exit-layer');
   }
-  if (o.strategy !== undefined && o.strategy !== 'self-speculative' && given('numSpeculations')) {
-    refuse('--num-speculations', 'self-speculative decoding', `drop --strategy ${o.strategy} (self-speculative is the default), or drop --num-speculations`);
+  const speculative = o.strategy === undefined || o.strategy === 'self-speculative' || o.strategy === 'adaptive';
+  if (!speculative && given('numSpeculations')) {
+    refuse('--num-speculations', 'self-speculative or adaptive decoding', `drop --strategy ${o.strategy} (self-speculative is the default), or drop --num-speculations`);
   }
   if (given('roundsPerSubmission')) {
-    if (o.strategy !== undefined && o.strategy !== 'self-speculative') {
-      refuse('--rounds-per-submission', 'self-speculative decoding', `drop --strategy ${o.strategy}, or drop --rounds-per-submission`);
+    if (!speculative) {
+      refuse('--rounds-per-submission', 'self-speculative or adaptive decoding', `drop --strategy ${o.strategy}, or drop --rounds-per-submission`);
     }
     if (o.temperature > 0) {
       refuse('--rounds-per-submission', 'greedy decoding (--temperature 0): sampled rounds read back every round', 'drop --rounds-per-submission');

@@ -3,6 +3,7 @@ import type { LscModel } from './model.js';
 import type { GenerateOptions, GenerateResult } from './generate.js';
 import { speculationBounds, type SpeculationBounds } from './speculation-bounds.js';
 import { profileKernels, type KernelProfile } from './kernel-profile.js';
+import { RoundCost } from './round-cost.js';
 
 /**
  * Autoregressive vs self-speculative decoding on the same prompts, in one process, with a
@@ -22,6 +23,8 @@ export interface BenchOptions {
   pairs: { exitLayer: number; numSpeculations: number }[];
   /** Greedy rounds chained per GPU submission (see GenerateOptions). */
   roundsPerSubmission?: number;
+  /** Also run the adaptive strategy, paired against the same autoregressive runs. */
+  adaptive?: boolean;
   /** Also break the time of one extra run of each strategy down by phase (GPU timestamps). */
   profile?: boolean;
   onProgress?: (line: string) => void;
@@ -71,6 +74,23 @@ export interface SpecFigures extends RunFigures {
   speedupOfTotals: number;
   /** Best speedups at this run's tokens per round on idealized devices (speculation-bounds.ts). */
   bounds: SpeculationBounds;
+  /** The adaptive controller's cost model at this run's tokens per round: τ / c(E, k) (round-cost.ts). */
+  predictedSpeedup: number;
+}
+
+/** The adaptive strategy's run (E and k vary; the histograms count rounds). */
+export interface AdaptiveFigures extends RunFigures {
+  acceptanceRate: number;
+  draftedTokens: number;
+  acceptedTokens: number;
+  tokensPerRound: number;
+  matchesAutoregressive: boolean | null;
+  speedup: number;
+  speedupOfTotals: number;
+  roundsByExit: Record<string, number>;
+  roundsByK: Record<string, number>;
+  /** Per prompt: median paired speedup over the repeats. */
+  perPrompt: number[];
 }
 
 export interface BenchReport {
@@ -85,6 +105,9 @@ export interface BenchReport {
   speedup: number;
   acceptanceRate: number;
   sweep?: SpecFigures[];
+  adaptive?: AdaptiveFigures;
+  /** Per pair (in `sweep` order, or the one pair), each prompt's median paired speedup over the repeats. */
+  perPromptSpeedups: number[][];
   gpuBytes: { autoregressive: number; selfSpeculative: number };
   /** kernels: GPU time per dispatch (absent without timestamp-query), for `lsc inspect --profile`. */
   profile?: { autoregressive: PhaseProfile; selfSpeculative: PhaseProfile; kernels?: KernelProfile };
@@ -134,8 +157,12 @@ const median = (xs: number[]): number => {
   return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : 0;
 };
 
-interface Acc { decodeMs: number; prefillMs: number; tokens: number; drafted: number; accepted: number; rounds: number; perRepeat: number[] }
-const newAcc = (): Acc => ({ decodeMs: 0, prefillMs: 0, tokens: 0, drafted: 0, accepted: 0, rounds: 0, perRepeat: [] });
+interface Acc { decodeMs: number; prefillMs: number; tokens: number; drafted: number; accepted: number; rounds: number; perRepeat: number[]; byExit: Record<string, number>; byK: Record<string, number> }
+const newAcc = (): Acc => ({ decodeMs: 0, prefillMs: 0, tokens: 0, drafted: 0, accepted: 0, rounds: 0, perRepeat: [], byExit: {}, byK: {} });
+
+function addHistogram(into: Record<string, number>, h: Record<string, number> | null): void {
+  for (const [v, n] of Object.entries(h ?? {})) into[v] = (into[v] ?? 0) + n;
+}
 
 async function runAll(model: LscModel, o: BenchOptions, gen: GenerateOptions, acc: Acc | null): Promise<GenerateResult[]> {
   const results: GenerateResult[] = [];
@@ -151,6 +178,8 @@ async function runAll(model: LscModel, o: BenchOptions, gen: GenerateOptions, ac
       acc.drafted += r.stats.draftedTokens;
       acc.accepted += r.stats.acceptedTokens;
       acc.rounds += r.stats.rounds;
+      addHistogram(acc.byExit, r.stats.roundsByExit);
+      addHistogram(acc.byK, r.stats.roundsByK);
       ms += r.stats.decodeMs;
       toks += Math.max(0, r.tokens.length - 1);
     }
@@ -164,6 +193,7 @@ const rate = (a: Acc): number => (a.decodeMs > 0 ? (a.tokens * 1000) / a.decodeM
 function merge(into: Acc, a: Acc): void {
   into.decodeMs += a.decodeMs; into.prefillMs += a.prefillMs; into.tokens += a.tokens;
   into.drafted += a.drafted; into.accepted += a.accepted; into.rounds += a.rounds;
+  addHistogram(into.byExit, a.byExit); addHistogram(into.byK, a.byK);
 }
 
 const figures = (a: Acc, repeats: number): RunFigures => ({
@@ -178,34 +208,41 @@ export async function runBench(model: LscModel, o: BenchOptions): Promise<BenchR
   const base: GenerateOptions = { maxNewTokens: o.maxNewTokens, temperature: o.temperature, topP: o.topP, topK: o.topK };
   const spec = (p: BenchOptions['pairs'][number]): GenerateOptions => ({ ...base, strategy: 'self-speculative', roundsPerSubmission: o.roundsPerSubmission, ...p });
   const greedy = o.temperature === 0;
+  // the fixed pairs, then (with --adaptive) the adaptive strategy, each paired with the same autoregressive runs
+  const runs: GenerateOptions[] = [...o.pairs.map(spec), ...(o.adaptive ? [{ ...base, strategy: 'adaptive' as const, roundsPerSubmission: o.roundsPerSubmission }] : [])];
   // warm-up: pipelines, caches, and the driver's first-use costs
   const reference = await runAll(model, o, { ...base, strategy: 'autoregressive' }, null);
   let firstSpec: GenerateResult | undefined;
-  for (const p of o.pairs) {
-    const [r] = await runAll(model, { ...o, prompts: o.prompts.slice(0, 1) }, spec(p), null);
+  for (const g of runs) {
+    const [r] = await runAll(model, { ...o, prompts: o.prompts.slice(0, 1) }, g, null);
     firstSpec ??= r;
   }
 
   const ar = newAcc();
-  const ss = o.pairs.map(newAcc);
-  const matches = o.pairs.map(() => true);
+  const ss = runs.map(newAcc);
+  const matches = runs.map(() => true);
   // paired ratios: each pair's run right after the autoregressive run of the same prompt, so both
   // see the same machine (a shared machine's speed drifts by tens of percent within minutes)
-  const ratios: number[][] = o.pairs.map(() => []);
+  const ratios: number[][] = runs.map(() => []);
+  const promptRatios: number[][][] = runs.map(() => o.prompts.map(() => []));
   for (let rep = 0; rep < o.repeat; rep++) {
     const repAr = newAcc();
-    const repSs = o.pairs.map(newAcc);
+    const repSs = runs.map(newAcc);
     for (const [i, prompt] of o.prompts.entries()) {
       const one = { ...o, prompts: [prompt], seed: (o.seed ?? 0) + i };
       const a = newAcc();
       await runAll(model, one, { ...base, strategy: 'autoregressive' }, a);
       merge(ar, a); merge(repAr, a);
-      for (const [pi, p] of o.pairs.entries()) {
+      for (const [pi, g] of runs.entries()) {
         const b = newAcc();
-        const [res] = await runAll(model, one, spec(p), b);
+        const [res] = await runAll(model, one, g, b);
         merge(ss[pi], b); merge(repSs[pi], b);
         if (greedy && res.tokens.join() !== reference[i].tokens.join()) matches[pi] = false;
-        if (a.tokens && b.tokens) ratios[pi].push((b.tokens / b.decodeMs) / (a.tokens / a.decodeMs));
+        if (a.tokens && b.tokens) {
+          const ratio = (b.tokens / b.decodeMs) / (a.tokens / a.decodeMs);
+          ratios[pi].push(ratio);
+          promptRatios[pi][i].push(ratio);
+        }
       }
     }
     ar.perRepeat.push(rate(repAr));
@@ -213,6 +250,7 @@ export async function runBench(model: LscModel, o: BenchOptions): Promise<BenchR
     o.onProgress?.(`repeat ${rep + 1}/${o.repeat}: autoregressive ${rate(repAr).toFixed(1)} tok/s`);
   }
   const arFig = figures(ar, o.repeat);
+  const cost = new RoundCost(model.plan);
   const specFigs: SpecFigures[] = o.pairs.map((p, pi) => {
     const f = figures(ss[pi], o.repeat);
     const a = ss[pi];
@@ -226,8 +264,22 @@ export async function runBench(model: LscModel, o: BenchOptions): Promise<BenchR
       speedup: median(ratios[pi]),
       speedupOfTotals: arFig.tokensPerSecond ? f.tokensPerSecond / arFig.tokensPerSecond : 0,
       bounds: speculationBounds(model.plan, p.exitLayer, p.numSpeculations, tokensPerRound),
+      predictedSpeedup: tokensPerRound / cost.round(p.exitLayer, p.numSpeculations),
     };
   });
+  const perPrompt = (pi: number): number[] => promptRatios[pi].map(median);
+  const ad = o.adaptive ? ss[o.pairs.length] : undefined;
+  const adaptive: AdaptiveFigures | undefined = ad && {
+    ...figures(ad, o.repeat),
+    acceptanceRate: ad.drafted ? ad.accepted / ad.drafted : 0,
+    draftedTokens: ad.drafted, acceptedTokens: ad.accepted,
+    tokensPerRound: ad.rounds ? (ad.accepted + ad.rounds) / ad.rounds : 0,
+    matchesAutoregressive: greedy ? matches[o.pairs.length] : null,
+    speedup: median(ratios[o.pairs.length]),
+    speedupOfTotals: arFig.tokensPerSecond ? figures(ad, o.repeat).tokensPerSecond / arFig.tokensPerSecond : 0,
+    roundsByExit: ad.byExit, roundsByK: ad.byK,
+    perPrompt: perPrompt(o.pairs.length),
+  };
   const best = specFigs.reduce((b, s) => (s.speedup > b.speedup ? s : b));
   const profile = o.profile ? {
     autoregressive: await profileRun(model, o, { ...base, strategy: 'autoregressive' }),
@@ -246,6 +298,8 @@ export async function runBench(model: LscModel, o: BenchOptions): Promise<BenchR
     speedup: best.speedup,
     acceptanceRate: best.acceptanceRate,
     ...(o.pairs.length > 1 ? { sweep: specFigs } : {}),
+    ...(adaptive ? { adaptive } : {}),
+    perPromptSpeedups: o.pairs.map((_, pi) => perPrompt(pi)),
     // as each strategy's first run saw them: self-speculation adds only its GPU acceptance state
     gpuBytes: { autoregressive: reference[0].stats.gpuBytes.total, selfSpeculative: firstSpec!.stats.gpuBytes.total },
     ...(profile ? { profile } : {}),

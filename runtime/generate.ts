@@ -5,6 +5,8 @@ import type { LscTokenizer } from './tokenizer.js';
 import { Rng, distribution, probabilityOf, residual, sample, type Distribution, type SamplingOptions } from './sampling.js';
 import { TextStream } from './text-stream.js';
 import { StopFilter, checkStopStrings } from './stop.js';
+import { AdaptiveController } from './adaptive-controller.js';
+import { RoundCost } from './round-cost.js';
 
 /** GPU memory a model holds (LscModel.gpuBytes). */
 export interface GpuBytes {
@@ -44,19 +46,26 @@ interface LscModel {
   whileUsable<T>(work: () => Promise<T>, continuing?: boolean): Promise<T>;
 }
 
-export type Strategy = 'autoregressive' | 'early-exit' | 'self-speculative';
+export type Strategy = 'autoregressive' | 'early-exit' | 'self-speculative' | 'adaptive';
+export const STRATEGY_NAMES: readonly Strategy[] = ['autoregressive', 'early-exit', 'self-speculative', 'adaptive'];
 
 export interface GenerateOptions {
   maxNewTokens?: number;
   /**
    * Default 'self-speculative' at the graph's default exit and k (the CLI's default too); greedy
    * output equals 'autoregressive' decoding's, sampled output follows the same distribution.
+   * 'adaptive' is self-speculative with E and k chosen while generating (adaptive-controller.ts).
    */
   strategy?: Strategy;
-  /** Exit layer E for early-exit and self-speculative (default: the graph's). */
+  /** Exit layer E for early-exit and self-speculative (default: the graph's); adaptive: fixes E. */
   exitLayer?: number;
-  /** Drafts per round k (default: the graph's). */
+  /** Drafts per round k (default: the graph's); adaptive: the largest k (default: the plan's). */
   numSpeculations?: number;
+  /**
+   * Adaptive, sampled rounds: a round stops drafting after a draft whose own probability under
+   * the draft is below this (default 0.1; 0: never). Greedy rounds do not stop early yet.
+   */
+  draftStopProbability?: number;
   /** 0 (default) is greedy. */
   temperature?: number;
   topK?: number;
@@ -91,6 +100,9 @@ export interface GenerateStats {
   draftedTokens: number;
   acceptedTokens: number;
   rounds: number;
+  /** Speculative strategies: rounds run at each exit E and with each draft count k. */
+  roundsByExit: Record<string, number> | null;
+  roundsByK: Record<string, number> | null;
   stopReason: 'eos' | 'max-tokens' | 'stop-string' | 'context' | 'cancelled';
   gpuBytes: GpuBytes;
   /** Decode phase on the CPU: GPU submissions, time recording them, time from submit to results. */
@@ -122,6 +134,9 @@ export interface Resolved {
   greedy: boolean;
   rng: Rng;
   chain: number;
+  /** Adaptive: the exits the controller may use; the draft-confidence stop. */
+  exits?: number[];
+  draftStop?: number;
 }
 
 /**
@@ -140,8 +155,8 @@ const isNonNegativeInt = (v: number): boolean => Number.isSafeInteger(v) && v >=
 function resolve(model: LscModel, o: GenerateOptions): Resolved {
   if (o === null || typeof o !== 'object') throw new LscError(`generate options must be an object, got ${JSON.stringify(o)}`);
   const strategy = o.strategy ?? 'self-speculative';
-  if (!['autoregressive', 'early-exit', 'self-speculative'].includes(strategy)) {
-    throw new LscError(`unknown strategy '${strategy}'`, {}, 'use autoregressive, early-exit or self-speculative');
+  if (!STRATEGY_NAMES.includes(strategy)) {
+    throw new LscError(`unknown strategy '${strategy}'`, {}, `use ${STRATEGY_NAMES.slice(0, -1).join(', ')} or ${STRATEGY_NAMES[STRATEGY_NAMES.length - 1]}`);
   }
   numberOption(o.exitLayer, 'exit layer', isPositiveInt, `in 1..${model.layers - 1}`);
   numberOption(o.maxNewTokens, 'max new tokens', isPositiveInt, 'a positive integer');
@@ -150,6 +165,7 @@ function resolve(model: LscModel, o: GenerateOptions): Resolved {
   numberOption(o.temperature, 'temperature', (v) => v >= 0, '≥ 0');
   numberOption(o.topP, 'top-p', (v) => v > 0 && v <= 1, 'in (0, 1]');
   numberOption(o.topK, 'top-k', isNonNegativeInt, 'a non-negative integer');
+  numberOption(o.draftStopProbability, 'draft stop probability', (v) => v >= 0 && v <= 1, 'in [0, 1]');
   numberOption(o.seed, 'seed', (v) => isNonNegativeInt(v) && v < 2 ** 32, 'an integer in 0..4294967295');
   checkStopStrings(o.stop);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new LscError('signal must be an AbortSignal');
@@ -162,17 +178,36 @@ function resolve(model: LscModel, o: GenerateOptions): Resolved {
   }
   const maxNew = o.maxNewTokens ?? 128;
   const E = o.exitLayer ?? model.plan.exits.defaultExitLayer;
-  const K = o.numSpeculations ?? model.plan.exits.defaultNumSpeculations;
+  const adaptive = strategy === 'adaptive';
+  const K = o.numSpeculations ?? (adaptive ? model.plan.rows.kMax : model.plan.exits.defaultNumSpeculations);
   if (strategy !== 'autoregressive') {
     numberOption(E, 'exit layer', (v) => Number.isInteger(v) && v >= 1 && v < model.layers, `in 1..${model.layers - 1}`);
     model.checkExit(E);
   }
-  if (strategy === 'self-speculative' && K > model.plan.rows.kMax) {
+  if ((strategy === 'self-speculative' || adaptive) && K > model.plan.rows.kMax) {
     throw new LscError(`number of speculations must be in 1..${model.plan.rows.kMax}, got ${K}`, {}, 'recompile with a larger dims.k.max for more');
   }
   const t = o.temperature ?? 0;
   const sampling = { temperature: t, topK: o.topK, topP: o.topP };
-  return { strategy, maxNew, E, K, sampling, greedy: t === 0, rng: new Rng(o.seed ?? 0), chain: o.roundsPerSubmission ?? 8 };
+  const exits = adaptive ? (o.exitLayer !== undefined ? [E] : adaptiveExits(model)) : undefined;
+  const draftStop = adaptive ? o.draftStopProbability ?? 0.1 : undefined;
+  return { strategy, maxNew, E, K, sampling, greedy: t === 0, rng: new Rng(o.seed ?? 0), chain: o.roundsPerSubmission ?? 8, exits, draftStop };
+}
+
+/** The exits adaptive decoding tries by default: every compiled one, up to the middle layer for deep models (as `lsc bench --sweep`). */
+function adaptiveExits(model: LscModel): number[] {
+  const L = model.layers;
+  return model.plan.exits.candidates.filter((e) => L <= 16 || e <= L / 2);
+}
+
+const roundCosts = new WeakMap<Plan, RoundCost>();
+
+/** A fresh controller for one sequence of adaptive decoding. */
+function newController(model: LscModel, r: Resolved): AdaptiveController {
+  let cost = roundCosts.get(model.plan);
+  if (!cost) roundCosts.set(model.plan, (cost = new RoundCost(model.plan)));
+  const c = cost;
+  return new AdaptiveController({ exits: r.exits!, kMax: r.K, maxRounds: r.chain, roundCost: (E, k) => c.round(E, k) });
 }
 
 /**
@@ -205,6 +240,10 @@ async function* generateOnModel(model: LscModel, prompt: string | number[], o: G
   let drafted = 0;
   let accepted = 0;
   let rounds = 0;
+  const spec = r.strategy === 'self-speculative' || r.strategy === 'adaptive';
+  const byExit = new Map<number, number>();
+  const byK = new Map<number, number>();
+  const controller = r.strategy === 'adaptive' ? newController(model, r) : undefined;
 
   /** Takes tokens in order until a stop; returns the text to emit. */
   const accept = (ids: number[]): GenerateEvent => {
@@ -249,13 +288,26 @@ async function* generateOnModel(model: LscModel, prompt: string | number[], o: G
     }
     // tokens in order, in groups: one per speculation round, or one group of decode steps
     let groups: number[][];
-    let k = 0;
-    if (r.strategy === 'self-speculative' && left >= 2) {
+    /** Drafts each group's round made (none outside speculation). */
+    let drafts: number[] = [];
+    let E = r.E;
+    if (spec && left >= 2) {
       // k clamped, and greedy rounds chained only whole, so nothing passes max tokens or the
       // context; stops inside a round or a chain are applied exactly by accept()
-      k = Math.min(r.K, left - 1);
-      const chain = Math.max(1, Math.min(r.chain, steps.maxChainedRounds(r.E, k), Math.floor(left / (k + 1))));
-      groups = r.greedy ? await steps.greedyRounds(cur, p, k, r.E, chain) : [await (steps.round ? steps.round(() => sampledRound(model, cur, p, k, r, steps)) : sampledRound(model, cur, p, k, r, steps))];
+      const choice = controller?.next() ?? { E: r.E, k: r.K, rounds: r.chain };
+      E = choice.E;
+      const k = Math.min(choice.k, left - 1);
+      const chain = Math.max(1, Math.min(choice.rounds, r.chain, steps.maxChainedRounds(E, k), Math.floor(left / (k + 1))));
+      if (r.greedy) {
+        groups = await steps.greedyRounds(cur, p, k, E, chain);
+        drafts = groups.map(() => k);
+      } else {
+        const body = (): ReturnType<typeof speculativeRound> => speculativeRound(model, cur, p, k, E, r, r.draftStop ?? 0, steps);
+        const round = await (steps.round ? steps.round(body) : body());
+        groups = [round.tokens];
+        drafts = [round.drafted];
+      }
+      groups.forEach((g, j) => controller?.record(E, drafts[j], g.length - 1));
     } else if (r.greedy) {
       groups = [await steps.greedySteps(cur, p, Math.min(left, model.plan.rows.decodeSteps), exitOnly)];
     } else {
@@ -263,12 +315,14 @@ async function* generateOnModel(model: LscModel, prompt: string | number[], o: G
       groups = [[sample(distribution(logits, r.sampling), r.rng)]];
     }
     const ev: GenerateEvent = { text: '', tokens: [] };
-    for (const group of groups) {
+    for (const [j, group] of groups.entries()) {
       if (stopReason) break;
-      if (k) {
+      if (drafts.length) {
         rounds++;
-        drafted += k;
+        drafted += drafts[j];
         accepted += group.length - 1;
+        byExit.set(E, (byExit.get(E) ?? 0) + 1);
+        byK.set(drafts[j], (byK.get(drafts[j]) ?? 0) + 1);
       }
       const e = accept(group);
       ev.text += e.text;
@@ -280,11 +334,13 @@ async function* generateOnModel(model: LscModel, prompt: string | number[], o: G
   }
   const t2 = performance.now();
   const decodeMs = t2 - t1;
-  const spec = r.strategy === 'self-speculative';
+  const histogram = (m: Map<number, number>): Record<string, number> => Object.fromEntries([...m].sort((x, y) => x[0] - y[0]).map(([v, n]) => [String(v), n]));
+  /** Adaptive reports the E and k it used most. */
+  const mostUsed = (m: Map<number, number>): number | null => [...m].reduce<[number, number] | null>((b, x) => (!b || x[1] > b[1] ? x : b), null)?.[0] ?? null;
   const stats: GenerateStats = {
     strategy: r.strategy,
-    exitLayer: r.strategy === 'autoregressive' ? null : r.E,
-    numSpeculations: spec ? r.K : null,
+    exitLayer: r.strategy === 'autoregressive' ? null : controller ? mostUsed(byExit) : r.E,
+    numSpeculations: !spec ? null : controller ? mostUsed(byK) : r.K,
     promptTokens: promptIds.length,
     generatedTokens: tokens.length,
     prefillMs: t1 - t0,
@@ -294,6 +350,8 @@ async function* generateOnModel(model: LscModel, prompt: string | number[], o: G
     draftedTokens: drafted,
     acceptedTokens: accepted,
     rounds,
+    roundsByExit: spec ? histogram(byExit) : null,
+    roundsByK: spec ? histogram(byK) : null,
     stopReason: stopReason ?? 'max-tokens',
     gpuBytes: model.gpuBytes,
     submissions: model.executor.timing.submissions - timing0.submissions,
@@ -310,18 +368,32 @@ async function* generateOnModel(model: LscModel, prompt: string | number[], o: G
  */
 export async function sampledRound(model: LscModel, cur: number, p: number, k: number, r: Resolved,
   steps: Decoder = model.steps): Promise<number[]> {
+  return (await speculativeRound(model, cur, p, k, r.E, r, 0, steps)).tokens;
+}
+
+/**
+ * A sampled round at exit E of up to k drafts: drafting stops after a draft whose probability
+ * under the draft distribution is below `stopBelow`. Whether to draft on depends only on the
+ * drafts so far, so the round stays distribution-exact with the drafts it made.
+ * @internal exported for the statistical test
+ */
+export async function speculativeRound(model: LscModel, cur: number, p: number, maxK: number, E: number, r: Resolved, stopBelow: number,
+  steps: Decoder = model.steps): Promise<{ tokens: number[]; drafted: number }> {
   const qs: Distribution[] = [];
   const drafts: number[] = [];
   let t = cur;
-  for (let i = 0; i < k; i++) {
-    const logits = await steps.stepLogits(t, p, i, r.E);
+  for (let i = 0; i < maxK; i++) {
+    const logits = await steps.stepLogits(t, p, i, E);
     const q = distribution(logits, r.sampling);
     t = sample(q, r.rng);
     qs.push(q);
     drafts.push(t);
+    if (probabilityOf(q, t) < stopBelow) break;
   }
-  const rows = await steps.verifyLogits([cur, ...drafts], p, r.E);
+  const k = drafts.length;
+  const rows = await steps.verifyLogits([cur, ...drafts], p, E);
   const out: number[] = [];
+  const done = (): { tokens: number[]; drafted: number } => ({ tokens: out, drafted: k });
   for (let i = 0; i < k; i++) {
     const pd = distribution(rows[i], r.sampling);
     const ratio = probabilityOf(pd, drafts[i]) / probabilityOf(qs[i], drafts[i]);
@@ -329,9 +401,9 @@ export async function sampledRound(model: LscModel, cur: number, p: number, k: n
       out.push(drafts[i]);
     } else {
       out.push(sample(residual(pd, qs[i]), r.rng));
-      return out;
+      return done();
     }
   }
   out.push(sample(distribution(rows[k], r.sampling), r.rng));
-  return out;
+  return done();
 }

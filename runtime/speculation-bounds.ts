@@ -24,7 +24,7 @@ export interface SpeculationBounds {
 }
 
 /** Weight bytes a stage reads (each buffer once; the embedding gather's table not counted). */
-function stageWeightBytes(st: PlanStage, family: Map<string, string>, weightBytes: Map<string, number>): number {
+export function stageWeightBytes(st: PlanStage, family: Map<string, string>, weightBytes: Map<string, number>): number {
   const seen = new Set<string>();
   let total = 0;
   for (const d of st.dispatches) {

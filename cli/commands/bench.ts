@@ -13,7 +13,7 @@ import { DEFAULT_MAX_SEQUENCES } from '../../runtime/batch/capacity.js';
 
 interface Opts {
   model: string; prompts?: string; maxNewTokens: number; temperature: number; exitLayer?: number;
-  numSpeculations?: number; roundsPerSubmission?: number; sweep?: boolean; repeat: number; json?: boolean; graph?: string; plan?: string;
+  numSpeculations?: number; roundsPerSubmission?: number; sweep?: boolean; adaptive?: boolean; repeat: number; json?: boolean; graph?: string; plan?: string;
   ctx?: number; forceCtx?: boolean; seed: number; topP?: number; topK?: number; profile?: boolean; concurrency?: number;
 }
 
@@ -40,7 +40,7 @@ function table(r: BenchReport): string {
   ];
   const row = (s: NonNullable<BenchReport['sweep']>[number]): string =>
     `E=${String(s.exitLayer).padEnd(2)} k=${String(s.numSpeculations).padEnd(2)} ${s.tokensPerSecond.toFixed(1).padStart(7)} tok/s  ×${s.speedup.toFixed(2)}  ` +
-    `acceptance ${(s.acceptanceRate * 100).toFixed(1)}%  ${s.tokensPerRound.toFixed(2)} tokens/round` +
+    `acceptance ${(s.acceptanceRate * 100).toFixed(1)}%  ${s.tokensPerRound.toFixed(2)} tokens/round  cost model ×${s.predictedSpeedup.toFixed(2)}` +
     (s.matchesAutoregressive === null ? '' : s.matchesAutoregressive ? '  output = autoregressive' : '  OUTPUT DIFFERS');
   if (r.sweep) {
     lines.push('sweep:');
@@ -48,6 +48,13 @@ function table(r: BenchReport): string {
   }
   lines.push(`self-speculative ${row(r.selfSpeculative)}`);
   lines.push(`speedup ×${r.speedup.toFixed(2)} · acceptance ${(r.acceptanceRate * 100).toFixed(1)}%`);
+  if (r.adaptive) {
+    const a = r.adaptive;
+    const hist = (h: Record<string, number>): string => Object.entries(h).map(([v, n]) => `${v}:${n}`).join(' ');
+    lines.push(`adaptive         ${a.tokensPerSecond.toFixed(1).padStart(7)} tok/s  ×${a.speedup.toFixed(2)}  acceptance ${(a.acceptanceRate * 100).toFixed(1)}%  ` +
+      `${a.tokensPerRound.toFixed(2)} tokens/round` + (a.matchesAutoregressive === null ? '' : a.matchesAutoregressive ? '  output = autoregressive' : '  OUTPUT DIFFERS'));
+    lines.push(`  rounds by E ${hist(a.roundsByExit)} · by k ${hist(a.roundsByK)} · per prompt ${a.perPrompt.map((x) => `×${x.toFixed(2)}`).join(' ')}`);
+  }
   const b = r.selfSpeculative.bounds;
   lines.push(`ideal at ${r.selfSpeculative.tokensPerRound.toFixed(2)} tokens/round: ×${b.bandwidthBound.toFixed(2)} where reading weights bounds the time (GPU), ` +
     `×${b.computeBound.toFixed(2)} where multiply-adds do (CPU), ×${b.dispatchBound.toFixed(2)} where dispatches do`);
@@ -71,6 +78,7 @@ export function registerBench(program: Command): void {
   addSamplingOptions(cmd, 'seed of the first prompt (the others follow)');
   addSpeculationOptions(cmd, false)
     .option('--sweep', 'sweep a grid of (exit layer, k) and report the best pair')
+    .option('--adaptive', 'also run the adaptive strategy (exit and k chosen while generating) against the same autoregressive runs')
     .option('--repeat <r>', 'repeats after the warm-up', positiveInt, 3)
     .option('--profile', 'also break one run of each strategy down by phase: GPU draft/verify/decode, latency, encoding, CPU')
     .option('--concurrency <n>', 'N streams at once (and 1, 2, 4, ... up to N): aggregate and per-stream tok/s against one stream alone', positiveInt);
@@ -106,7 +114,7 @@ export function registerBench(program: Command): void {
           numSpeculations: o.numSpeculations ?? model.plan.exits.defaultNumSpeculations,
         }];
         return runBench(model, {
-          prompts, maxNewTokens: o.maxNewTokens, temperature: o.temperature, topP: o.topP, topK: o.topK, seed: o.seed, repeat: o.repeat, pairs, profile: o.profile,
+          prompts, maxNewTokens: o.maxNewTokens, temperature: o.temperature, topP: o.topP, topK: o.topK, seed: o.seed, repeat: o.repeat, pairs, profile: o.profile, adaptive: o.adaptive,
           roundsPerSubmission: o.roundsPerSubmission,
           onProgress: o.json ? undefined : (line) => process.stderr.write(`lsc: ${line}\n`),
         });

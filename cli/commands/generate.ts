@@ -28,6 +28,11 @@ export function statsLine(s: GenerateStats): string {
     parts.push(`self-speculative E=${s.exitLayer} k=${s.numSpeculations}: acceptance ${((s.acceptanceRate ?? 0) * 100).toFixed(1)}% ` +
       `(${s.acceptedTokens}/${plural(s.draftedTokens, 'draft')}, ${plural(s.rounds, 'round')})`);
   }
+  if (s.strategy === 'adaptive') {
+    const hist = (h: Record<string, number> | null): string => Object.entries(h ?? {}).map(([v, n]) => `${v}:${n}`).join(' ');
+    parts.push(`adaptive: acceptance ${((s.acceptanceRate ?? 0) * 100).toFixed(1)}% (${s.acceptedTokens}/${plural(s.draftedTokens, 'draft')}, ${plural(s.rounds, 'round')}); ` +
+      `rounds by E ${hist(s.roundsByExit)}; by k ${hist(s.roundsByK)}`);
+  }
   return `lsc: ${parts.join(' · ')}\n`;
 }
 
@@ -45,7 +50,7 @@ function compareLine(runs: GenerateResult[], bases: GenerateResult[]): { speedup
   const speedup = median(runs.map((x, i) => (tps(bases[i]) > 0 ? tps(x) / tps(bases[i]) : 0)));
   const identical = runs.every((x, i) => x.tokens.join() === bases[i].tokens.join());
   const acc = r.stats.acceptanceRate === null ? '' : `, acceptance ${(r.stats.acceptanceRate * 100).toFixed(1)}%`;
-  const same = r.stats.strategy === 'self-speculative' || identical ? `; output ${identical ? 'identical to' : 'differs from'} autoregressive` : '';
+  const same = r.stats.strategy === 'self-speculative' || r.stats.strategy === 'adaptive' || identical ? `; output ${identical ? 'identical to' : 'differs from'} autoregressive` : '';
   const [mine, base] = [median(runs.map(tps)), median(bases.map(tps))];
   return {
     speedup, tokensPerSecond: mine, autoregressiveTokensPerSecond: base, pairs: runs.length, identical,
