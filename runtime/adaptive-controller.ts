@@ -18,10 +18,13 @@
  * α̂_E = (a_E + a₀) / (a_E + b_E + a₀ + b₀) with the prior (a₀, b₀), raised to the largest α̂ of
  * a shallower exit: a deeper exit's draft agrees with the full model at least about as often.
  *
+ * The counts (a_E, b_E) may start from an earlier sequence's (`history`, `counts()`): the model's
+ * acceptance history then carries from one sequence to the next, forgotten at the same rate.
+ *
  * Exploration (optimism, UCB-style): α̂_E⁺ = α̂_E + explore · sd_E, with sd_E the posterior's
  * standard deviation, so rarely tried exits look better than their mean until tried. When the
  * optimistic exit differs from the best exit at the means, the controller is exploring and asks
- * for one round per submission (feedback soon); otherwise it asks for `maxRounds` chained rounds.
+ * for a quarter of `maxRounds` chained rounds (feedback soon); otherwise for `maxRounds`.
  */
 export interface ControllerOptions {
   /** The exits it may draft at (compiled exits). */
@@ -38,6 +41,14 @@ export interface ControllerOptions {
   prior?: { mean: number; strength: number };
   /** Standard deviations of optimism (default 1; 0: pure exploitation). */
   explore?: number;
+  /** Starting counts per exit (accepted, rejected drafts), e.g. an earlier sequence's counts(). */
+  history?: ReadonlyMap<number, Counts>;
+}
+
+/** Forgotten counts of one exit's draft outcomes. */
+export interface Counts {
+  accepted: number;
+  rejected: number;
 }
 
 export interface Choice {
@@ -71,7 +82,16 @@ export class AdaptiveController {
     this.a0 = prior.mean * prior.strength;
     this.b0 = (1 - prior.mean) * prior.strength;
     this.explore = o.explore ?? 1;
-    for (const E of o.exits) { this.a.set(E, 0); this.b.set(E, 0); }
+    for (const E of o.exits) {
+      const h = o.history?.get(E);
+      this.a.set(E, h?.accepted ?? 0);
+      this.b.set(E, h?.rejected ?? 0);
+    }
+  }
+
+  /** The current counts per exit, to start another sequence's controller from. */
+  counts(): Map<number, Counts> {
+    return new Map(this.o.exits.map((E) => [E, { accepted: this.a.get(E)!, rejected: this.b.get(E)! }]));
   }
 
   /** Exit E's own posterior: mean and standard deviation. */
@@ -118,7 +138,7 @@ export class AdaptiveController {
   next(): Choice {
     const E = this.bestExit(this.explore);
     const exploring = E !== this.bestExit(0);
-    return { E, k: this.bestK(E, this.acceptance(E).mean).k, rounds: exploring ? 1 : this.o.maxRounds };
+    return { E, k: this.bestK(E, this.acceptance(E).mean).k, rounds: exploring ? Math.ceil(this.o.maxRounds / 4) : this.o.maxRounds };
   }
 
   /** One round's outcome: n of its k drafts accepted at exit E. */

@@ -5,7 +5,7 @@ import type { LscTokenizer } from './tokenizer.js';
 import { Rng, distribution, probabilityOf, residual, sample, type Distribution, type SamplingOptions } from './sampling.js';
 import { TextStream } from './text-stream.js';
 import { StopFilter, checkStopStrings } from './stop.js';
-import { AdaptiveController } from './adaptive-controller.js';
+import { AdaptiveController, type Counts } from './adaptive-controller.js';
 import { RoundCost } from './round-cost.js';
 
 /** GPU memory a model holds (LscModel.gpuBytes). */
@@ -201,13 +201,23 @@ function adaptiveExits(model: LscModel): number[] {
 }
 
 const roundCosts = new WeakMap<Plan, RoundCost>();
+/** Per loaded model, the acceptance counts the last adaptive sequence ended with (greedy and sampled apart). */
+const histories = new WeakMap<LscModel, Map<boolean, Map<number, Counts>>>();
 
-/** A fresh controller for one sequence of adaptive decoding. */
+/** A controller for one sequence of adaptive decoding, starting from the model's acceptance history. */
 function newController(model: LscModel, r: Resolved): AdaptiveController {
   let cost = roundCosts.get(model.plan);
   if (!cost) roundCosts.set(model.plan, (cost = new RoundCost(model.plan)));
   const c = cost;
-  return new AdaptiveController({ exits: r.exits!, kMax: r.K, maxRounds: r.chain, roundCost: (E, k) => c.round(E, k) });
+  const history = histories.get(model)?.get(r.greedy);
+  return new AdaptiveController({ exits: r.exits!, kMax: r.K, maxRounds: r.chain, roundCost: (E, k) => c.round(E, k), history });
+}
+
+/** Keeps a finished sequence's acceptance counts for the model's next one. */
+function keepHistory(model: LscModel, r: Resolved, c: AdaptiveController): void {
+  let h = histories.get(model);
+  if (!h) histories.set(model, (h = new Map()));
+  h.set(r.greedy, new Map([...(h.get(r.greedy) ?? []), ...c.counts()]));
 }
 
 /**
@@ -333,6 +343,7 @@ async function* generateOnModel(model: LscModel, prompt: string | number[], o: G
     if (ev.tokens.length || ev.text) yield ev;
   }
   const t2 = performance.now();
+  if (controller) keepHistory(model, r, controller);
   const decodeMs = t2 - t1;
   const histogram = (m: Map<number, number>): Record<string, number> => Object.fromEntries([...m].sort((x, y) => x[0] - y[0]).map(([v, n]) => [String(v), n]));
   /** Adaptive reports the E and k it used most. */

@@ -165,6 +165,34 @@ describe('lsc command line', function () {
     assert.match(c.line, /^self-speculative [\d.]+ tok\/s vs autoregressive [\d.]+ tok\/s \(medians of 5 interleaved runs\): speedup ×[\d.]+, acceptance [\d.]+%; output identical to autoregressive$/);
   });
 
+  it('generate --strategy adaptive reports the E and k it used; bench --adaptive runs it against the same autoregressive runs', async () => {
+    const args = ['generate', '--model', tiny, '--prompt', p0.text, '--max-new-tokens', '32', '--strategy', 'adaptive'];
+    const [json, streamed, bench] = await Promise.all([
+      lsc(...args, '--json'), lsc(...args),
+      lsc('bench', tiny, '--adaptive', '--max-new-tokens', '16', '--repeat', '1', '--json'),
+    ]);
+    assert.equal(json.code, 0, json.stderr);
+    const j = JSON.parse(json.stdout);
+    assert.deepEqual(j.tokens, p0.greedy.slice(0, 32), 'greedy adaptive decoding gives the autoregressive tokens');
+    assert.equal(j.stats.strategy, 'adaptive');
+    const sum = (h: Record<string, number>): number => Object.values(h).reduce((a, b) => a + b, 0);
+    assert.ok(j.stats.rounds > 0 && sum(j.stats.roundsByExit) === j.stats.rounds && sum(j.stats.roundsByK) === j.stats.rounds, JSON.stringify(j.stats));
+    assert.ok(String(j.stats.exitLayer) in j.stats.roundsByExit && String(j.stats.numSpeculations) in j.stats.roundsByK, 'the most used E and k');
+
+    assert.equal(streamed.code, 0, streamed.stderr);
+    assert.match(ourLines(streamed.stderr).join('\n'), /· adaptive: acceptance [\d.]+% \(\d+\/\d+ drafts, \d+ rounds\); rounds by E (\d+:\d+ ?)+; by k (\d+:\d+ ?)+$/m);
+
+    assert.equal(bench.code, 0, bench.stderr);
+    const b = JSON.parse(bench.stdout);
+    const a = b.adaptive;
+    assert.ok(a.speedup > 0 && a.tokensPerSecond > 0 && a.acceptanceRate > 0, JSON.stringify(a));
+    assert.equal(a.matchesAutoregressive, true);
+    assert.equal(a.perPrompt.length, b.prompts);
+    assert.equal(b.perPromptSpeedups.length, 1);
+    assert.equal(sum(a.roundsByExit), sum(a.roundsByK));
+    assert.ok(b.selfSpeculative.predictedSpeedup > 0);
+  });
+
   it('user errors exit 2 with one line and no stack trace', async () => {
     const noTok = path.join(tmp, 'no-tokenizer');
     fs.mkdirSync(noTok);
