@@ -201,23 +201,25 @@ function adaptiveExits(model: LscModel): number[] {
 }
 
 const roundCosts = new WeakMap<Plan, RoundCost>();
-/** Per loaded model, the acceptance counts the last adaptive sequence ended with (greedy and sampled apart). */
-const histories = new WeakMap<LscModel, Map<boolean, Map<number, Counts>>>();
+/**
+ * Per loaded model, the acceptance counts the last greedy adaptive sequence ended with. Greedy
+ * only: its output does not depend on the choices, while a sampled sequence's does, through the
+ * random numbers each choice draws (a seed must give the same text on every call).
+ */
+const histories = new WeakMap<LscModel, Map<number, Counts>>();
 
 /** A controller for one sequence of adaptive decoding, starting from the model's acceptance history. */
 function newController(model: LscModel, r: Resolved): AdaptiveController {
   let cost = roundCosts.get(model.plan);
   if (!cost) roundCosts.set(model.plan, (cost = new RoundCost(model.plan)));
   const c = cost;
-  const history = histories.get(model)?.get(r.greedy);
+  const history = r.greedy ? histories.get(model) : undefined;
   return new AdaptiveController({ exits: r.exits!, kMax: r.K, maxRounds: r.chain, roundCost: (E, k) => c.round(E, k), history });
 }
 
 /** Keeps a finished sequence's acceptance counts for the model's next one. */
 function keepHistory(model: LscModel, r: Resolved, c: AdaptiveController): void {
-  let h = histories.get(model);
-  if (!h) histories.set(model, (h = new Map()));
-  h.set(r.greedy, new Map([...(h.get(r.greedy) ?? []), ...c.counts()]));
+  if (r.greedy) histories.set(model, new Map([...(histories.get(model) ?? []), ...c.counts()]));
 }
 
 /**
