@@ -1,0 +1,62 @@
+/**
+ * Adaptive self-speculation head to head with fixed (E, k) pairs: each run of a strategy comes
+ * right after an autoregressive run of the same prompt (its pair), and the strategies' order
+ * rotates with the repeat and the prompt, so neither drift nor a place late in the loop favours
+ * one. (`lsc bench` pairs every strategy with one autoregressive run per prompt, so the runs late
+ * in its loop sit further from their baseline.)
+ *
+ *   node dist/bench/adaptive-pairs.js [--model DIR] [--pairs 2:3,1:1] [--repeat N] [--max-new-tokens N]
+ *
+ * Prints, per strategy, the median of the paired speedups and each prompt's median.
+ */
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { LscModel } from '../runtime/model.js';
+import type { GenerateOptions, GenerateResult } from '../runtime/generate.js';
+
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string', default: fileURLToPath(new URL('../../examples/models/tiny-code', import.meta.url)) },
+    pairs: { type: 'string', default: '2:3' },
+    repeat: { type: 'string', default: '6' },
+    'max-new-tokens': { type: 'string', default: '96' },
+  },
+});
+const prompts = JSON.parse(fs.readFileSync(new URL('../../examples/prompts/code.json', import.meta.url), 'utf8')) as string[];
+const maxNewTokens = Number(values['max-new-tokens']);
+const configs: [string, GenerateOptions][] = [
+  ...values.pairs.split(',').map((p): [string, GenerateOptions] => {
+    const [E, k] = p.split(':').map(Number);
+    return [`E=${E} k=${k}`, { strategy: 'self-speculative', exitLayer: E, numSpeculations: k }];
+  }),
+  ['adaptive', { strategy: 'adaptive' }],
+];
+const model = await LscModel.load(values.model);
+const run = (p: string, o: GenerateOptions): Promise<GenerateResult> => model.complete(p, { ...o, maxNewTokens, stopAtEos: false });
+const tps = (r: GenerateResult): number => ((r.tokens.length - 1) * 1000) / r.stats.decodeMs;
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+// warm-up: pipelines, caches, and adaptive's acceptance history
+for (const p of prompts) {
+  await run(p, { strategy: 'autoregressive' });
+  for (const [, o] of configs) await run(p, o);
+}
+const perPrompt = configs.map(() => prompts.map((): number[] => []));
+for (let rep = 0; rep < Number(values.repeat); rep++) {
+  for (const [i, p] of prompts.entries()) {
+    for (let j = 0; j < configs.length; j++) {
+      const c = (j + rep + i) % configs.length;
+      const a = await run(p, { strategy: 'autoregressive' });
+      const b = await run(p, configs[c][1]);
+      perPrompt[c][i].push(tps(b) / tps(a));
+    }
+  }
+}
+for (const [c, [name]] of configs.entries()) {
+  const all = perPrompt[c].flat();
+  console.log(`${name.padEnd(10)} ×${median(all).toFixed(2)} (median of ${all.length} pairs); per prompt ${perPrompt[c].map((x) => `×${median(x).toFixed(2)}`).join(' ')}`);
+}
+model.dispose();
