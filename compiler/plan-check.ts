@@ -144,7 +144,7 @@ export function checkPlan(rawPlan: unknown, rawGraph: unknown, files: { plan: st
       { file: planFile, pointer: '/graph/hash' }, RECOMPILE);
   }
 
-  const options = { file: files.graph, limits: plan.limits, prefillChunk: plan.rows.prefillChunk, decodeSteps: plan.rows.decodeSteps };
+  const options = { file: files.graph, limits: plan.limits, prefillChunk: plan.rows.prefillChunk, decodeSteps: plan.rows.decodeSteps, sequences: plan.rows.sequences };
   // the scheduler asks for a tuning choice once per tunable fused kernel, in a fixed order
   const calls: string[][] = [];
   const record = (k: { nodes: string[] }): undefined => { calls.push(k.nodes); return undefined; };

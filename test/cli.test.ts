@@ -87,6 +87,20 @@ describe('lsc command line', function () {
     assert.match(fs.readFileSync(path.join(root, 'dist', 'cli', 'main.js'), 'utf8'), /^#!\/usr\/bin\/env node\n/);
   });
 
+  it('compile --sequences N: an artifact with N KV slots per layer, which loading runs as compiled', async () => {
+    const out = path.join(tmp, 'out-slots');
+    const r = await lsc('compile', tiny, '-o', out, '--sequences', '4', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const plan = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8'));
+    assert.equal(plan.rows.sequences, 4);
+    const kv = plan.buffers.filter((b: { kind: string }) => b.kind === 'kv');
+    assert.ok(kv.length > 0 && kv.every((b: { bytes: number }) => b.bytes === 4 * 2 * 1024 * 128 * 2), 'four slots of [2, ctx 1024, kvDim 128] f16');
+    const run = await lsc('generate', tiny, '--plan', out, '--prompt', 'def f(', '--max-new-tokens', '4', '--json');
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(JSON.parse(run.stdout).stats.gpuBytes.sequences, 4);
+    assertUserError(await lsc('compile', tiny, '-o', out, '--sequences', '0'), /--sequences/, 'compile --sequences 0');
+  });
+
   it('compiles and inspects the tiny model, and replaces an existing artifact', async () => {
     const graphFile = path.join(tmp, 'tiny.json');
     const out = path.join(tmp, 'out-tiny');

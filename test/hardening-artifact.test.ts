@@ -366,14 +366,16 @@ describe('hardening: artifact safety', function () {
     // the tuned configs differ from the compiler's defaults: the check must recompile with them
     const gpu = await testGpu();
     const graph = readJson<Graph>(GRAPH);
-    const compiled = compileGraph(graph, { file: GRAPH, limits: planLimits(gpu), tuning: loadTuning(gpu), target: gpu.isCpu ? 'cpu' : 'gpu' });
+    // as many KV slots as loading without a plan picks for this adapter (runtime/batch/capacity.ts)
+    const fresh = await LscModel.load(TINY, { gpu });
+    const sequences = fresh.plan.rows.sequences;
+    const compiled = compileGraph(graph, { file: GRAPH, limits: planLimits(gpu), tuning: loadTuning(gpu), target: gpu.isCpu ? 'cpu' : 'gpu', sequences });
     const untuned = compileGraph(graph, { file: GRAPH, limits: planLimits(gpu) });
     assert.notDeepEqual(compiled.plan.kernels.map((k) => k.config), untuned.plan.kernels.map((k) => k.config), 'configs other than the defaults');
     const dir = path.join(tmp, 'tuned');
     writeArtifact(dir, compiled, graph);
     const tokens = [1, 535, 300, 42];
     const fromPlan = await LscModel.load(TINY, { gpu, plan: dir });
-    const fresh = await LscModel.load(TINY, { gpu });
     try {
       assert.deepEqual(fromPlan.plan, JSON.parse(JSON.stringify(fresh.plan)), 'the same plan as loading compiles');
       const [a] = await fromPlan.logits(tokens);

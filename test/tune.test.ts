@@ -62,12 +62,12 @@ describe('lsc tune keeps its work (issue 13)', function () {
   beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lsc-tune-')); });
   afterEach(() => { fs.rmSync(dir, { recursive: true, force: true }); });
 
-  it('--budget 20 ends within the budget (+ slack) and appends records while it runs, not only at the end', async () => {
+  it('--budget 30 ends within the budget (+ slack) and appends records while it runs, not only at the end', async () => {
     const db = path.join(dir, 'tuning.jsonl');
-    const r = await watchTune([MODEL, '--budget', '20', '--db', db], db, { timeoutMs: 120_000 });
+    const r = await watchTune([MODEL, '--budget', '30', '--db', db], db, { timeoutMs: 120_000 });
     console.log(`      (wall time ${(r.wallMs / 1000).toFixed(1)} s, ${r.linesSeenWhileRunning} records seen while running)`);
     assert.equal(r.code, 0, r.stderr);
-    assert.ok(r.wallMs < 40_000, `--budget 20 took ${r.wallMs} ms`);
+    assert.ok(r.wallMs < 50_000, `--budget 30 took ${r.wallMs} ms`);
     assert.ok(r.linesSeenWhileRunning >= 1, 'the database had records before the run ended');
     const records = parseRecords(db);
     assert.ok(records.length >= 1);
