@@ -1,7 +1,7 @@
 /**
  * Host memory of loading a multi-GB checkpoint.
  *
- *   node dist/bench/load-memory.js [--gb 2] [--shards 4] [--dtype BF16|F16|F32] [--ctx 128] [--keep DIR] [--no-loader-only]
+ *   node dist/bench/load-memory.js [--gb 2] [--shards 4] [--dtype BF16|F16|F32] [--ctx 128] [--keep DIR] [--no-loader-only] [--weights f16|q8|q4]
  *
  * Writes a random checkpoint with Llama-2-7B dimensions (hidden 4096, intermediate 11008, 32
  * heads, vocab 32000) and as many layers as make about --gb GB, BF16 by default so the BF16 → f16
@@ -31,10 +31,11 @@ import { modelGraph } from '../runtime/model-dir.js';
 import { openDevice } from '../runtime/device.js';
 import { randomLlamaTensors, streamTensorBytes, writeStreamedRandomModel, type StreamDType } from './streaming-checkpoint.js';
 import type { LlamaConfigJson } from './llama-checkpoint.js';
+import { WEIGHT_CHOICES, type MatrixFormat } from '../compiler/ir/weight-formats.js';
 
 const MiB = 2 ** 20;
 
-interface Args { gb: number; shards: number; dtype: StreamDType; ctx: number; keep?: string; loaderOnly: boolean }
+interface Args { gb: number; shards: number; dtype: StreamDType; ctx: number; keep?: string; loaderOnly: boolean; weights?: MatrixFormat }
 
 function parseArgs(argv: string[]): Args {
   const a: Args = { gb: 2, shards: 4, dtype: 'BF16', ctx: 128, loaderOnly: true };
@@ -51,8 +52,12 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--dtype') a.dtype = need().toUpperCase() as StreamDType;
     else if (k === '--keep') a.keep = need();
     else if (k === '--no-loader-only') a.loaderOnly = false;
+    else if (k === '--weights') {
+      a.weights = WEIGHT_CHOICES[need()];
+      if (!a.weights) throw new Error(`--weights ${v} is not one of ${Object.keys(WEIGHT_CHOICES).join(', ')}`);
+    }
     else if (k === '--help' || k === '-h') {
-      console.log('usage: node dist/bench/load-memory.js [--gb 2] [--shards 4] [--dtype BF16|F16|F32] [--ctx 128] [--keep DIR] [--no-loader-only]');
+      console.log('usage: node dist/bench/load-memory.js [--gb 2] [--shards 4] [--dtype BF16|F16|F32] [--ctx 128] [--keep DIR] [--no-loader-only] [--weights f16|q8|q4]');
       process.exit(0);
     } else throw new Error(`unknown argument ${k}`);
   }
@@ -139,7 +144,7 @@ async function main(): Promise<void> {
     // (the device is opened first, for its limits: the same weight slices as the real load)
     const gpu = await openDevice();
     const { graph } = modelGraph(dir);
-    const { plan } = compileGraph(graph, { ctx: args.ctx, prefillChunk: 16, limits: gpu.limits });
+    const { plan } = compileGraph(graph, { ctx: args.ctx, prefillChunk: 16, limits: gpu.limits, weights: args.weights });
     const gpuWeights = weightBytes(plan);
     const fake = countingDevice();
     const ckpt = SafetensorsCheckpoint.open(dir);
@@ -156,7 +161,7 @@ async function main(): Promise<void> {
     // 2. the real thing
     const p2 = new Peaks().start();
     t0 = performance.now();
-    const model = await LscModel.load(dir, { gpu, ctx: args.ctx, prefillChunk: 16, onProgress: () => p2.sample() });
+    const model = await LscModel.load(dir, { gpu, ctx: args.ctx, prefillChunk: 16, weights: args.weights, onProgress: () => p2.sample() });
     const loadSeconds = (performance.now() - t0) / 1000;
     p2.stop();
     const realMaxRss = maxRss();

@@ -1,4 +1,5 @@
 import type { Graph } from '../compiler/ir/graph.js';
+import { matrixBytes } from '../compiler/ir/weight-formats.js';
 import type { Plan, PlanDispatch } from '../compiler/plan.js';
 import { resolveDims } from '../compiler/ir/dims.js';
 import { expandLayers, type FlatNode } from '../compiler/passes/expand-layers.js';
@@ -80,8 +81,7 @@ export class CostModel {
     const bufferBytes = new Map(plan.buffers.map((b) => [b.id, b.bytes]));
     const byId = new Map(plan.weights.map((w) => [w.id, w]));
     for (const w of plan.weights) {
-      const elem = ELEM[w.gpuDtype];
-      const all = w.shape.reduce((a, b) => a * b, 1) * elem;
+      const all = matrixBytes(w.gpuDtype, w.shape[0], w.shape.slice(1).reduce((a, b) => a * b, 1));
       const chunks = w.chunks.length ? w.chunks : byId.get(w.tiedTo ?? '')?.chunks ?? [];
       this.weightBytes.set(w.id, { bytes: all, row: all / w.shape[0], chunks: chunks.map((c) => ({ buffer: c.buffer, bytes: bufferBytes.get(c.buffer) ?? 0 })) });
     }

@@ -18,6 +18,8 @@ export interface ModelFlags {
   sequences?: number;
   /** Requests that may wait for a slot (default: LscModel.load's); more fail with QueueFullError. */
   maxQueued?: number;
+  /** Format of the matmul weights (--weights). */
+  weights?: LoadOptions['weights'];
   /** Checks of the request against the plan, run before the weights upload. */
   check?: LoadOptions['beforeUpload'];
 }
@@ -47,7 +49,7 @@ export async function loadModel(flags: ModelFlags, progress: boolean): Promise<L
     flags.check?.(plan, tok);
   };
   try {
-    return await LscModel.load(flags.model, { graph: flags.graph, plan: flags.plan, ctx: flags.ctx, sequences: flags.sequences, maxQueued: flags.maxQueued, onProgress, beforeUpload });
+    return await LscModel.load(flags.model, { graph: flags.graph, plan: flags.plan, ctx: flags.ctx, sequences: flags.sequences, maxQueued: flags.maxQueued, weights: flags.weights, onProgress, beforeUpload });
   } finally {
     bar?.stop();
   }

@@ -12,6 +12,7 @@ import { registerDownload } from './commands/download.js';
 import { registerChat } from './commands/chat.js';
 import { registerWeb } from './commands/web.js';
 import { registerServe } from './commands/serve.js';
+import { registerQuantize } from './commands/quantize.js';
 
 function version(): string {
   try {
@@ -40,6 +41,7 @@ export function buildProgram(): Command {
   registerTune(program);
   registerDownload(program);
   registerWeb(program);
+  registerQuantize(program);
   return program;
 }
 

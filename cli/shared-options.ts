@@ -2,6 +2,7 @@ import { Option, type Command } from 'commander';
 import { LscError } from '../compiler/errors.js';
 import { nonNegativeInt, nonNegativeNumber, positiveInt, probability, seed32 } from './options.js';
 import { STRATEGY_NAMES, type Strategy } from '../runtime/generate.js';
+import { WEIGHT_CHOICES, type MatrixFormat } from '../compiler/ir/weight-formats.js';
 
 /**
  * Option definitions shared by the commands that take them (parser, help and default written
@@ -13,7 +14,7 @@ export const NOT_APPLICABLE_RULE =
   'A flag that does not apply to the request is refused (exit 2), never silently ignored: --top-p, --top-k and --seed\n' +
   'need --temperature > 0; --exit-layer needs early-exit or self-speculative decoding; --num-speculations needs\n' +
   'self-speculative decoding; --rounds-per-submission needs greedy self-speculative decoding; --ctx does not apply\n' +
-  "to --plan (an artifact's context is fixed when it is compiled); --force-ctx needs --ctx.";
+  "to --plan (an artifact's context is fixed when it is compiled), nor does --weights; --force-ctx needs --ctx.";
 
 /** The one help sentence about --ctx past the model's trained length (see checkCtx). */
 export const FORCE_CTX_HELP = "allow --ctx beyond the model's trained length (config.json max_position_embeddings; RoPE past it degrades output)";
@@ -33,13 +34,24 @@ export function pickModel(positional: string | undefined, flag: string | undefin
   return m;
 }
 
-/** --graph, --plan, --ctx, --force-ctx: how a model is compiled or loaded. */
+/** --weights f16|q8|q4: the format of the matmul weights (compiler/ir/weight-formats.ts), for commands that compile. */
+export function weightsOption(): Option {
+  return new Option('--weights <format>', "weight matrices as f16, or quantized to GGUF's Q8_0 / Q4_0 blocks (the embedding stays f16; default: the graph's)")
+    .choices(Object.keys(WEIGHT_CHOICES)).argParser((v: string): MatrixFormat => {
+      const f = WEIGHT_CHOICES[v];
+      if (!f) throw new LscError(`--weights ${v} is not one of ${Object.keys(WEIGHT_CHOICES).join(', ')}`, {}, 'pass --weights f16, q8 or q4');
+      return f;
+    });
+}
+
+/** --graph, --plan, --ctx, --force-ctx, --weights: how a model is compiled or loaded. */
 export function addLoadOptions(cmd: Command): Command {
   return cmd
     .option('--graph <file>', 'use this graph file instead of building one from config.json')
     .option('--plan <dir>', 'run this compiled artifact (lsc compile) instead of compiling')
     .option('--ctx <n>', "KV-cache context length (default: the graph's)", positiveInt)
-    .option('--force-ctx', FORCE_CTX_HELP);
+    .option('--force-ctx', FORCE_CTX_HELP)
+    .addOption(weightsOption());
 }
 
 export const STRATEGIES = STRATEGY_NAMES;
@@ -68,7 +80,7 @@ export function addSamplingOptions(cmd: Command, seedDoc = 'random seed for samp
 }
 
 interface Applicable {
-  strategy?: Strategy; temperature: number; ctx?: number; plan?: string; forceCtx?: boolean;
+  strategy?: Strategy; temperature: number; ctx?: number; plan?: string; forceCtx?: boolean; weights?: MatrixFormat;
 }
 
 /**
@@ -105,6 +117,9 @@ export function checkApplicable(cmd: Command, o: Applicable): void {
   }
   if (o.plan !== undefined && o.ctx !== undefined) {
     refuse('--ctx', 'compiling; an artifact (--plan) fixes its context when compiled', 'drop --ctx, or recompile the artifact with lsc compile --ctx N');
+  }
+  if (o.plan !== undefined && o.weights !== undefined) {
+    refuse('--weights', 'compiling; an artifact (--plan) fixes its weight format when compiled', 'drop --weights, or recompile the artifact with lsc compile --weights');
   }
   if (o.forceCtx && o.ctx === undefined) refuse('--force-ctx', 'a --ctx beyond the trained length', 'drop --force-ctx');
 }

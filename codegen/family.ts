@@ -1,5 +1,6 @@
 import { LscError } from '../compiler/errors.js';
 import type { FusedKernel, KernelNode, KernelSource } from '../compiler/ir/kernel.js';
+import type { WeightFormat } from '../compiler/ir/weight-formats.js';
 
 /**
  * A kernel family: everything lsc knows about one kind of kernel, in one module
@@ -55,6 +56,8 @@ export interface PersistentValues {
 /** A weight as planned: row slices, each its own buffer. */
 export interface WeightSlices {
   chunks: { buffer: string; rowStart: number; rowCount: number }[];
+  /** Its format on the GPU (compiler/ir/weight-formats.ts; PlanWeight.gpuDtype); default f16. */
+  format?: WeightFormat;
 }
 
 /** What scheduling a kernel may ask of the compiler. */

@@ -1,5 +1,7 @@
 import type { KernelSource, MatmulKernel, Segment } from '../compiler/ir/kernel.js';
+import type { MatrixFormat } from '../compiler/ir/weight-formats.js';
 import { RANGE_STRUCT, UNPACK4, bindingDecls, bindingsWgsl, plus, u, type BindingSpec, SEQ_DECL, SEQ_ROWS_MAX, seqRowsStruct } from './kernel.js';
+import { DEQUANT_WGSL, weightReader } from './weight-load.js';
 
 /**
  * Fused matmul y = x · Wᵀ over the rows of a step, with an optional RMSNorm prologue and
@@ -67,6 +69,8 @@ export interface MatmulContext {
    * order, each slice its own binding. Absent: every segment whole, weights bound as `w{si}_{wi}`.
    */
   pieces?: MatmulPiece[];
+  /** Format of a segment's weights (codegen/weight-load.ts reads them); default f16. */
+  format?: (seg: Segment) => MatrixFormat;
 }
 
 type Decl = BindingSpec;
@@ -130,7 +134,8 @@ function pieceCode(seg: Segment, si: number, piece: MatmulPiece | undefined, sta
   const units = half ? rowsHere / 2 : rowsHere;
   const unitBase = half ? rowBase / 2 : rowBase;
   const wNames = seg.weights.map((_, wi) => MATMUL_BINDING.weight(si, wi, sliced ? piece.slice : undefined));
-  for (const n of wNames) decls.push({ name: n, decl: 'var<storage, read> $: array<vec2<u32>>', type: 'read' });
+  const reader = weightReader(c.format?.(seg) ?? 'f16', rowsHere, K4 * 4);
+  for (const n of wNames) decls.push({ name: n, decl: `var<storage, read> $: ${reader.array}`, type: 'read' });
   // a thread's last outputs may run past the piece: clamp their loads, skip their stores
   const unitOf = (p: number): string => plus(PT > 1 ? `min(${plus('lu', p)}, ${u(units - 1)})` : 'lu', unitBase);
   const rows = (p: number, loads: boolean): string => {
@@ -150,8 +155,8 @@ function pieceCode(seg: Segment, si: number, piece: MatmulPiece | undefined, sta
   const r1 = (p: number): string => (!half ? r0(p) : rowBase ? `r1_${p}` : `col1_${p}`);
   const two = seg.pair !== 'none';
   const wb = seg.pair === 'zip' ? wNames[1] : wNames[0];
-  const load = (p: number): string => `let wa${p} = unpack4(${wNames[0]}[${r0(p)} * ${u(K4)} + k4]);` +
-    (two ? `\n        let wb${p} = unpack4(${wb}[${r1(p)} * ${u(K4)} + k4]);` : '');
+  const load = (p: number): string => `let wa${p} = ${reader.load(wNames[0], r0(p))};` +
+    (two ? `\n        let wb${p} = ${reader.load(wb, r1(p))};` : '');
   const ep = seg.epilogue;
   const outW = c.outWidth(seg);
   const at = (col: string): string => `row * ${u(outW)} + ${col}`;
@@ -307,14 +312,16 @@ export function emitMatmul(k: MatmulKernel, c: MatmulContext, cfg: MatmulConfig)
   }).join('\n      '));
 
   const slices = [...new Set(pieces.map((x) => x.piece?.slice ?? 0))];
-  const name = [norm ? 'rmsnorm' : '', 'matmul', ...segs.map(segmentName).filter((n) => n !== 'store'),
+  const formats = [...new Set(segs.map((s) => c.format?.(s) ?? 'f16'))];
+  const quant = formats.filter((f) => f !== 'f16');
+  const name = [norm ? 'rmsnorm' : '', 'matmul', ...quant, ...segs.map(segmentName).filter((n) => n !== 'store'),
     c.pieces ? (slices.length === 1 ? `slice${slices[0]}` : `${slices.length}slices`) : ''].filter(Boolean).join('_');
   const needF16 = c.kvF16 && segs.some((s) => s.epilogue.kind === 'kv');
   const threadUnit = S > 1 ? `t / ${u(S)}` : 't';
   const firstUnit = PT > 1 ? `(wid.x * ${u(U / PT)} + ${threadUnit}) * ${u(PT)}` : `wid.x * ${u(U)} + ${threadUnit}`;
   const wgsl = `${needF16 ? 'enable f16;\n' : ''}${sub ? 'enable subgroups;\n' : ''}${RANGE_STRUCT}
 ${seq ? `${seqRowsStruct(c.seqRows ?? SEQ_ROWS_MAX)}\n` : ''}${bindingsWgsl(decls)}
-${UNPACK4}
+${UNPACK4}${quant.length ? `\n${DEQUANT_WGSL}` : ''}
 ${S > 1 && !sub ? `var<workgroup> red: array<f32, ${WG * accNames.length}>;\n` : ''}
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>) {${S > 1 ? `

@@ -16,6 +16,7 @@ import type { Plan, PlanBuffer, PlanEntry, PlanLimits, PlanWeight } from './plan
 import type { TypedGraph } from './passes/infer-shapes.js';
 import { LscError, pointer } from './errors.js';
 import { SEQ_ROWS_MAX } from '../codegen/kernel.js';
+import type { MatrixFormat } from './ir/weight-formats.js';
 import { BOUNDS, checkBound } from './ir/bounds.js';
 import { checkRuntimeDims } from './passes/check-dims.js';
 
@@ -34,6 +35,8 @@ export interface CompileOptions {
   limits?: Partial<PlanLimits>;
   /** Override the KV context length of the graph. */
   ctx?: number;
+  /** Override the graph's dtypes.weights: the format of the matmul weights (compiler/ir/weight-formats.ts). */
+  weights?: MatrixFormat;
   prefillChunk?: number;
   decodeSteps?: number;
   /** Sequences the KV cache holds at once (default 1): each layer's KV buffer has a slot per sequence. */
@@ -65,7 +68,8 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
   const file = opts.file;
   const graph = validateGraph(input, file);
   const note = opts.instrument ?? (() => {});
-  const withCtx: Graph = opts.ctx ? { ...graph, dims: { ...graph.dims, ctx: { max: opts.ctx } } } : graph;
+  const sized: Graph = opts.ctx ? { ...graph, dims: { ...graph.dims, ctx: { max: opts.ctx } } } : graph;
+  const withCtx: Graph = opts.weights ? { ...sized, dtypes: { ...sized.dtypes, weights: opts.weights } } : sized;
   const dims = resolveDims(withCtx, file);
   note('dims', dims.values);
   const flat = expandLayers(withCtx, dims, file);
@@ -106,7 +110,7 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
 
   const all: FusedKernel[] = fused.flatMap((f) => f.stages.flatMap((s) => s.kernels));
   const assign = planBuffers(decodeKernels, all, typed, maxRows, tokenSlots);
-  const w = planWeights(typed, limits.maxStorageBufferBindingSize, weightRowAlign(v), file);
+  const w = planWeights(typed, limits.maxStorageBufferBindingSize, weightRowAlign(v), file, withCtx.dtypes.weights);
   note('plan-buffers', assign);
 
   const kvSlotBytes = 2 * ctx * kvDim * (kvF16 ? 2 : 4);

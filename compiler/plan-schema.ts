@@ -102,7 +102,7 @@ export const planSchema = {
       items: {
         type: 'object', additionalProperties: false, required: ['id', 'hf', 'shape', 'gpuDtype', 'chunks'],
         properties: {
-          id: str, hf: str, shape: { type: 'array', items: positive }, gpuDtype: { enum: ['f16', 'f32'] }, tiedTo: str,
+          id: str, hf: str, shape: { type: 'array', items: positive }, gpuDtype: { enum: ['f16', 'f32', 'q8_0', 'q4_0'] }, tiedTo: str,
           chunks: {
             type: 'array',
             items: { type: 'object', additionalProperties: false, required: ['buffer', 'rowStart', 'rowCount'], properties: { buffer: str, rowStart: count, rowCount: positive } },

@@ -1,5 +1,6 @@
 import type { GraphDtypes, RopeConfig } from './ir/graph.js';
 import type { KernelSource } from './ir/kernel.js';
+import type { WeightFormat } from './ir/weight-formats.js';
 import type { RowRange } from './passes/entry-points.js';
 import type { EntryKind, StageRole } from './ir/stages.js';
 
@@ -29,8 +30,8 @@ export interface PlanWeight {
   /** Hugging Face tensor name. */
   hf: string;
   shape: number[];
-  /** Element type on the GPU (matrices f16, norm vectors f32). */
-  gpuDtype: 'f16' | 'f32';
+  /** Format on the GPU (norm vectors f32, matrices f16 or a block format: compiler/ir/weight-formats.ts). */
+  gpuDtype: WeightFormat;
   /** Row slices, each its own buffer, so no binding exceeds maxStorageBufferBindingSize. */
   chunks: WeightChunk[];
   /** Shares the buffers of this weight (tied embeddings). */

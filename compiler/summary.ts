@@ -142,7 +142,7 @@ export function formatSummary(plan: Plan): string {
   out.push('', 'Memory');
   const kvDoc = plan.buffers.find((b) => b.kind === 'kv')?.doc.replace(/^layer \d+ /, '') ?? '';
   const a = s.bytes.activationsByKind;
-  out.push(`  ${pad('weights', 13)}${formatBytes(s.bytes.weights)}`);
+  out.push(`  ${pad('weights', 13)}${formatBytes(s.bytes.weights)}${weightFormats(plan)}`);
   out.push(`  ${pad('KV cache', 13)}${formatBytes(s.bytes.kvCache)}: ${plural(plan.kvBuffers.length, 'layer')} × ${kvDoc}`);
   out.push(`  ${pad('activations', 13)}${formatBytes(s.bytes.activations)}: activations ${formatBytes(a.activation, false)}, ` +
     `I/O ${formatBytes(a.io, false)}, constants ${formatBytes(a.constant, false)}`);
@@ -166,4 +166,11 @@ export function formatSummary(plan: Plan): string {
   out.push(`  memory beyond autoregressive decoding: ${formatBytes(sp.extraAllocatedBytes + sp.acceptStateBytes)}` +
     (sp.sharesBuffersWithDecode ? ' (the acceptance state; the cache and logits live in buffers decode already has)' : ''));
   return out.join('\n') + '\n';
+}
+
+/** ": matrices q4_0, embedding f16" when the matrices are quantized (f16 plans print nothing more). */
+function weightFormats(plan: Plan): string {
+  if (plan.dtypes.weights === 'f16') return '';
+  const f16 = plan.weights.filter((w) => w.gpuDtype === 'f16' && !w.tiedTo).map((w) => w.id);
+  return `: matrices ${plan.dtypes.weights}${f16.length ? `, ${f16.join(' ')} f16` : ''}`;
 }

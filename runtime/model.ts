@@ -1,4 +1,6 @@
 import path from 'node:path';
+import type { MatrixFormat } from '../compiler/ir/weight-formats.js';
+import { isGgufFile, openGgufModel, type GgufCheckpoint } from './gguf-llama.js';
 import { LscError } from '../compiler/errors.js';
 import { compileGraph, type CompileOptions } from '../compiler/compile.js';
 import type { Plan, PlanLimits } from '../compiler/plan.js';
@@ -56,6 +58,8 @@ export interface LoadOptions {
   beforeUpload?: (plan: Plan, tokenizer: LscTokenizer) => void;
   /** KV context length (default: the graph's). */
   ctx?: number;
+  /** Format of the matmul weights (default: the graph's dtypes.weights); q8_0 / q4_0 quantize the checkpoint while loading. */
+  weights?: MatrixFormat;
   prefillChunk?: number;
   decodeSteps?: number;
   device?: DeviceOptions;
@@ -130,17 +134,21 @@ export class LscModel {
 
   static async load(dir: string, opts: LoadOptions = {}): Promise<LscModel> {
     dir = resolveModelPath(dir); // a Hugging Face id (org/name[@rev]) loads its cached snapshot
-    checkModelDir(dir);
+    // a GGUF file: its metadata stands for config.json, its tokenizer.json lies beside it
+    const gguf = isGgufFile(dir) ? openGgufModel(dir) : undefined;
+    if (!gguf) checkModelDir(dir);
     // cheap checks first, from config.json, the tokenizer and the checkpoint's headers: nothing
     // is built, compiled or allocated for a model directory whose parts disagree
-    const { config, file: configFile } = readModelConfig(dir);
-    const ckpt = SafetensorsCheckpoint.open(dir);
+    const { config, file: configFile } = gguf ? { config: gguf.config, file: dir } : readModelConfig(dir);
+    const ckpt: GgufCheckpoint | SafetensorsCheckpoint = gguf ?? SafetensorsCheckpoint.open(dir);
+    const tokDir = gguf ? path.dirname(dir) : dir;
+    const weightsFormat = opts.weights ?? (opts.graph ? undefined : gguf?.matrixFormat());
     let graph: Graph;
     let tokenizer: LscTokenizer;
     let artifact: ReturnType<typeof loadArtifact> | undefined;
     try {
       checkConfigAgainstCheckpoint(ckpt, config, configFile);
-      tokenizer = LscTokenizer.load(dir);
+      tokenizer = LscTokenizer.load(tokDir);
       tokenizer.checkVocab(config.vocab_size);
       ({ graph } = modelGraph(dir, { graphFile: opts.graph, config }));
       // an artifact is user input: checked whole before the device opens or anything runs
@@ -164,7 +172,7 @@ export class LscModel {
       checkSequences(opts.sequences);
       const sequences = opts.sequences ?? (artifact ? undefined : sequencesFor(graph, gpu, opts));
       const { plan, wgsl, tunables } = artifact ? { ...artifact, tunables: [] } : compileGraph(graph, {
-        file: opts.graph, ctx: opts.ctx, prefillChunk: opts.prefillChunk, decodeSteps: opts.decodeSteps, sequences,
+        file: opts.graph, ctx: opts.ctx, weights: weightsFormat, prefillChunk: opts.prefillChunk, decodeSteps: opts.decodeSteps, sequences,
         limits: tighter(planLimits(gpu), opts.limits),
         tuning: opts.tuningOverride ?? (opts.tuned === false ? undefined : loadTuning(gpu)),
         target: gpu.isCpu ? 'cpu' : 'gpu',

@@ -4,6 +4,8 @@ import { LscError } from '../compiler/errors.js';
 import type { Plan, PlanWeight } from '../compiler/plan.js';
 import type { WeightSource } from './weight-source.js';
 import { checkNoIgnoredTensors } from './checkpoint-config.js';
+import { isQuant } from '../compiler/ir/weight-formats.js';
+import { QuantWriter, quantBlockRows } from './quant/upload.js';
 
 const HINT_MISMATCH = 'the graph does not describe this checkpoint: build it from the model\'s config.json (omit --graph)';
 
@@ -183,7 +185,7 @@ async function createWeightBuffers(device: GPUDevice, plan: Plan, info: UploadAd
 
 /**
  * Streams every weight tensor into its GPU buffers (row slices as the plan splits them),
- * converting to f16 / f32 on the way. Every buffer is created first (see createWeightBuffers);
+ * converting to f16 / f32 on the way, or quantizing (runtime/quant/upload.ts). Every buffer is created first (see createWeightBuffers);
  * on a CPU adapter free host memory is checked before that. Host memory stays bounded: reads go
  * in 16 MiB pieces, and after every `drainBytes` of writes the queue is awaited so that Dawn
  * releases its staging copies.
@@ -204,8 +206,26 @@ export async function uploadWeights(device: GPUDevice, plan: Plan, ckpt: WeightS
   device.pushErrorScope('validation');
   let scopes = 2;
   try {
+    const quant = new QuantWriter(device);
     for (const w of plan.weights as PlanWeight[]) {
       if (w.tiedTo) continue;
+      if (isQuant(w.gpuDtype)) {
+        // quantized while loading (runtime/quant/upload.ts)
+        const blockRows = quantBlockRows(w.shape[1], BLOCK_BYTES);
+        for (const ch of w.chunks) {
+          for (let b = 0; b < ch.rowCount; b += blockRows) {
+            const bytes = await quant.write(ckpt, w, out.get(ch.buffer)!, ch.rowStart, ch.rowCount, b, Math.min(blockRows, ch.rowCount - b));
+            done += bytes;
+            sinceDrain += bytes;
+            onProgress?.(done, total, w.hf);
+            if (sinceDrain >= drainBytes) {
+              await device.queue.onSubmittedWorkDone();
+              sinceDrain = 0;
+            }
+          }
+        }
+        continue;
+      }
       const elemBytes = w.gpuDtype === 'f16' ? 2 : 4;
       const rowBytes = (w.shape.length <= 1 ? 1 : w.shape.slice(1).reduce((a, b) => a * b, 1)) * elemBytes;
       const blockRows = Math.max(1, Math.floor(BLOCK_BYTES / rowBytes));
@@ -215,7 +235,7 @@ export async function uploadWeights(device: GPUDevice, plan: Plan, ckpt: WeightS
         for (let b = 0; b < n; b += blockRows) {
           const rows = Math.min(blockRows, n - b);
           const blockOffset = b * rowBytes;
-          await ckpt.readRows(w.hf, w.gpuDtype, r0 + b, rows, (data, elementOffset) => {
+          await ckpt.readRows(w.hf, w.gpuDtype === 'f16' ? 'f16' : 'f32', r0 + b, rows, (data, elementOffset) => {
             // the readers' pieces live in plain ArrayBuffers (the DOM typing of writeBuffer wants that said)
             let view = new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
             if (view.byteLength % 4) {

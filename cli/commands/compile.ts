@@ -4,7 +4,8 @@ import { writeArtifact } from '../../compiler/artifact.js';
 import { emitTypedModule } from '../../compiler/typed-module.js';
 import { formatSummary, summaryJson } from '../../compiler/summary.js';
 import { positiveInt } from '../options.js';
-import { addModelSource, FORCE_CTX_HELP, pickModel } from '../shared-options.js';
+import { addModelSource, FORCE_CTX_HELP, pickModel, weightsOption } from '../shared-options.js';
+import type { MatrixFormat } from '../../compiler/ir/weight-formats.js';
 import { checkCtx } from '../checks.js';
 import { LscError } from '../../compiler/errors.js';
 import { SUMMARY_FILE } from '../../compiler/artifact.js';
@@ -12,7 +13,7 @@ import { loadGraphSource, withCtx } from '../sources.js';
 import { defaultOutDir } from '../out-dir.js';
 import { plural } from '../../compiler/plural.js';
 
-interface Opts { model?: string; out?: string; ctx?: number; forceCtx?: boolean; json?: boolean; target?: 'gpu' | 'cpu'; emitTs?: boolean; sequences?: number }
+interface Opts { model?: string; out?: string; ctx?: number; forceCtx?: boolean; json?: boolean; target?: 'gpu' | 'cpu'; emitTs?: boolean; sequences?: number; weights?: MatrixFormat }
 
 export function registerCompile(program: Command): void {
   const cmd = program.command('compile')
@@ -22,6 +23,7 @@ export function registerCompile(program: Command): void {
     .option('--ctx <n>', "KV-cache context length (default: the graph's)", positiveInt)
     .option('--force-ctx', FORCE_CTX_HELP)
     .option('--sequences <n>', 'KV-cache slots: sequences the artifact generates at once (loading without --plan picks them from the adapter\'s memory)', positiveInt, 1)
+    .addOption(weightsOption())
     .addOption(new Option('--target <kind>', 'kernel defaults for GPUs or CPU drivers (lavapipe); tuned decisions apply at load').choices(['gpu', 'cpu']).default('gpu'))
     .option('--emit-ts', 'also write model.ts: typed exits, dims and a load() for this artifact (for embedders)')
     .option('--json', 'print the summary as JSON')
@@ -31,7 +33,7 @@ export function registerCompile(program: Command): void {
       checkCtx(opts.ctx, src.trainedCtx, src.trainedFrom, opts.forceCtx);
       const graph = withCtx(src.graph, opts.ctx);
       const dir = opts.out ?? defaultOutDir(graph.name, src.file);
-      const compiled = compileGraph(graph, { file: src.file, target: opts.target, sequences: opts.sequences });
+      const compiled = compileGraph(graph, { file: src.file, target: opts.target, sequences: opts.sequences, weights: opts.weights });
       writeArtifact(dir, compiled, graph, opts.emitTs ? { 'model.ts': emitTypedModule(compiled.plan) } : {});
       if (opts.json) {
         process.stdout.write(JSON.stringify({ artifact: dir, ...summaryJson(compiled.plan) }, null, 2) + '\n');

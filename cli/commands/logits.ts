@@ -8,7 +8,7 @@ import { checkExitLayer } from '../checks.js';
 
 interface Opts {
   model: string; prompt?: string; tokens?: number[]; exitLayer?: number; allPositions?: boolean;
-  json?: boolean; graph?: string; plan?: string; ctx?: number; forceCtx?: boolean;
+  json?: boolean; graph?: string; plan?: string; ctx?: number; forceCtx?: boolean; weights?: ModelFlags['weights'];
   check?: ModelFlags['check'];
 }
 
@@ -69,7 +69,7 @@ export function registerLogits(program: Command): void {
   addLoadOptions(cmd)
     .action(async (positional: string | undefined, o: Opts, self: Command) => {
       o.model = pickModel(positional, o.model, 'model');
-      checkApplicable(self, { temperature: 0, ctx: o.ctx, plan: o.plan, forceCtx: o.forceCtx });
+      checkApplicable(self, { temperature: 0, ctx: o.ctx, plan: o.plan, forceCtx: o.forceCtx, weights: o.weights });
       if ((o.prompt === undefined) === (o.tokens === undefined)) {
         throw new LscError('pass exactly one of --prompt TEXT and --tokens IDS');
       }

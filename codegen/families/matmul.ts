@@ -1,4 +1,5 @@
 import type { MatmulKernel, Segment } from '../../compiler/ir/kernel.js';
+import type { MatrixFormat } from '../../compiler/ir/weight-formats.js';
 import { MATMUL_BINDING, emitMatmul, sliceRowAlign, type MatmulConfig, type MatmulContext, type MatmulPiece } from '../matmul.js';
 import { requireMultipleOf4, type KernelFamily, type Launch, type ScheduleEnv } from '../family.js';
 
@@ -84,6 +85,13 @@ export const matmulFamily: KernelFamily<MatmulKernel> = {
     }
   },
   schedule(k, env) {
+    const format = (seg: Segment): MatrixFormat => {
+      const fmts = new Set(seg.weights.map((w) => env.weight(w).format ?? 'f16'));
+      if (fmts.size !== 1) throw new Error(`internal: the paired weights ${seg.weights.join(', ')} have different formats`);
+      const f = [...fmts][0];
+      if (f === 'f32') throw new Error(`internal: matmul weight ${seg.weights[0]} is f32`);
+      return f;
+    };
     const outWidth = (seg: Segment): number => {
       const ep = seg.epilogue;
       if (ep.kind === 'kv') return env.kvDim;
@@ -91,12 +99,16 @@ export const matmulFamily: KernelFamily<MatmulKernel> = {
     };
     const shape = JSON.stringify({
       k: k.k, eps: k.norm?.eps,
-      segs: k.segments.map((sg) => ({ pair: sg.pair, n: sg.n, units: sg.units, ...sg.epilogue, out: undefined, into: undefined, layer: undefined, w: outWidth(sg) })),
+      segs: k.segments.map((sg) => ({
+        pair: sg.pair, n: sg.n, units: sg.units, ...sg.epilogue, out: undefined, into: undefined, layer: undefined, w: outWidth(sg),
+        // f16 keys stay as they were (tuning databases hold them)
+        fmt: format(sg) === 'f16' ? undefined : format(sg),
+      })),
     });
     const key = `matmul:${shape}`;
     const config = env.config(key);
     const sliced = k.segments.some((s) => s.weights.some((w) => env.weight(w).chunks.length > 1));
-    const base: MatmulContext = { ctx: env.ctx, kvDim: env.kvDim, kvF16: env.kvF16, seqRows: env.seqRows, outWidth };
+    const base: MatmulContext = { ctx: env.ctx, kvDim: env.kvDim, kvF16: env.kvF16, seqRows: env.seqRows, outWidth, format };
     const buffers = bindingBuffers(k, env);
     if (!sliced) {
       return [{ source: key, config, tuningKey: key, emit: (c) => emitMatmul(k, base, c as unknown as MatmulConfig), buffers, params: [], nodes: k.nodes }];

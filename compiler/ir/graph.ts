@@ -1,3 +1,4 @@
+import type { MatrixFormat } from './weight-formats.js';
 /**
  * The graph file format (lsc.graph/1): a model as typed dataflow IR. Shapes are lists of dims;
  * a dim is a number, the name of an entry in `dims`, or a product of those ("heads*headDim").
@@ -15,7 +16,8 @@ export interface SymbolicDim {
 }
 
 export interface GraphDtypes {
-  weights: 'f16';
+  /** Format of the weight matrices the matmuls read (compiler/ir/weight-formats.ts; the embedding table stays f16). */
+  weights: MatrixFormat;
   activations: 'f32';
   kv: 'f16' | 'f32';
   accumulate: 'f32';

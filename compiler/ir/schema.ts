@@ -44,7 +44,7 @@ export const graphSchema = {
       additionalProperties: false,
       required: ['weights', 'activations', 'kv', 'accumulate'],
       properties: {
-        weights: { const: 'f16' },
+        weights: { enum: ['f16', 'q8_0', 'q4_0'] },
         activations: { const: 'f32' },
         kv: { enum: ['f16', 'f32'] },
         accumulate: { const: 'f32' },

@@ -1,31 +1,43 @@
 import type { PlanBuffer, PlanWeight } from '../plan.js';
 import type { TypedGraph } from './infer-shapes.js';
 import { LscError, pointer } from '../errors.js';
+import { isQuant, matrixBytes, QBLOCK, type MatrixFormat, type WeightFormat } from '../ir/weight-formats.js';
 
 /**
- * Weight buffers: matrices as f16, norm vectors as f32. A matrix larger than the binding limit is
+ * Weight buffers: matrices in `matrixFormat` (f16, or a block format of compiler/ir/weight-formats.ts;
+ * a table the embedding gathers from stays f16, and so does a weight tied to it), norm vectors as
+ * f32. Quantized rows are whole blocks, so row slices cut at block boundaries. A matrix larger than the binding limit is
  * split into row slices (each its own buffer) of a multiple of `rowAlign` rows: what the kernels
  * reading a slice need (codegen/matmul.ts sliceRowAlign: whole heads, so RoPE pairs stay in one
  * slice). Tied weights share their target's buffers.
  */
-export function planWeights(g: TypedGraph, maxBinding: number, rowAlign: number, file?: string): { weights: PlanWeight[]; buffers: PlanBuffer[] } {
+export function planWeights(g: TypedGraph, maxBinding: number, rowAlign: number, file?: string,
+  matrixFormat: MatrixFormat = 'f16'): { weights: PlanWeight[]; buffers: PlanBuffer[] } {
+  // the embed kernel gathers f16 rows
+  const gathered = new Set(g.nodes.flatMap((n) => (n.op === 'embed' ? n.inputs.flatMap((i) => (i.kind === 'weight' ? [i.id] : [])) : [])));
   const weights: PlanWeight[] = [];
   const buffers: PlanBuffer[] = [];
   const byId = new Map<string, PlanWeight>();
   const instances = [...g.weights.values()].sort((a, b) => Number(!!a.tiedTo) - Number(!!b.tiedTo));
   for (const w of instances) {
     const shape = g.weightShapes.get(w.id)!;
-    const gpuDtype = shape.length === 1 ? 'f32' : 'f16';
+    const gpuDtype: WeightFormat = shape.length === 1 ? 'f32' : gathered.has(w.id) || w.tiedTo ? 'f16' : matrixFormat;
+    if (isQuant(gpuDtype) && shape[1] % QBLOCK !== 0) {
+      throw new LscError(`weight '${w.decl}' has rows of ${shape[1]} values, not whole ${gpuDtype} blocks of ${QBLOCK}`,
+        { file, pointer: pointer('weights', w.decl, 'shape', 1) }, 'use --weights f16 for this model, or dims that are multiples of 32');
+    }
     if (w.tiedTo) {
       const target = byId.get(w.tiedTo);
       if (!target) throw new Error(`internal: tied weight ${w.id} -> ${w.tiedTo} missing`);
-      const pw = { id: w.id, hf: w.hf, shape, gpuDtype, chunks: target.chunks, tiedTo: w.tiedTo } as PlanWeight;
+      const pw: PlanWeight = { id: w.id, hf: w.hf, shape, gpuDtype: target.gpuDtype, chunks: target.chunks, tiedTo: w.tiedTo };
       weights.push(pw);
       byId.set(w.id, pw);
       continue;
     }
     const rows = shape[0];
-    const rowBytes = (shape.length === 1 ? 1 : shape[1]) * (gpuDtype === 'f16' ? 2 : 4);
+    const cols = shape.length === 1 ? 1 : shape[1];
+    // bytes per row (a quantized row: its quants and scales)
+    const rowBytes = matrixBytes(gpuDtype, 1, cols);
     const total = rows * rowBytes;
     const chunks: PlanWeight['chunks'] = [];
     if (total <= maxBinding || shape.length === 1) {
@@ -42,7 +54,7 @@ export function planWeights(g: TypedGraph, maxBinding: number, rowAlign: number,
     }
     for (const c of chunks) {
       buffers.push({
-        id: c.buffer, kind: 'weight', bytes: c.rowCount * rowBytes,
+        id: c.buffer, kind: 'weight', bytes: matrixBytes(gpuDtype, c.rowCount, cols),
         doc: `${w.hf}${chunks.length > 1 ? ` rows ${c.rowStart}..${c.rowStart + c.rowCount - 1}` : ''} ${gpuDtype}`,
       });
     }

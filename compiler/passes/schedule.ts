@@ -92,7 +92,7 @@ export class Scheduler {
       weight: (id) => {
         const w = c.weights.get(id);
         if (!w) throw new Error(`internal: no weight ${id}`);
-        return w;
+        return { chunks: w.chunks, format: w.gpuDtype };
       },
       config: (key) => c.tuning(k, key),
     };

@@ -3,6 +3,8 @@ import { emitMatmul, type MatmulConfig, type MatmulContext } from '../../codegen
 import type { KernelSource } from '../../compiler/ir/kernel.js';
 import type { MatmulKernel, Segment } from '../../compiler/ir/kernel.js';
 import { ropeTable } from '../../runtime/rope-table.js';
+import type { QuantFormat } from '../../compiler/ir/weight-formats.js';
+import { dequantizeRows, planarBytes, quantizeRows } from '../../runtime/quant/quantize.js';
 import {
   KernelHarness, Rng, describeMismatches, f16Ulp, f16Values, mismatches, toF16,
   type Dispatch, type RowRange,
@@ -60,6 +62,8 @@ interface MmCase {
   groups?: number;
   /** Scale of the activations (small: eps dominates the RMSNorm). */
   xScale?: number;
+  /** Quantized weights (the reference uses their dequantized values); default f16. */
+  format?: QuantFormat;
 }
 
 interface Built {
@@ -79,8 +83,8 @@ const segLabel = (s: SegDef): string => {
   }
 };
 
-function mmCase(K: number, segs: SegDef[], opts: { eps?: number; kvF16?: boolean; chunkRows?: number; groups?: number; xScale?: number } = {}): MmCase {
-  const label = `${segs.map(segLabel).join('+')} K=${K}${opts.eps !== undefined ? ` +norm(eps ${opts.eps})` : ''}${opts.xScale ? ` x~${opts.xScale}` : ''}${opts.kvF16 === false ? ' kv-f32' : ''}${opts.chunkRows ? ` slices of ${opts.chunkRows} rows` : ''}${opts.groups ? ` in ${opts.groups} kernels` : ''}`;
+function mmCase(K: number, segs: SegDef[], opts: { eps?: number; kvF16?: boolean; chunkRows?: number; groups?: number; xScale?: number; format?: QuantFormat } = {}): MmCase {
+  const label = `${opts.format ? `${opts.format} ` : ''}${segs.map(segLabel).join('+')} K=${K}${opts.eps !== undefined ? ` +norm(eps ${opts.eps})` : ''}${opts.xScale ? ` x~${opts.xScale}` : ''}${opts.kvF16 === false ? ' kv-f32' : ''}${opts.chunkRows ? ` slices of ${opts.chunkRows} rows` : ''}${opts.groups ? ` in ${opts.groups} kernels` : ''}`;
   return { label, K, segs, ...opts };
 }
 
@@ -117,6 +121,7 @@ function build(c: MmCase): Built {
   const ctx: MatmulContext = {
     ctx: CTX, kvDim: kvDim || 8, kvF16,
     outWidth: (seg) => outWidth[segments.indexOf(seg)],
+    format: () => c.format ?? 'f16',
   };
   if (c.chunkRows) {
     const rows = c.chunkRows;
@@ -129,8 +134,8 @@ function build(c: MmCase): Built {
 interface MmData {
   x: Float32Array;
   g: Float32Array;
-  /** Weight values (f16-exact) and bits, by weight name. */
-  w: Map<string, { bits: Uint16Array; values: Float32Array }>;
+  /** Weight values (f16-exact, or dequantized) and the GPU bytes of rows [r0, r0 + rows) (a slice of its own), by weight name. */
+  w: Map<string, TestWeight>;
   /** Initial content of each segment's output buffer (kv segments: unused). */
   init: Float32Array[];
   kvInit: Float32Array;
@@ -144,14 +149,34 @@ function seedOf(s: string): number {
   return h >>> 0;
 }
 
+interface TestWeight {
+  values: Float32Array;
+  bytes(r0: number, rows: number): ArrayBufferView;
+}
+
+/** A weight of `rows` × K random values as the GPU holds it: f16, or quantized (codegen/weight-load.ts reads the planar layout). */
+function testWeight(raw: Float32Array, rows: number, K: number, format?: QuantFormat): TestWeight {
+  if (!format) {
+    const h = toF16(raw);
+    return { values: h.values, bytes: (r0, n) => h.bits.subarray(r0 * K, (r0 + n) * K) };
+  }
+  const q = quantizeRows(format, raw, rows, K);
+  const qb = q.quants.length / rows;
+  const nb = q.scales.length / rows;
+  return {
+    values: dequantizeRows(format, q, rows, K),
+    bytes: (r0, n) => planarBytes(format, { quants: q.quants.subarray(r0 * qb, (r0 + n) * qb), scales: q.scales.subarray(r0 * nb, (r0 + n) * nb) }, n, K),
+  };
+}
+
 function makeData(c: MmCase, b: Built): MmData {
   const rng = new Rng(seedOf(c.label));
   const x = rng.floats(ROWS * c.K, c.xScale ?? 1);
   const g = new Float32Array(c.K);
   for (let i = 0; i < c.K; i++) g[i] = 1 + 0.25 * rng.normal();
-  const w = new Map<string, { bits: Uint16Array; values: Float32Array }>();
+  const w = new Map<string, TestWeight>();
   for (const seg of b.fk.segments) {
-    for (const name of seg.weights) w.set(name, toF16(rng.floats(seg.n * c.K, 1 / Math.sqrt(c.K))));
+    for (const name of seg.weights) w.set(name, testWeight(rng.floats(seg.n * c.K, 1 / Math.sqrt(c.K)), seg.n, c.K, c.format));
   }
   const init = b.fk.segments.map((s, si) => (s.epilogue.kind === 'kv' ? new Float32Array(0) : rng.floats(ROWS * b.outWidth[si])));
   const kvRaw = rng.floats(2 * CTX * Math.max(b.kvDim, 1));
@@ -315,13 +340,13 @@ function sharedBuffers(h: KernelHarness, c: MmCase, b: Built, d: MmData): Map<st
   if (d.rope) m.set('rope', h.buffer(d.rope, 'rope'));
   for (const seg of b.fk.segments) {
     for (const name of seg.weights) {
-      const bits = d.w.get(name)!.bits;
+      const wt = d.w.get(name)!;
       if (!c.chunkRows) {
-        m.set(name, h.buffer(bits, name));
+        m.set(name, h.buffer(wt.bytes(0, seg.n), name));
       } else {
         for (let r0 = 0; r0 < seg.n; r0 += c.chunkRows) {
           const rows = Math.min(c.chunkRows, seg.n - r0);
-          m.set(`${name}#${r0}`, h.buffer(bits.subarray(r0 * c.K, (r0 + rows) * c.K), `${name}#${r0}`));
+          m.set(`${name}#${r0}`, h.buffer(wt.bytes(r0, rows), `${name}#${r0}`));
         }
       }
     }
@@ -484,6 +509,21 @@ const SLICED: MmCase[] = [
 /** One kernel per epilogue kind (and q/k/v, sliced and not) for the batch-invariance check; all compiled above. */
 const INVARIANCE: MmCase[] = [SINGLE[1], SINGLE[2], SINGLE[5], SINGLE[7], SINGLE[8], SINGLE[11], MULTI[0], SLICED[3], SLICED[5]];
 
+/**
+ * Quantized weights (Q8_0, Q4_0: codegen/weight-load.ts dequantizes in the load) against the
+ * float64 reference on the dequantized weights: odd block counts per row (K = 160, 352) and odd
+ * row counts (a slice's scales ending mid-word), sliced q/k/v, every epilogue kind.
+ */
+const QUANT: MmCase[] = (['q8_0', 'q4_0'] as const).flatMap((format) => [
+  mmCase(160, [{ kind: 'store', n: 203 }], { format }),
+  mmCase(352, [{ kind: 'residual', n: 132 }], { format, eps: EPS }),
+  mmCase(256, [{ kind: 'silu_mul', n: 77 }], { format }),
+  mmCase(128, [{ kind: 'rope', heads: 2, hd: 32 }, { kind: 'kv', plane: 'k', kvHeads: 1, hd: 32 }, { kind: 'kv', plane: 'v', kvHeads: 1, hd: 32 }],
+    { format, eps: EPS, chunkRows: 32 }),
+  mmCase(96, [{ kind: 'silu_mul', n: 75 }], { format, eps: EPS, chunkRows: 32 }),
+]);
+const QUANT_CONFIGS: MatmulConfig[] = [CONFIGS[1], CONFIGS[4]];
+
 describe('matmul kernels (codegen/matmul.ts)', function () {
   let h: KernelHarness;
 
@@ -513,6 +553,21 @@ describe('matmul kernels (codegen/matmul.ts)', function () {
       }
 
       for (const c of INVARIANCE) {
+        it(`${c.label}: batch invariant (each of 9 rows = the row alone, bit for bit)`, async function () {
+          await checkBatchInvariance(h, c, cfg);
+        });
+      }
+    });
+  }
+
+  for (const cfg of QUANT_CONFIGS) {
+    describe(`quantized weights: split ${cfg.split}, units ${cfg.units}, perThread ${cfg.perThread ?? 1}, rowBlock ${cfg.rowBlock}`, function () {
+      for (const c of QUANT) {
+        it(`${c.label}: rows 1, 3, 9, 17 match the reference on the dequantized weights`, async function () {
+          await checkCase(h, c, cfg);
+        });
+      }
+      for (const c of [QUANT[3], QUANT[6], QUANT[9]]) {
         it(`${c.label}: batch invariant (each of 9 rows = the row alone, bit for bit)`, async function () {
           await checkBatchInvariance(h, c, cfg);
         });

@@ -1,0 +1,104 @@
+import path from 'node:path';
+import { LscError } from '../../compiler/errors.js';
+import type { MatrixFormat } from '../../compiler/ir/weight-formats.js';
+import { f32ToF16Bits } from '../dtype-convert.js';
+import { GgufValueType } from '../gguf.js';
+import { ggufRowOf, ggufTensorName } from '../gguf-llama.js';
+import { writeGguf, type GgufKv, type GgufTensorOut } from '../gguf-write.js';
+import { readJsonFile, readModelConfig } from '../model-dir.js';
+import { SafetensorsCheckpoint } from '../safetensors.js';
+import { quantToBlocks } from './gguf-blocks.js';
+import { quantizeRows } from './quantize.js';
+
+/**
+ * `lsc quantize`: a Hugging Face Llama checkpoint to a GGUF file with llama.cpp's names, metadata
+ * and q/k row order: matrices in Q8_0 / Q4_0 (ggml's reference quantizer) or F16, the embedding
+ * F16 (lsc gathers f16 rows), norms F32, and the tokenizer's vocabulary as tokenizer.ggml.*
+ * (SentencePiece-style "llama": score −id, the BPE merge order). One tensor in memory at a time.
+ */
+
+/** general.file_type (llama_ftype): mostly F16 / Q4_0 / Q8_0. */
+const FILE_TYPE: Record<MatrixFormat, number> = { f16: 1, q4_0: 2, q8_0: 7 };
+
+interface TokenizerJson {
+  model?: { type?: string; vocab?: Record<string, number> };
+  added_tokens?: { id: number; content: string; special?: boolean }[];
+}
+
+function vocabulary(dir: string, vocabSize: number): GgufKv[] {
+  const file = path.join(dir, 'tokenizer.json');
+  const tj = readJsonFile(file, 'tokenizer.json') as TokenizerJson;
+  if (tj.model?.type !== 'BPE' || !tj.model.vocab) {
+    throw new LscError(`tokenizer.json has a ${tj.model?.type ?? 'missing'} model; lsc quantize writes SentencePiece-style BPE vocabularies (Llama's)`, { file });
+  }
+  const tokens: string[] = Array(vocabSize).fill('');
+  for (const [piece, id] of Object.entries(tj.model.vocab)) if (id < vocabSize) tokens[id] = piece;
+  const special = new Set((tj.added_tokens ?? []).filter((t) => t.special).map((t) => t.id));
+  for (const t of tj.added_tokens ?? []) if (t.id < vocabSize) tokens[t.id] = t.content;
+  // llama.cpp token types: 1 normal, 2 unknown, 3 control, 6 byte
+  const types = tokens.map((t, id) => (t === '<unk>' ? 2 : special.has(id) ? 3 : /^<0x[0-9A-F]{2}>$/.test(t) ? 6 : 1));
+  return [
+    { key: 'tokenizer.ggml.model', type: GgufValueType.STRING, value: 'llama' },
+    { key: 'tokenizer.ggml.tokens', type: GgufValueType.ARRAY, items: GgufValueType.STRING, value: tokens },
+    { key: 'tokenizer.ggml.scores', type: GgufValueType.ARRAY, items: GgufValueType.F32, value: tokens.map((_, id) => -id) },
+    { key: 'tokenizer.ggml.token_type', type: GgufValueType.ARRAY, items: GgufValueType.I32, value: types },
+  ];
+}
+
+export function quantizeToGguf(dir: string, out: string, format: MatrixFormat, name = path.basename(path.resolve(dir))): { tensors: number } {
+  const { config } = readModelConfig(dir);
+  const ckpt = SafetensorsCheckpoint.open(dir);
+  try {
+    const u32 = (key: string, value: number): GgufKv => ({ key, type: GgufValueType.U32, value });
+    const metadata: GgufKv[] = [
+      { key: 'general.architecture', type: GgufValueType.STRING, value: 'llama' },
+      { key: 'general.name', type: GgufValueType.STRING, value: name },
+      u32('general.file_type', FILE_TYPE[format]),
+      u32('llama.context_length', config.max_position_embeddings),
+      u32('llama.embedding_length', config.hidden_size),
+      u32('llama.block_count', config.num_hidden_layers),
+      u32('llama.feed_forward_length', config.intermediate_size),
+      u32('llama.rope.dimension_count', config.head_dim),
+      u32('llama.attention.head_count', config.num_attention_heads),
+      u32('llama.attention.head_count_kv', config.num_key_value_heads),
+      { key: 'llama.attention.layer_norm_rms_epsilon', type: GgufValueType.F32, value: config.rms_norm_eps },
+      { key: 'llama.rope.freq_base', type: GgufValueType.F32, value: config.rope_theta },
+      u32('tokenizer.ggml.bos_token_id', config.bos_token_id ?? 1),
+      u32('tokenizer.ggml.eos_token_id', config.eos_token_id[0] ?? 2),
+      ...vocabulary(dir, config.vocab_size),
+    ];
+    const tensors: GgufTensorOut[] = [];
+    for (const [hf, t] of ckpt.tensors) {
+      const g = ggufTensorName(hf);
+      if (!g) throw new LscError(`tensor '${hf}' is not a Llama tensor lsc quantize knows`, { file: t.file, tensor: hf });
+      if (hf === 'lm_head.weight' && config.tie_word_embeddings) continue;
+      const matrix = t.shape.length === 2;
+      const type = !matrix ? 'F32' : hf === 'model.embed_tokens.weight' || format === 'f16' ? 'F16' : format === 'q8_0' ? 'Q8_0' : 'Q4_0';
+      tensors.push({
+        name: g, type, shape: t.shape,
+        data: () => {
+          let v = ckpt.readAll(hf, 'f32') as Float32Array;
+          const heads = /self_attn\.q_proj/.test(hf) || /self_attn\.k_proj/.test(hf);
+          if (heads) {
+            // llama.cpp's row order: each head's two RoPE halves interleaved
+            const [rows, cols] = t.shape;
+            const p = new Float32Array(v.length);
+            for (let r = 0; r < rows; r++) p.set(v.subarray(r * cols, (r + 1) * cols), ggufRowOf(r, config.head_dim) * cols);
+            v = p;
+          }
+          if (type === 'F32') return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+          if (type === 'F16') {
+            const b = f32ToF16Bits(v);
+            return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+          }
+          const q = type === 'Q8_0' ? 'q8_0' : 'q4_0';
+          return quantToBlocks(q, quantizeRows(q, v, t.shape[0], t.shape[1]), t.shape[0], t.shape[1]);
+        },
+      });
+    }
+    writeGguf(out, metadata, tensors);
+    return { tensors: tensors.length };
+  } finally {
+    ckpt.close();
+  }
+}
