@@ -43,10 +43,11 @@ export class QuantWriter {
     }
     const q = quantizeRows(f, src, rows, cols, this.q);
     const chunk = planarLayout(f, chunkRows, cols);
-    this.device.queue.writeBuffer(buf, rowInChunk * chunk.rowQuantBytes, q.quants);
+    // plain ArrayBuffers (the DOM typing of writeBuffer wants that said)
+    this.device.queue.writeBuffer(buf, rowInChunk * chunk.rowQuantBytes, new Uint8Array(q.quants.buffer as ArrayBuffer, q.quants.byteOffset, q.quants.byteLength));
     const scaleBytes = nb * 2;
     // the last block's scales may end 2 bytes short of a 4-byte unit: the buffer is padded to 4
-    const scales = new Uint8Array(q.scales.buffer, q.scales.byteOffset, Math.ceil(scaleBytes / 4) * 4);
+    const scales = new Uint8Array(q.scales.buffer as ArrayBuffer, q.scales.byteOffset, Math.ceil(scaleBytes / 4) * 4);
     this.device.queue.writeBuffer(buf, chunk.scaleOffset + rowInChunk * chunk.blocksPerRow * 2, scales);
     return block.bytes;
   }
