@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import type { MatrixFormat } from '../compiler/ir/weight-formats.js';
 import path from 'node:path';
 import { LscError } from '../compiler/errors.js';
 import type { Graph } from '../compiler/ir/graph.js';
@@ -65,6 +66,11 @@ export function loadHfConfig(p: string): { config: LlamaHfConfig; file: string; 
   const st = mustExist(p);
   const file = st.isDirectory() ? path.join(p, 'config.json') : p;
   return { config: parseLlamaConfig(readJsonFile(file, 'config.json'), file), file, dir: path.dirname(path.resolve(file)) };
+}
+
+/** The graph with dtypes.weights replaced (--weights): an artifact's graph.json then says the format its plan has. */
+export function withWeights(graph: Graph, weights: MatrixFormat | undefined): Graph {
+  return weights === undefined ? graph : { ...graph, dtypes: { ...graph.dtypes, weights } };
 }
 
 /** The graph with dims.ctx replaced, keeping its doc; the plan's hash then matches this graph. */

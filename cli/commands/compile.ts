@@ -9,7 +9,7 @@ import type { MatrixFormat } from '../../compiler/ir/weight-formats.js';
 import { checkCtx } from '../checks.js';
 import { LscError } from '../../compiler/errors.js';
 import { SUMMARY_FILE } from '../../compiler/artifact.js';
-import { loadGraphSource, withCtx } from '../sources.js';
+import { loadGraphSource, withCtx, withWeights } from '../sources.js';
 import { defaultOutDir } from '../out-dir.js';
 import { plural } from '../../compiler/plural.js';
 
@@ -31,9 +31,9 @@ export function registerCompile(program: Command): void {
       const src = loadGraphSource(pickModel(positional, opts.model, 'graph'));
       if (opts.forceCtx && opts.ctx === undefined) throw new LscError('--force-ctx applies only to a --ctx beyond the trained length', {}, 'drop --force-ctx');
       checkCtx(opts.ctx, src.trainedCtx, src.trainedFrom, opts.forceCtx);
-      const graph = withCtx(src.graph, opts.ctx);
+      const graph = withWeights(withCtx(src.graph, opts.ctx), opts.weights);
       const dir = opts.out ?? defaultOutDir(graph.name, src.file);
-      const compiled = compileGraph(graph, { file: src.file, target: opts.target, sequences: opts.sequences, weights: opts.weights });
+      const compiled = compileGraph(graph, { file: src.file, target: opts.target, sequences: opts.sequences });
       writeArtifact(dir, compiled, graph, opts.emitTs ? { 'model.ts': emitTypedModule(compiled.plan) } : {});
       if (opts.json) {
         process.stdout.write(JSON.stringify({ artifact: dir, ...summaryJson(compiled.plan) }, null, 2) + '\n');
