@@ -14,6 +14,9 @@ export interface Speculation {
   drafted_tokens: number;
   accepted_tokens: number;
   rounds: number;
+  /** Speculation rounds by exit layer and by drafts per round (adaptive moves both). */
+  rounds_by_exit: Record<string, number> | null;
+  rounds_by_k: Record<string, number> | null;
 }
 
 export const usageOf = (s: GenerateStats): Usage =>
@@ -22,6 +25,7 @@ export const usageOf = (s: GenerateStats): Usage =>
 export const speculationOf = (s: GenerateStats): Speculation => ({
   strategy: s.strategy, exit_layer: s.exitLayer, num_speculations: s.numSpeculations, acceptance_rate: s.acceptanceRate,
   drafted_tokens: s.draftedTokens, accepted_tokens: s.acceptedTokens, rounds: s.rounds,
+  rounds_by_exit: s.roundsByExit, rounds_by_k: s.roundsByK,
 });
 
 /** OpenAI's finish_reason: 'length' where a token budget (max_tokens or the context) ended it. */

@@ -66,7 +66,7 @@ describe('lsc serve: error cases over plain HTTP', function () {
 
   it("400 values the library refuses, in the library's (and the CLI's) words", async () => {
     assertError(await completion({ strategy: 'fastest' }), 400, 'invalid_request_error', null,
-      /^unknown strategy 'fastest'\. Fix: use autoregressive, early-exit or self-speculative$/);
+      /^unknown strategy 'fastest'\. Fix: use autoregressive, early-exit, self-speculative or adaptive$/);
     assertError(await completion({ temperature: -1 }), 400, 'invalid_request_error', null, /^temperature must be ≥ 0, got -1$/);
     assertError(await completion({ num_speculations: 99 }), 400, 'invalid_request_error', null, /^number of speculations must be in 1\.\.\d+, got 99/);
     assertError(await completion({ stop: [''] }), 400, 'invalid_request_error', null, /^stop string 1 is empty/);

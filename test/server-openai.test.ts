@@ -59,6 +59,19 @@ describe('lsc serve with the openai client', function () {
     assert.equal((JSON.parse(cli.stdout) as { text: string }).text, r.choices[0].text);
   });
 
+  it('strategy "adaptive" as an extra body field: the autoregressive text, with the exits and k it used', async () => {
+    const ar = await model.complete(PROMPT, { maxNewTokens: 24, strategy: 'autoregressive' });
+    const r = await client.completions.create({ model: 'tiny-chat', prompt: PROMPT, max_tokens: 24, ...{ strategy: 'adaptive' } });
+    assert.equal(r.choices[0].text, ar.text);
+    const spec = (r as unknown as { speculation: Record<string, unknown> }).speculation;
+    assert.equal(spec.strategy, 'adaptive');
+    assert.ok(typeof spec.drafted_tokens === 'number' && spec.drafted_tokens > 0, JSON.stringify(spec));
+    const byExit = spec.rounds_by_exit as Record<string, number>;
+    const byK = spec.rounds_by_k as Record<string, number>;
+    const sum = (h: Record<string, number>): number => Object.values(h).reduce((a, b) => a + b, 0);
+    assert.ok(sum(byExit) === spec.rounds && sum(byK) === spec.rounds, JSON.stringify(spec));
+  });
+
   it('a streamed completion (SSE, include_usage) concatenates to the same text; the usage chunk comes last', async () => {
     const solo = await model.complete(PROMPT, { maxNewTokens: 24, strategy: 'autoregressive' });
     const stream = await client.completions.create({
