@@ -35,7 +35,8 @@ export function standaloneFamily(op: string): KernelFamily | undefined {
 }
 
 /**
- * Kernels of the plan that no graph node asks for: the greedy acceptance kernel, which the chained
- * speculation rounds run after verify (the compiler adds it to every plan).
+ * Kernels of the plan that no graph node asks for: the greedy acceptance kernels, which chained
+ * speculation rounds run after verify, one sequence's or the batch engine's (the compiler adds them to every plan).
  */
 export { acceptKernel, acceptStateBytes } from './accept.js';
+export { batchAcceptKernel, batchAcceptStateBytes } from './batch-accept.js';

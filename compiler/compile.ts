@@ -10,7 +10,7 @@ import type { FusedKernel } from './ir/kernel.js';
 import { planBuffers } from './passes/plan-buffers.js';
 import { planWeights } from './passes/plan-weights.js';
 import { Scheduler, type Tunable, type TuningChoices } from './passes/schedule.js';
-import { FAMILIES, acceptKernel, acceptStateBytes, familyOf } from '../codegen/registry.js';
+import { FAMILIES, acceptKernel, acceptStateBytes, batchAcceptKernel, batchAcceptStateBytes, familyOf } from '../codegen/registry.js';
 import type { Target } from '../codegen/family.js';
 import type { Plan, PlanBuffer, PlanEntry, PlanLimits, PlanWeight } from './plan.js';
 import type { TypedGraph } from './passes/infer-shapes.js';
@@ -128,7 +128,11 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
     id: 'io:accept', kind: 'io', bytes: acceptStateBytes(kMax),
     doc: 'greedy acceptance state u32: position, accepted counts and tokens of chained rounds',
   };
-  checkBuffers([...w.buffers, ...kvBuffers, ...assign.buffers, ropeBuffer, acceptState], limits, typed, file);
+  const batchAcceptState: PlanBuffer = {
+    id: 'io:batch-accept', kind: 'io', bytes: batchAcceptStateBytes(maxRows, kMax),
+    doc: 'batched greedy acceptance state u32: the SeqRows image, per sequence its position, accepted counts and tokens',
+  };
+  checkBuffers([...w.buffers, ...kvBuffers, ...assign.buffers, ropeBuffer, acceptState, batchAcceptState], limits, typed, file);
   const dispatches = countDispatches(fused.flatMap((f) => f.stages.flatMap((s) => s.kernels)), w.weights);
   if (dispatches > BOUNDS.dispatches) {
     throw new LscError(`the plan would have ${dispatches} dispatches, more than ${BOUNDS.dispatches}`, { file, pointer: '/exit/candidates' },
@@ -156,7 +160,8 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
   note('schedule', planEntries);
 
   const accept = acceptKernel();
-  const kernels = [...scheduler.kernels.values(), { ...accept, id: accept.name, file: `kernels/${accept.name}.wgsl`, fused: [] }];
+  const batchAccept = batchAcceptKernel(maxRows, kMax);
+  const kernels = [...scheduler.kernels.values(), ...[accept, batchAccept].map((k) => ({ ...k, id: k.name, file: `kernels/${k.name}.wgsl`, fused: [] }))];
   for (const k of kernels) {
     const storage = k.bindings.filter((b) => b.type === 'read' || b.type === 'rw' || b.type === 'ranges').length;
     if (storage > limits.maxStorageBuffersPerShaderStage) {
@@ -182,11 +187,12 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
       defaultNumSpeculations: withCtx.defaults.numSpeculations,
     },
     weights: w.weights,
-    buffers: [...w.buffers, ...kvBuffers, ...assign.buffers, ropeBuffer, acceptState],
+    buffers: [...w.buffers, ...kvBuffers, ...assign.buffers, ropeBuffer, acceptState, batchAcceptState],
     kvBuffers: kvBuffers.map((b) => b.id),
     kernels: kernels.map(({ wgsl: _w, ...k }) => k),
     entries: planEntries,
     accept: { kernel: accept.name, buffers: ['io:tokens', acceptState.id] },
+    batchAccept: { kernel: batchAccept.name, buffers: ['io:tokens', batchAcceptState.id] },
     fusion,
   };
   return { plan, wgsl: new Map(kernels.map((k) => [k.id, k.wgsl])), tunables: [...scheduler.tunables.values()] };

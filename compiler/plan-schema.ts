@@ -93,6 +93,7 @@ export const planSchema = {
       properties: { tokens: str, logits: str, trunk: str, rope: str, acceptState: str },
     },
     accept: { type: 'object', additionalProperties: false, required: ['kernel', 'buffers'], properties: { kernel: str, buffers: strings } },
+    batchAccept: { type: 'object', additionalProperties: false, required: ['kernel', 'buffers'], properties: { kernel: str, buffers: strings } },
     exits: {
       type: 'object', additionalProperties: false, required: ['candidates', 'defaultExitLayer', 'defaultNumSpeculations'],
       properties: { candidates: { type: 'array', items: positive }, defaultExitLayer: positive, defaultNumSpeculations: positive },

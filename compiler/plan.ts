@@ -119,6 +119,12 @@ export interface Plan {
    * verify@E: its storage buffers in binding order; its params are the runtime's, per round.
    */
   accept: { kernel: string; buffers: string[] };
+  /**
+   * The batched greedy acceptance kernel (codegen/batch-accept.ts) that the batch engine's chained
+   * rounds run after verify: its storage buffers in binding order (tokens, then its state).
+   * Absent in plans compiled before it existed: the engine then reads back every round.
+   */
+  batchAccept?: { kernel: string; buffers: string[] };
   /** Which fusion rule fired how often, for the summary. */
   fusion: Record<string, number>;
 }

@@ -189,9 +189,9 @@ export class Executor {
     this.writeIo(this.plan.io.tokens, offset, ids);
   }
 
-  /** Writes u32 words at word `offset` of one of the plan's io buffers (token ids, the acceptance state). */
+  /** Writes u32 words at word `offset` of one of the plan's io buffers (token ids, the acceptance states). */
   writeIo(id: string, offset: number, words: ArrayLike<number>): void {
-    if (!Object.values(this.plan.io).includes(id) || this.plan.buffers.find((b) => b.id === id)?.kind !== 'io') {
+    if (!(Object.values(this.plan.io).includes(id) || this.plan.batchAccept?.buffers.includes(id)) || this.plan.buffers.find((b) => b.id === id)?.kind !== 'io') {
       throw new Error(`internal: ${id} is not an io buffer of the plan`);
     }
     this.gpu.device.queue.writeBuffer(this.buffer(id), offset * 4, new Uint32Array(words));

@@ -73,6 +73,29 @@ describe('many generations on one model at once', function () {
     });
   });
 
+  it('6 self-speculative sequences (k=3 and k=2 groups) chain batched rounds on the GPU, one stopping mid-chain: each equals its run alone', async () => {
+    const base: GenerateOptions = { maxNewTokens: 48, stopAtEos: false, strategy: 'self-speculative' };
+    const opts: GenerateOptions[] = prompts.slice(0, 6).map((_, i) => ({ ...base, maxNewTokens: 30 + 6 * i, ...(i % 2 ? { numSpeculations: 2 } : {}) }));
+    const alone: GenerateResult[] = [];
+    for (const [i, p] of prompts.slice(0, 6).entries()) alone.push(await model.complete(p, opts[i]));
+    // sequence 4 stops at a text its run alone reaches after ~12 tokens, inside a chain of rounds
+    const stopText = alone[4].text.slice(Math.floor(alone[4].text.length / 3), Math.floor(alone[4].text.length / 3) + 3);
+    assert.ok(stopText.length === 3, `a stop text from ${JSON.stringify(alone[4].text)}`);
+    opts[4] = { ...opts[4], stop: [stopText] };
+    alone[4] = await model.complete(prompts[4], opts[4]);
+    assert.equal(alone[4].stats.stopReason, 'stop-string');
+    const before = { ...model.engine!.stats };
+    const together = await Promise.all(prompts.slice(0, 6).map((p, i) => model.complete(p, opts[i])));
+    assert.ok(model.engine!.stats.chainedRounds > before.chainedRounds, 'batched rounds chained on the GPU');
+    together.forEach((o, i) => {
+      assert.deepEqual(o.tokens, alone[i].tokens, `prompt ${i}`);
+      assert.equal(o.text, alone[i].text, `prompt ${i} text`);
+      assert.equal(o.stats.stopReason, alone[i].stats.stopReason, `prompt ${i} stop reason`);
+      assert.equal(o.stats.rounds, alone[i].stats.rounds, `prompt ${i} rounds`);
+      assert.equal(o.stats.acceptedTokens, alone[i].stats.acceptedTokens, `prompt ${i} accepted drafts`);
+    });
+  });
+
   it('KV memory: a slot per sequence, accounted in gpuBytes', () => {
     const b = model.gpuBytes;
     assert.equal(b.sequences, 8);

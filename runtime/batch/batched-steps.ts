@@ -1,6 +1,11 @@
 import '../gpu-globals.js';
 import type { Executor } from '../executor.js';
 import type { SeqRowTable } from './seq-rows.js';
+import type { Submission } from '../submission.js';
+import { SEQ_ROW_BYTES } from '../../codegen/kernel.js';
+import {
+  BATCH_ACCEPT_MAX_ROUNDS, BATCH_ACCEPT_MAX_SEQS, BATCH_ACCEPT_PARAMS, batchAcceptOutBase, batchAcceptSeqBase,
+} from '../../codegen/batch-accept.js';
 
 /** One sequence's row in a batched step: its KV slot, its newest token and that token's position. */
 export interface SeqStep {
@@ -95,13 +100,105 @@ export class BatchedSteps {
     const rows = (k + 1) * N;
     if (rows > this.maxRows) throw new Error(`internal: ${rows} rows in one batched round`);
     const ex = this.ex;
-    const tokens = ex.buffer(ex.plan.io.tokens);
+    this.roundTable(seqs, k);
+    ex.writeTokens(0, seqs.map((s) => s.cur));
+    const sub = ex.begin();
+    this.encodeRound(sub, N, k, E);
+    sub.readFrom(this.scratch, 0, k * N * 4);
+    sub.read(ex.plan.io.tokens, ex.plan.tokenSlots.verifyBase * 4, rows * 4);
+    const [draftBuf, pickBuf] = await sub.submit();
+    const drafts = new Uint32Array(draftBuf);
+    const picks = new Uint32Array(pickBuf);
+    return seqs.map((_, s) => {
+      // draft i sits at position p + i + 1; verify's pick at row i is the token after position p + i
+      const out: number[] = [];
+      for (let i = 0; i < k && drafts[i * N + s] === picks[i * N + s]; i++) out.push(drafts[i * N + s]);
+      out.push(picks[out.length * N + s]);
+      return out;
+    });
+  }
+
+  /** Most batched rounds of N sequences (exit E, k drafts) one submission chains: 1 without the plan's batched acceptance kernel. */
+  maxChainedRounds(N: number, k: number, E: number): number {
+    const plan = this.ex.plan;
+    if (!plan.batchAccept || N > BATCH_ACCEPT_MAX_SEQS) return 1;
+    // the params go in BATCH_ACCEPT_PARAMS order: the plan's kernel must declare that order
+    const names = plan.kernels.find((x) => x.id === plan.batchAccept!.kernel)?.params;
+    if (names?.join() !== BATCH_ACCEPT_PARAMS.join()) throw new Error(`internal: the plan's batched acceptance kernel does not take the params ${BATCH_ACCEPT_PARAMS.join(', ')}`);
+    // a stage run takes one range slot: k draft steps and verify's stages
+    const perRound = k + this.ex.entry('verify', E).stages.length;
+    return Math.max(1, Math.min(BATCH_ACCEPT_MAX_ROUNDS, Math.floor(plan.rows.rangeSlots / perRound)));
+  }
+
+  /**
+   * R greedy speculation rounds of every sequence in one submission: after each round's verify,
+   * the plan's batched acceptance kernel (codegen/batch-accept.ts) accepts per sequence, puts
+   * each sequence's next token in its input slot and writes the next round's row positions into
+   * an image of the SeqRows table, copied into the uniform before the next round. A round's
+   * output depends only on what the previous round left on the GPU, so the tokens are those of
+   * R separate rounds. Returns, per sequence, the tokens each round emitted. The caller keeps
+   * every sequence's p + R (k + 1) within the context.
+   */
+  async speculateChain(seqs: SeqStep[], k: number, E: number, R: number): Promise<number[][][]> {
+    const N = seqs.length;
+    const rows = (k + 1) * N;
+    if (rows > this.maxRows || R < 1 || R > this.maxChainedRounds(N, k, E)) throw new Error(`internal: ${R} chained rounds of ${N} sequences with k=${k}`);
+    const ex = this.ex;
+    const plan = ex.plan;
+    const call = plan.batchAccept!;
+    const kMax = plan.rows.kMax;
+    const words = this.roundTable(seqs, k);
+    // the state: the SeqRows image, each sequence at its position with nothing accepted yet
+    const state = new Uint32Array(batchAcceptSeqBase(plan.rows.max, kMax, N));
+    state.set(words.subarray(0, plan.rows.max * 4));
+    seqs.forEach((q, s) => state.set([q.p, 0], batchAcceptSeqBase(plan.rows.max, kMax, s)));
+    ex.writeIo(call.buffers[1], 0, state);
+    ex.writeTokens(0, seqs.map((s) => s.cur));
+    const stateBuf = ex.buffer(call.buffers[1]);
+    const sub = ex.begin();
+    for (let j = 0; j < R; j++) {
+      this.encodeRound(sub, N, k, E);
+      const params: Record<(typeof BATCH_ACCEPT_PARAMS)[number], number> = {
+        k, n: N, verifyBase: plan.tokenSlots.verifyBase, round: j, pad0: 0, pad1: 0, pad2: 0, pad3: 0,
+      };
+      sub.runKernel(call, BATCH_ACCEPT_PARAMS.map((name) => params[name]));
+      if (j + 1 < R) sub.copy(stateBuf, 0, ex.seqRows, 0, rows * SEQ_ROW_BYTES);
+    }
+    const first = batchAcceptSeqBase(plan.rows.max, kMax, 0);
+    sub.readFrom(stateBuf, first * 4, (batchAcceptSeqBase(plan.rows.max, kMax, N) - first) * 4);
+    const out = new Uint32Array((await sub.submit())[0]);
+    return seqs.map((_, s) => {
+      const at = batchAcceptSeqBase(plan.rows.max, kMax, s) - first;
+      const rounds: number[][] = [];
+      let o = batchAcceptOutBase(plan.rows.max, kMax, s) - first;
+      for (let j = 0; j < R; j++) {
+        const n = out[at + 2 + j];
+        rounds.push([...out.subarray(o, o + n + 1)]);
+        o += n + 1;
+      }
+      if (o - (batchAcceptOutBase(plan.rows.max, kMax, s) - first) !== out[at + 1]) throw new Error('internal: batched accepted token count disagrees with the rounds');
+      return rounds;
+    });
+  }
+
+  /** Row i·N + s holds sequence s's token i of a round, at position p_s + i, in its slot. */
+  private roundTable(seqs: SeqStep[], k: number): Uint32Array {
+    const N = seqs.length;
     const table = [];
     for (let i = 0; i <= k; i++) for (const [s, q] of seqs.entries()) table.push({ row: i * N + s, slot: q.slot, pos: q.p + i });
-    this.table.rows(table);
-    ex.writeTokens(0, seqs.map((s) => s.cur));
+    return this.table.rows(table);
+  }
+
+  /**
+   * One round's draft and verify work, from the sequences' first tokens in token slots 0..N-1;
+   * leaves the drafts in the scratch (draft i of sequence s at i·N + s) and in token slots
+   * N..(k+1)·N-1, and verify's picks at verifyBase + row.
+   */
+  private encodeRound(sub: Submission, N: number, k: number, E: number): void {
+    const ex = this.ex;
+    const tokens = ex.buffer(ex.plan.io.tokens);
     const draft = ex.stage('draft', E, 'step');
-    const sub = ex.begin();
+    const rows = (k + 1) * N;
     // the round's first tokens, kept: draft picks overwrite token slots 1..N
     sub.copy(tokens, 0, this.scratch, this.inputsAt, N * 4);
     for (let i = 0; i < k; i++) {
@@ -119,17 +216,5 @@ export class BatchedSteps {
     for (const st of ex.entry('verify', E).stages) {
       sub.runStage(st, st.role === 'newest' ? { rowStart: k * N, rowCount: N, posBase: 0 } : { rowStart: 0, rowCount: rows, posBase: 0 });
     }
-    sub.readFrom(this.scratch, 0, k * N * 4);
-    sub.read(ex.plan.io.tokens, ex.plan.tokenSlots.verifyBase * 4, rows * 4);
-    const [draftBuf, pickBuf] = await sub.submit();
-    const drafts = new Uint32Array(draftBuf);
-    const picks = new Uint32Array(pickBuf);
-    return seqs.map((_, s) => {
-      // draft i sits at position p + i + 1; verify's pick at row i is the token after position p + i
-      const out: number[] = [];
-      for (let i = 0; i < k && drafts[i * N + s] === picks[i * N + s]; i++) out.push(drafts[i * N + s]);
-      out.push(picks[out.length * N + s]);
-      return out;
-    });
   }
 }

@@ -36,7 +36,8 @@ type Request =
  * waiting and runs them:
  *  - full-model decode steps (greedy or sampled) of all sequences together, one row each;
  *  - greedy speculation rounds together, grouped by (exit E, k): a group shares the draft and
- *    verify dispatches, and each sequence accepts its own count (batched-steps.ts);
+ *    verify dispatches, and each sequence accepts its own count (batched-steps.ts), on the GPU
+ *    when rounds chain in one submission (codegen/batch-accept.ts);
  *  - anything else alone, in the sequence's slot: prefill (newcomers' prompts, in chunks),
  *    early exit, speculative sampling's draft and verify steps; and a batchable request that
  *    is alone in its group takes the single-sequence fast paths (chained steps and rounds).
@@ -64,8 +65,8 @@ export class BatchEngine {
   private stepping = false;
   private readonly table: SeqRowTable;
   private readonly batched: BatchedSteps;
-  /** Engine steps run and rows they batched (for benchmarks and tests). */
-  readonly stats = { steps: 0, batchedSubmissions: 0, batchedRows: 0, soloRequests: 0, peakActive: 0 };
+  /** Engine steps run, rows they batched, batched rounds chained on the GPU (for benchmarks and tests). */
+  readonly stats = { steps: 0, batchedSubmissions: 0, batchedRows: 0, soloRequests: 0, peakActive: 0, chainedRounds: 0 };
 
   constructor(private readonly model: EngineModel, readonly slots: number, readonly maxQueued: number) {
     this.free = Array.from({ length: slots }, (_, i) => slots - 1 - i);
@@ -243,7 +244,12 @@ export class BatchEngine {
         continue;
       }
       for (const part of chunks(group, Math.floor(this.batched.maxRows / (k + 1)))) {
-        await this.batch(part, async () => (await this.batched.speculate(part.map((r) => r.seq), k, E)).map((round) => [round]));
+        // chained as far as the sequence allowed fewest rounds (its tokens left, the context) goes
+        const R = Math.min(this.batched.maxChainedRounds(part.length, k, E), ...part.map((r) => r.R));
+        if (R > 1) this.stats.chainedRounds += R;
+        await this.batch(part, async () => (R > 1
+          ? this.batched.speculateChain(part.map((r) => r.seq), k, E, R)
+          : (await this.batched.speculate(part.map((r) => r.seq), k, E)).map((round) => [round])));
       }
     }
   }

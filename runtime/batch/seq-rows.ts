@@ -31,14 +31,18 @@ export class SeqRowTable {
     this.upload(`solo:${slot}`);
   }
 
-  /** Rows of several sequences, each at its own position (stages run at posBase 0). */
-  rows(rows: SeqRow[]): void {
+  /**
+   * Rows of several sequences, each at its own position (stages run at posBase 0). Returns the
+   * table's words (for the batched acceptance kernel's image of it, codegen/batch-accept.ts).
+   */
+  rows(rows: SeqRow[]): Uint32Array {
     this.words.fill(0);
     for (const r of rows) {
       this.words[r.row * WORDS] = (r.pos - r.row) >>> 0; // the kernels add posBase (0) + row
       this.words[r.row * WORDS + 1] = r.slot;
     }
     this.upload('');
+    return this.words;
   }
 
   /** Back to all zeros (slot 0, posBase + row), what the single-sequence path expects. */
