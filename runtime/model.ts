@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import type { MatrixFormat } from '../compiler/ir/weight-formats.js';
 import { isGgufFile, openGgufModel, type GgufCheckpoint } from './gguf-llama.js';
@@ -14,6 +15,7 @@ import { checkConfigAgainstCheckpoint } from './checkpoint-config.js';
 import { SafetensorsCheckpoint } from './safetensors.js';
 import { Steps } from './steps.js';
 import { LscTokenizer } from './tokenizer.js';
+import { ggufTokenizer } from './gguf-tokenizer.js';
 import { uploadWeights, weightBytes, type UploadProgress } from './weights.js';
 import { generate, type Decoder, type GenerateEvent, type GenerateOptions, type GenerateResult, type GpuBytes } from './generate.js';
 
@@ -134,7 +136,7 @@ export class LscModel {
 
   static async load(dir: string, opts: LoadOptions = {}): Promise<LscModel> {
     dir = resolveModelPath(dir); // a Hugging Face id (org/name[@rev]) loads its cached snapshot
-    // a GGUF file: its metadata stands for config.json, its tokenizer.json lies beside it
+    // a GGUF file: its metadata stands for config.json and, unless a tokenizer.json lies beside it, the tokenizer
     const gguf = isGgufFile(dir) ? openGgufModel(dir) : undefined;
     if (!gguf) checkModelDir(dir);
     // cheap checks first, from config.json, the tokenizer and the checkpoint's headers: nothing
@@ -148,7 +150,7 @@ export class LscModel {
     let artifact: ReturnType<typeof loadArtifact> | undefined;
     try {
       checkConfigAgainstCheckpoint(ckpt, config, configFile);
-      tokenizer = LscTokenizer.load(tokDir);
+      tokenizer = gguf && !fs.existsSync(path.join(tokDir, 'tokenizer.json')) ? ggufTokenizer(gguf.gguf) : LscTokenizer.load(tokDir);
       tokenizer.checkVocab(config.vocab_size);
       ({ graph } = modelGraph(dir, { graphFile: opts.graph, config }));
       // an artifact is user input: checked whole before the device opens or anything runs

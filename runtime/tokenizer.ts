@@ -78,8 +78,9 @@ export class LscTokenizer {
     return new LscTokenizer(file, tj, opt('tokenizer_config.json'), opt('config.json'), opt('generation_config.json'));
   }
 
-  static fromObjects(tokenizerJson: object, tokenizerConfig?: object, config?: object, generationConfig?: object): LscTokenizer {
-    return new LscTokenizer('tokenizer.json', tokenizerJson as Json, tokenizerConfig as Json, config as Json, generationConfig as Json);
+  /** file: where the objects came from, for messages. */
+  static fromObjects(tokenizerJson: object, tokenizerConfig?: object, config?: object, generationConfig?: object, file = 'tokenizer.json'): LscTokenizer {
+    return new LscTokenizer(file, tokenizerJson as Json, tokenizerConfig as Json, config as Json, generationConfig as Json);
   }
 
   private constructor(file: string, tj: Json, tc: Json = {}, config: Json = {}, gen: Json = {}) {
