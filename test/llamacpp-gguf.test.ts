@@ -4,8 +4,9 @@
  * (no tokenizer.json beside it) and decodes the same greedy tokens as lsc on the same file (F16:
  * all of them; quantized: up to a near-tie, if any), with
  * next-token log-probabilities close (llama.cpp's CPU kernels quantize activations to 8 bits for
- * Q8_0/Q4_0 dot products, so those differ more than F16). Skipped, saying why, only where
- * node-llama-cpp cannot load llama.cpp.
+ * Q8_0/Q4_0 dot products, so those differ more than F16). And the other way: a file llama.cpp's
+ * own quantizer wrote loads in lsc. Skipped, saying why, only where node-llama-cpp cannot load
+ * llama.cpp (or, for the last, where python3 or the prebuilt libllama is missing).
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -14,7 +15,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Llama } from 'node-llama-cpp';
 import { quantizeToGguf } from '../runtime/quant/to-gguf.js';
+import { GgufFile } from '../runtime/gguf.js';
 import { LscModel } from '../runtime/model.js';
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { testGpu } from './helpers/gpu.js';
 import { llamaGreedy, llamaLogProbs, loadLlamaCpp, logSoftmax } from './helpers/llamacpp.js';
 
@@ -72,6 +76,57 @@ describe('llama.cpp reads lsc quantize GGUF files (node-llama-cpp, CPU)', functi
           console.log(`      ${f} ${JSON.stringify(prompt).slice(0, 28).padEnd(28)} greedy ${split < 0 ? NEW_TOKENS : split}/${NEW_TOKENS} equal${note}; next-token max |Δ log p| ${d.toFixed(5)}`);
         }
         assert.ok(worst <= LOGPROB_TOL[f], `max |Δ log p| ${worst} > ${LOGPROB_TOL[f]}`);
+      } finally {
+        model.dispose();
+        await lm.dispose();
+      }
+    });
+  }
+
+  /** node-llama-cpp's prebuilt libllama for this platform, or why there is none. */
+  function libllama(): string {
+    const pkg = `@node-llama-cpp/${process.platform}-${process.arch}`;
+    try {
+      const bins = path.join(path.dirname(createRequire(import.meta.url).resolve(pkg)), '..', 'bins', `${process.platform}-${process.arch}`);
+      const lib = fs.readdirSync(bins).find((f) => /^libllama[.\w]*\.so$/.test(f) && !f.includes('common'));
+      return lib ? path.join(bins, lib) : `no libllama in ${bins}`;
+    } catch (e) {
+      return `${pkg} is not installed: ${(e as Error).message.split('\n')[0]}`;
+    }
+  }
+
+  for (const [f, ftype] of [['q8_0', 7], ['q4_0', 2]] as const) {
+    it(`a ${f} GGUF written by llama.cpp's quantizer (its writer, its embedding format) loads in lsc and decodes llama.cpp's greedy tokens`, async function () {
+      const lib = libllama();
+      const script = fileURLToPath(new URL('../../test/helpers/llamacpp-quantize.py', import.meta.url));
+      if (!lib.startsWith('/')) { console.log(`      skipped: ${lib}`); this.skip(); }
+      const src = path.join(dir, 'source-f16.gguf');
+      if (!fs.existsSync(src)) quantizeToGguf(modelDir, src, 'f16');
+      const file = path.join(dir, `llamacpp-${f}.gguf`);
+      const run = spawnSync('python3', [script, lib, src, file, String(ftype), 'pure'], { encoding: 'utf8' });
+      if (run.error) { console.log(`      skipped: python3 cannot run: ${run.error.message}`); this.skip(); }
+      assert.equal(run.status, 0, run.stderr.slice(-2000));
+      // llama.cpp's writer, every matrix in the one format (the LM head as its own tensor)
+      const g = GgufFile.open(file);
+      const types = new Set([...g.tensors.values()].filter((t) => t.shape.length === 2).map((t) => `${t.name.replace(/^blk\.\d+\./, '')} ${t.type}`));
+      g.close();
+      assert.deepEqual([...types].sort(), ['attn_k', 'attn_output', 'attn_q', 'attn_v', 'ffn_down', 'ffn_gate', 'ffn_up', 'output', 'token_embd']
+        .map((n) => `${n}.weight ${f.toUpperCase()}`).sort().filter((x) => types.has(x) || !x.startsWith('output')));
+      const lm = await llama.loadModel({ modelPath: file });
+      const model = await LscModel.load(file, { gpu: await testGpu() });
+      try {
+        assert.equal(model.plan.dtypes.weights, f);
+        for (const prompt of PROMPTS.slice(0, 2)) {
+          const ids = model.tokenizer.encode(prompt);
+          const ours = (await model.complete(ids, { maxNewTokens: NEW_TOKENS, stopAtEos: false, strategy: 'autoregressive' })).tokens;
+          const theirs = await llamaGreedy(lm, ids, NEW_TOKENS);
+          const split = ours.findIndex((t, i) => t !== theirs[i]);
+          console.log(`      llama.cpp-written ${f} ${JSON.stringify(prompt).slice(0, 28).padEnd(28)} greedy ${split < 0 ? NEW_TOKENS : split}/${NEW_TOKENS} equal`);
+          if (split >= 0) {
+            const at = logSoftmax((await model.logits([...ids, ...ours.slice(0, split)]))[0]);
+            assert.ok(at[ours[split]] - at[theirs[split]] <= LOGPROB_TOL[f], `greedy tokens differ at ${split}, no near-tie`);
+          }
+        }
       } finally {
         model.dispose();
         await lm.dispose();
