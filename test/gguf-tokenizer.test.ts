@@ -17,6 +17,9 @@ import { LscTokenizer } from '../runtime/tokenizer.js';
 import { LscModel } from '../runtime/model.js';
 import { LscError } from '../compiler/errors.js';
 import { testGpu } from './helpers/gpu.js';
+import { byteBpeModelDir, trainingText } from './helpers/byte-bpe.js';
+
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
 const modelDir = fileURLToPath(new URL('../../examples/models/tiny-code/', import.meta.url));
 const PROMPTS = [
@@ -77,6 +80,31 @@ describe('tokenizer from GGUF metadata (no tokenizer.json beside the file)', fun
       }
     });
   }
+
+  it('a byte-level BPE ("gpt2", Llama 3\'s llama-bpe split): lsc quantize writes its merges; the rebuilt tokenizer equals the Hugging Face one', function () {
+    this.timeout(120_000);
+    const bpeDir = path.join(dir, 'byte-bpe');
+    byteBpeModelDir(modelDir, bpeDir, trainingText(repoRoot), 2048);
+    const file = path.join(dir, 'byte-bpe.gguf');
+    quantizeToGguf(bpeDir, file, 'q8_0');
+    const ref = LscTokenizer.load(bpeDir);
+    const g = GgufFile.open(file);
+    try {
+      assert.equal(g.get('tokenizer.ggml.model'), 'gpt2');
+      assert.equal(g.get('tokenizer.ggml.pre'), 'llama-bpe');
+      const tok = ggufTokenizer(g);
+      assert.equal(tok.bosId, 1);
+      assert.deepEqual(tok.eosIds, ref.eosIds);
+      for (const p of [...PROMPTS, 'It\'s 12345 they\'re  \n\n  x']) {
+        const ids = ref.encode(p);
+        assert.ok(ids.length > 1 || p === '');
+        assert.deepEqual(tok.encode(p), ids, JSON.stringify(p));
+        assert.equal(tok.decode(ids), ref.decode(ids), JSON.stringify(p));
+      }
+    } finally {
+      g.close();
+    }
+  });
 
   it('a GGUF without tokenizer metadata, or with a tokenizer model lsc does not rebuild, is a clear error', function () {
     const file = path.join(dir, 'errors.gguf');

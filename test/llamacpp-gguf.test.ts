@@ -20,6 +20,8 @@ import { LscModel } from '../runtime/model.js';
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { testGpu } from './helpers/gpu.js';
+import { byteBpeModelDir, trainingText } from './helpers/byte-bpe.js';
+import { ggufTokenizer } from '../runtime/gguf-tokenizer.js';
 import { llamaGreedy, llamaLogProbs, loadLlamaCpp, logSoftmax } from './helpers/llamacpp.js';
 
 const modelDir = fileURLToPath(new URL('../../examples/models/tiny-code/', import.meta.url));
@@ -82,6 +84,27 @@ describe('llama.cpp reads lsc quantize GGUF files (node-llama-cpp, CPU)', functi
       }
     });
   }
+
+  it('a byte-level BPE vocabulary ("gpt2", llama-bpe): llama.cpp tokenizes like lsc\'s tokenizer rebuilt from the file', async function () {
+    const bpeDir = path.join(dir, 'byte-bpe');
+    byteBpeModelDir(modelDir, bpeDir, trainingText(fileURLToPath(new URL('../../', import.meta.url))), 2048);
+    const file = path.join(dir, 'byte-bpe.gguf');
+    quantizeToGguf(bpeDir, file, 'f16');
+    const g = GgufFile.open(file);
+    const tok = ggufTokenizer(g);
+    g.close();
+    const lm = await llama.loadModel({ modelPath: file });
+    try {
+      for (const p of [...PROMPTS, "It's 12345 they're  \n\n  x", '  λ→ 中文\t\r\n end']) {
+        const ids = tok.encode(p);
+        assert.equal(ids[0], 1);
+        assert.deepEqual(Array.from(lm.tokenize(p)), ids.slice(1), JSON.stringify(p));
+        assert.equal(lm.detokenize(lm.tokenize(p)), tok.decode(ids));
+      }
+    } finally {
+      await lm.dispose();
+    }
+  });
 
   /** node-llama-cpp's prebuilt libllama for this platform, or why there is none. */
   function libllama(): string {
