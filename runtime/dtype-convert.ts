@@ -84,10 +84,28 @@ export function bf16BitsToF32(src: Uint16Array, dst: Float32Array = new Float32A
   return dst;
 }
 
-/** BF16 bits -> F16 bits, round-to-nearest-even (only matters for tiny values), overflow to +-inf. */
+let bf16Table: Uint16Array | undefined;
+
+/**
+ * All 65536 bf16 patterns as f16 bits (128 KiB, stays in cache), built on first use: a lookup per
+ * element converts a BF16 checkpoint ~3x faster than f32BitsToF16's branches per element.
+ */
+function bf16ToF16Table(): Uint16Array {
+  if (bf16Table) return bf16Table;
+  const t = new Uint16Array(65536);
+  for (let b = 0; b < 65536; b++) t[b] = f32BitsToF16((b << 16) >>> 0);
+  bf16Table = t;
+  return t;
+}
+
+/**
+ * BF16 bits -> F16 bits, round-to-nearest-even (only matters for tiny values), overflow to +-inf.
+ * Reads src[i] before writing dst[i], so src and dst may be the same array.
+ */
 export function bf16BitsToF16Bits(src: Uint16Array, dst: Uint16Array = new Uint16Array(src.length)): Uint16Array {
   checkDst(dst, src.length);
-  for (let i = 0; i < src.length; i++) dst[i] = f32BitsToF16((src[i] << 16) >>> 0);
+  const t = bf16ToF16Table();
+  for (let i = 0; i < src.length; i++) dst[i] = t[src[i]];
   return dst;
 }
 

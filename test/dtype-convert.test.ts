@@ -140,6 +140,16 @@ describe('dtype-convert', () => {
     }
   });
 
+  it('bf16 -> f16 in place (src and dst one array, as safetensors.ts converts) equals the copying conversion', () => {
+    const r = rng(7);
+    const src = new Uint16Array(100_000);
+    for (let i = 0; i < src.length; i++) src[i] = (r() * 65536) >>> 0;
+    const want = bf16BitsToF16Bits(src);
+    const inPlace = src.slice();
+    bf16BitsToF16Bits(inPlace, inPlace);
+    assert.deepEqual(inPlace, want);
+  });
+
   it('f32 -> bf16 rounds to nearest even (edge cases + random)', () => {
     const edge = [0, -0, 1, 1 + 2 ** -8, 1 + 3 * 2 ** -8, 1 + 2 ** -8 + 2 ** -20, 3.4028234663852886e38,
       -3.4028234663852886e38, 3.3961775292304e38, Infinity, -Infinity, 1e-45, 1.1754942e-38];
