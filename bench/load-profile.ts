@@ -1,8 +1,9 @@
 /**
  * Where weight loading spends its time, from the page cache.
  *
- *   node dist/bench/load-profile.js DIR [--ctx 128]
+ *   node dist/bench/load-profile.js DIR [--ctx 128] [--gpu-convert]
  *
+ * --gpu-convert: convert BF16 on the GPU even on a CPU adapter (the default only on real GPUs).
  * DIR: a checkpoint (e.g. one kept by `node dist/bench/load-memory.js --keep DIR`). Reads every
  * file once to warm the page cache, then times: plain positioned reads of the tensor data in
  * 16 MiB pieces (the disk/page-cache bound); readRows to f16 (read + convert + finite check) into
@@ -25,7 +26,7 @@ function gbps(bytes: number, ms: number): string {
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const dir = argv[0];
-  if (!dir) throw new Error('usage: node dist/bench/load-profile.js DIR [--ctx 128]');
+  if (!dir) throw new Error('usage: node dist/bench/load-profile.js DIR [--ctx 128] [--gpu-convert]');
   const ctx = argv.includes('--ctx') ? Number(argv[argv.indexOf('--ctx') + 1]) : 128;
   const ckpt = SafetensorsCheckpoint.open(dir);
   const buf = new Uint8Array(PIECE);
@@ -75,7 +76,7 @@ async function main(): Promise<void> {
   };
   const cpu0 = process.cpuUsage();
   t0 = performance.now();
-  const bufs = await uploadWeights(gpu.device, plan, ckpt, undefined, { adapterInfo: gpu.adapterInfo, isCpu: gpu.isCpu });
+  const bufs = await uploadWeights(gpu.device, plan, ckpt, undefined, { adapterInfo: gpu.adapterInfo, isCpu: gpu.isCpu, gpuConvert: argv.includes('--gpu-convert') ? true : undefined });
   const total = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
   const wb = weightBytes(plan);

@@ -165,6 +165,28 @@ export class SafetensorsCheckpoint implements WeightSource {
     }
   }
 
+  /** See WeightSource.readRawRows: the stored bytes of whole rows, in pieces of at most maxChunkBytes. */
+  readRawRows(name: string, rowStart: number, rowCount: number, onChunk: (data: Uint8Array, byteOffset: number) => void,
+    maxChunkBytes: number = DEFAULT_CHUNK_BYTES): void {
+    const t = this.entryOrThrow(name);
+    const rows = t.shape.length === 0 ? 1 : t.shape[0];
+    const rowBytes = product(t.shape.slice(1)) * ITEM_SIZE[t.dtype];
+    if (!isNonNegInt(rowStart) || !isNonNegInt(rowCount) || rowStart + rowCount > rows) {
+      throw new LscError(`row range start ${rowStart} count ${rowCount} is outside the tensor's ${rows} rows`, { file: t.file, tensor: name }, 'request rows within the tensor\'s first dimension');
+    }
+    const total = rowCount * rowBytes;
+    const piece = Math.min(total, Math.max(4, maxChunkBytes - (maxChunkBytes % 4)));
+    if (total === 0) return;
+    const buf = new Uint8Array(piece);
+    const fd = this.fdFor(t.file);
+    const base = t.dataStart + rowStart * rowBytes;
+    for (let off = 0; off < total; off += piece) {
+      const view = buf.subarray(0, Math.min(piece, total - off));
+      readFully(fd, view, base + off, t.file, name);
+      onChunk(view, off);
+    }
+  }
+
   /** Names the stored value at flat index i (read again from the file: the chunk was converted in place). */
   private nonFiniteError(t: TensorEntry, i: number, target: 'f16' | 'f32'): LscError {
     const size = ITEM_SIZE[t.dtype];

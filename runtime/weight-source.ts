@@ -18,4 +18,11 @@ export interface WeightSource {
    */
   readRows(name: string, target: 'f16' | 'f32', rowStart: number, rowCount: number,
     onChunk: (data: Uint16Array | Float32Array, elementOffset: number) => void): void | Promise<void>;
+  /**
+   * Rows [rowStart, rowStart+rowCount) as stored, unconverted and unchecked (uploadWeights converts
+   * BF16 on the GPU and checks the result there), in pieces; byteOffset is data[0]'s offset from the
+   * first requested byte. Optional: sources without it are read through readRows.
+   */
+  readRawRows?(name: string, rowStart: number, rowCount: number,
+    onChunk: (data: Uint8Array, byteOffset: number) => void): void | Promise<void>;
 }

@@ -6,6 +6,7 @@ import type { WeightSource } from './weight-source.js';
 import { checkNoIgnoredTensors } from './checkpoint-config.js';
 import { isQuant } from '../compiler/ir/weight-formats.js';
 import { QuantWriter, quantBlockRows } from './quant/upload.js';
+import { Bf16Converter } from './gpu-convert.js';
 
 const HINT_MISMATCH = 'the graph does not describe this checkpoint: build it from the model\'s config.json (omit --graph)';
 
@@ -59,6 +60,12 @@ export interface UploadOptions {
   hostMarginBytes?: number;
   /** Free host memory in bytes (default: os.freemem(), capped by a cgroup limit). For tests. */
   freeHostBytes?: () => number;
+  /**
+   * Convert BF16 weights to f16 in a compute pass (runtime/gpu-convert.ts) rather than in JS.
+   * Default: on a real GPU only; on a CPU adapter the compute pass is slower than the JS table
+   * (BENCHMARKS.md "Loading speed").
+   */
+  gpuConvert?: boolean;
   /** Wait for the queue after this many bytes of writeBuffer (default DEFAULT_DRAIN_BYTES). */
   drainBytes?: number;
 }
@@ -162,7 +169,8 @@ async function createWeightBuffers(device: GPUDevice, plan: Plan, info: UploadAd
         const bytes = sizes.get(ch.buffer);
         if (bytes === undefined) throw new Error(`internal: weight buffer ${ch.buffer} is not in the plan's buffers`);
         out.set(ch.buffer, device.createBuffer({
-          size: allocSize(bytes), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST, label: ch.buffer,
+          // COPY_SRC: tests read the loaded weights back to compare loading paths byte for byte
+          size: allocSize(bytes), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC, label: ch.buffer,
         }));
       }
     }
@@ -196,6 +204,7 @@ export async function uploadWeights(device: GPUDevice, plan: Plan, ckpt: WeightS
   const info = opts.adapterInfo ?? deviceAdapterInfo(device);
   checkHostMemory(plan, info, opts);
   const drainBytes = opts.drainBytes ?? DEFAULT_DRAIN_BYTES;
+  const convertOnGpu = opts.gpuConvert ?? !(opts.isCpu ?? isCpuAdapter(info));
   const out = await createWeightBuffers(device, plan, info);
   const total = weightBytes(plan);
   let done = 0;
@@ -205,6 +214,8 @@ export async function uploadWeights(device: GPUDevice, plan: Plan, ckpt: WeightS
   device.pushErrorScope('out-of-memory');
   device.pushErrorScope('validation');
   let scopes = 2;
+  let gpuConvert: Bf16Converter | undefined;
+  const convertedOnGpu: PlanWeight[] = [];
   try {
     const quant = new QuantWriter(device);
     for (const w of plan.weights as PlanWeight[]) {
@@ -228,6 +239,14 @@ export async function uploadWeights(device: GPUDevice, plan: Plan, ckpt: WeightS
       }
       const elemBytes = w.gpuDtype === 'f16' ? 2 : 4;
       const rowBytes = (w.shape.length <= 1 ? 1 : w.shape.slice(1).reduce((a, b) => a * b, 1)) * elemBytes;
+      // BF16 → f16 on the GPU where the device computes and the source hands out raw rows
+      // (tests' counting devices do neither; rows bigger than a block stay on the CPU path)
+      const bf16 = convertOnGpu && w.gpuDtype === 'f16' && ckpt.get(w.hf)!.dtype === 'BF16' && ckpt.readRawRows !== undefined
+        && typeof device.createComputePipeline === 'function' && rowBytes <= BLOCK_BYTES;
+      if (bf16) {
+        gpuConvert ??= new Bf16Converter(device, BLOCK_BYTES);
+        convertedOnGpu.push(w);
+      }
       const blockRows = Math.max(1, Math.floor(BLOCK_BYTES / rowBytes));
       for (const ch of w.chunks) {
         const buf = out.get(ch.buffer)!;
@@ -235,6 +254,22 @@ export async function uploadWeights(device: GPUDevice, plan: Plan, ckpt: WeightS
         for (let b = 0; b < n; b += blockRows) {
           const rows = Math.min(blockRows, n - b);
           const blockOffset = b * rowBytes;
+          if (bf16 && blockOffset % 4 === 0) {
+            // raw bf16 into the scratch buffer, converted to f16 on the GPU (runtime/gpu-convert.ts)
+            const conv = gpuConvert!;
+            await ckpt.readRawRows!(w.hf, r0 + b, rows, (data, byteOffset) => {
+              conv.stage(data, byteOffset);
+              sinceDrain += data.byteLength;
+            });
+            conv.convert(buf, blockOffset, rows * rowBytes / 2);
+            done += rows * rowBytes;
+            onProgress?.(done, total, w.hf);
+            if (sinceDrain >= drainBytes) {
+              await device.queue.onSubmittedWorkDone();
+              sinceDrain = 0;
+            }
+            continue;
+          }
           await ckpt.readRows(w.hf, w.gpuDtype === 'f16' ? 'f16' : 'f32', r0 + b, rows, (data, elementOffset) => {
             // the readers' pieces live in plain ArrayBuffers (the DOM typing of writeBuffer wants that said)
             let view = new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
@@ -257,6 +292,13 @@ export async function uploadWeights(device: GPUDevice, plan: Plan, ckpt: WeightS
       }
     }
     await device.queue.onSubmittedWorkDone();
+    if (gpuConvert && await gpuConvert.sawNonFinite()) {
+      // a NaN / inf / beyond-f16 value: the CPU reader names the first one (tensor, index, value)
+      for (const w of convertedOnGpu) await ckpt.readRows(w.hf, 'f16', 0, w.shape.length === 0 ? 1 : w.shape[0], () => undefined);
+      throw new Error('internal: the GPU conversion flagged a non-finite value the CPU reader does not find');
+    }
+    gpuConvert?.destroy();
+    gpuConvert = undefined;
     scopes = 0;
     const validation = await device.popErrorScope();
     const oom = await device.popErrorScope();
@@ -266,6 +308,7 @@ export async function uploadWeights(device: GPUDevice, plan: Plan, ckpt: WeightS
         {}, oom ? 'use a GPU with more memory, or a smaller model' : undefined);
     }
   } catch (e) {
+    gpuConvert?.destroy();
     for (; scopes > 0; scopes--) await device.popErrorScope().catch(() => undefined);
     for (const b of out.values()) b.destroy();
     throw e;
