@@ -193,7 +193,8 @@ async function createWeightBuffers(device: GPUDevice, plan: Plan, info: UploadAd
 
 /**
  * Streams every weight tensor into its GPU buffers (row slices as the plan splits them),
- * converting to f16 / f32 on the way, or quantizing (runtime/quant/upload.ts). Every buffer is created first (see createWeightBuffers);
+ * converting to f16 / f32 on the way (BF16 on the GPU where opts.gpuConvert: runtime/gpu-convert.ts),
+ * or quantizing (runtime/quant/upload.ts). Every buffer is created first (see createWeightBuffers);
  * on a CPU adapter free host memory is checked before that. Host memory stays bounded: reads go
  * in 16 MiB pieces, and after every `drainBytes` of writes the queue is awaited so that Dawn
  * releases its staging copies.
