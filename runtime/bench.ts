@@ -58,9 +58,8 @@ export interface RunFigures {
   repeats: number;
 }
 
-export interface SpecFigures extends RunFigures {
-  exitLayer: number;
-  numSpeculations: number;
+/** What every speculating run reports (a fixed pair, or adaptive). */
+export interface SpeculationFigures extends RunFigures {
   acceptanceRate: number;
   draftedTokens: number;
   acceptedTokens: number;
@@ -72,6 +71,11 @@ export interface SpecFigures extends RunFigures {
   speedup: number;
   /** Ratio of the summed throughputs (more exposed to drift during the benchmark). */
   speedupOfTotals: number;
+}
+
+export interface SpecFigures extends SpeculationFigures {
+  exitLayer: number;
+  numSpeculations: number;
   /** Best speedups at this run's tokens per round on idealized devices (speculation-bounds.ts). */
   bounds: SpeculationBounds;
   /** The adaptive controller's cost model at this run's tokens per round: τ / c(E, k) (round-cost.ts). */
@@ -79,14 +83,7 @@ export interface SpecFigures extends RunFigures {
 }
 
 /** The adaptive strategy's run (E and k vary; the histograms count rounds). */
-export interface AdaptiveFigures extends RunFigures {
-  acceptanceRate: number;
-  draftedTokens: number;
-  acceptedTokens: number;
-  tokensPerRound: number;
-  matchesAutoregressive: boolean | null;
-  speedup: number;
-  speedupOfTotals: number;
+export interface AdaptiveFigures extends SpeculationFigures {
   roundsByExit: Record<string, number>;
   roundsByK: Record<string, number>;
   /** Per prompt: median paired speedup over the repeats. */

@@ -2,6 +2,7 @@ import './gpu-globals.js';
 import { create } from 'webgpu';
 import { LscError } from '../compiler/errors.js';
 import type { PlanLimits } from '../compiler/plan.js';
+import { requiredLimits } from './plan-fit.js';
 
 export { checkPlanFits, planLimits } from './plan-fit.js';
 
@@ -61,15 +62,7 @@ export async function openDevice(opts: DeviceOptions = {}): Promise<GpuContext> 
   const requiredFeatures = wanted.filter((f) => adapter!.features.has(f));
   const device = await adapter.requestDevice({
     requiredFeatures,
-    requiredLimits: {
-      maxStorageBufferBindingSize: al.maxStorageBufferBindingSize,
-      maxBufferSize: al.maxBufferSize,
-      maxStorageBuffersPerShaderStage: al.maxStorageBuffersPerShaderStage,
-      maxComputeWorkgroupStorageSize: al.maxComputeWorkgroupStorageSize,
-      maxComputeInvocationsPerWorkgroup: al.maxComputeInvocationsPerWorkgroup,
-      maxComputeWorkgroupSizeX: al.maxComputeWorkgroupSizeX,
-      maxComputeWorkgroupsPerDimension: al.maxComputeWorkgroupsPerDimension,
-    },
+    requiredLimits: requiredLimits(al),
   });
   let lost = false;
   device.lost.then((info) => {

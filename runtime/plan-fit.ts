@@ -2,6 +2,19 @@
 import { LscError } from '../compiler/errors.js';
 import type { PlanLimits } from '../compiler/plan.js';
 
+/** The adapter's own limits for what plans use: a device asks for all of them (Node and the browser alike). */
+export function requiredLimits(al: GPUSupportedLimits): Record<string, number> {
+  return {
+    maxStorageBufferBindingSize: al.maxStorageBufferBindingSize,
+    maxBufferSize: al.maxBufferSize,
+    maxStorageBuffersPerShaderStage: al.maxStorageBuffersPerShaderStage,
+    maxComputeWorkgroupStorageSize: al.maxComputeWorkgroupStorageSize,
+    maxComputeInvocationsPerWorkgroup: al.maxComputeInvocationsPerWorkgroup,
+    maxComputeWorkgroupSizeX: al.maxComputeWorkgroupSizeX,
+    maxComputeWorkgroupsPerDimension: al.maxComputeWorkgroupsPerDimension,
+  };
+}
+
 /** The limits a plan compiled for this device may use. */
 export function planLimits(gpu: { limits: PlanLimits }): PlanLimits {
   const l = gpu.limits;

@@ -2,6 +2,7 @@
 import { LscError } from '../../compiler/errors.js';
 import type { GpuContext } from '../../runtime/device.js';
 import { isCpuAdapter } from '../../runtime/weights.js';
+import { requiredLimits } from '../../runtime/plan-fit.js';
 
 const HINT_WEBGPU = 'use a browser with WebGPU (Chrome or Edge 113+, Safari 26+, Firefox 141+ on Windows) on an https or localhost page';
 
@@ -20,15 +21,7 @@ export async function openBrowserDevice(): Promise<GpuContext> {
   const requiredFeatures = (['shader-f16', 'subgroups'] as GPUFeatureName[]).filter((f) => adapter!.features.has(f));
   const device = await adapter.requestDevice({
     requiredFeatures,
-    requiredLimits: {
-      maxStorageBufferBindingSize: al.maxStorageBufferBindingSize,
-      maxBufferSize: al.maxBufferSize,
-      maxStorageBuffersPerShaderStage: al.maxStorageBuffersPerShaderStage,
-      maxComputeWorkgroupStorageSize: al.maxComputeWorkgroupStorageSize,
-      maxComputeInvocationsPerWorkgroup: al.maxComputeInvocationsPerWorkgroup,
-      maxComputeWorkgroupSizeX: al.maxComputeWorkgroupSizeX,
-      maxComputeWorkgroupsPerDimension: al.maxComputeWorkgroupsPerDimension,
-    },
+    requiredLimits: requiredLimits(al),
   });
   const info = adapter.info ?? { vendor: '', architecture: '', device: '', description: '' };
   const adapterInfo = { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description };
