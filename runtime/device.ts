@@ -1,8 +1,7 @@
 import './gpu-globals.js';
 import { create } from 'webgpu';
 import { LscError } from '../compiler/errors.js';
-import type { PlanLimits } from '../compiler/plan.js';
-import { requiredLimits } from './plan-fit.js';
+import { deviceLimits, requiredLimits, type DeviceLimits } from './plan-fit.js';
 
 export { checkPlanFits, planLimits } from './plan-fit.js';
 
@@ -15,7 +14,7 @@ export interface GpuContext {
   features: Set<string>;
   /** A CPU implementation (Mesa lavapipe / llvmpipe, SwiftShader): host memory, few cores. */
   isCpu: boolean;
-  limits: PlanLimits & { minUniformBufferOffsetAlignment: number; minStorageBufferOffsetAlignment: number };
+  limits: DeviceLimits;
   /** Destroys the device and lets node exit. */
   dispose(): void;
 }
@@ -75,15 +74,7 @@ export async function openDevice(opts: DeviceOptions = {}): Promise<GpuContext> 
     adapterInfo: { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description },
     features: new Set([...device.features] as string[]),
     isCpu: /llvmpipe|lavapipe|swiftshader|software/i.test(`${info.vendor} ${info.architecture} ${info.description}`),
-    limits: {
-      maxStorageBufferBindingSize: dl.maxStorageBufferBindingSize,
-      maxStorageBuffersPerShaderStage: dl.maxStorageBuffersPerShaderStage,
-      maxComputeWorkgroupStorageSize: dl.maxComputeWorkgroupStorageSize,
-      maxComputeInvocationsPerWorkgroup: dl.maxComputeInvocationsPerWorkgroup,
-      maxBufferSize: dl.maxBufferSize,
-      minUniformBufferOffsetAlignment: dl.minUniformBufferOffsetAlignment,
-      minStorageBufferOffsetAlignment: dl.minStorageBufferOffsetAlignment,
-    },
+    limits: deviceLimits(dl),
     dispose() {
       lost = true;
       device.destroy();

@@ -2,6 +2,21 @@
 import { LscError } from '../compiler/errors.js';
 import type { PlanLimits } from '../compiler/plan.js';
 
+/** What the runtime reads of a device's limits: a plan's, and the offset alignments of bind groups. */
+export type DeviceLimits = PlanLimits & { minUniformBufferOffsetAlignment: number; minStorageBufferOffsetAlignment: number };
+
+export function deviceLimits(dl: GPUSupportedLimits): DeviceLimits {
+  return {
+    maxStorageBufferBindingSize: dl.maxStorageBufferBindingSize,
+    maxStorageBuffersPerShaderStage: dl.maxStorageBuffersPerShaderStage,
+    maxComputeWorkgroupStorageSize: dl.maxComputeWorkgroupStorageSize,
+    maxComputeInvocationsPerWorkgroup: dl.maxComputeInvocationsPerWorkgroup,
+    maxBufferSize: dl.maxBufferSize,
+    minUniformBufferOffsetAlignment: dl.minUniformBufferOffsetAlignment,
+    minStorageBufferOffsetAlignment: dl.minStorageBufferOffsetAlignment,
+  };
+}
+
 /** The adapter's own limits for what plans use: a device asks for all of them (Node and the browser alike). */
 export function requiredLimits(al: GPUSupportedLimits): Record<string, number> {
   return {

@@ -2,7 +2,7 @@
 import { LscError } from '../../compiler/errors.js';
 import type { GpuContext } from '../../runtime/device.js';
 import { isCpuAdapter } from '../../runtime/weights.js';
-import { requiredLimits } from '../../runtime/plan-fit.js';
+import { deviceLimits, requiredLimits } from '../../runtime/plan-fit.js';
 
 const HINT_WEBGPU = 'use a browser with WebGPU (Chrome or Edge 113+, Safari 26+, Firefox 141+ on Windows) on an https or localhost page';
 
@@ -31,15 +31,7 @@ export async function openBrowserDevice(): Promise<GpuContext> {
     adapterInfo,
     features: new Set([...device.features] as string[]),
     isCpu: isCpuAdapter(adapterInfo) || (info as { isFallbackAdapter?: boolean }).isFallbackAdapter === true,
-    limits: {
-      maxStorageBufferBindingSize: dl.maxStorageBufferBindingSize,
-      maxStorageBuffersPerShaderStage: dl.maxStorageBuffersPerShaderStage,
-      maxComputeWorkgroupStorageSize: dl.maxComputeWorkgroupStorageSize,
-      maxComputeInvocationsPerWorkgroup: dl.maxComputeInvocationsPerWorkgroup,
-      maxBufferSize: dl.maxBufferSize,
-      minUniformBufferOffsetAlignment: dl.minUniformBufferOffsetAlignment,
-      minStorageBufferOffsetAlignment: dl.minStorageBufferOffsetAlignment,
-    },
+    limits: deviceLimits(dl),
     dispose() { device.destroy(); },
   };
 }
