@@ -183,7 +183,7 @@ for (const format of formats) {
     const ssMs = await time(async () => {
       while (emitted < nTokens) {
         const R = Math.max(1, Math.min(steps.maxChainedRounds(exitLayer, k), Math.ceil((nTokens - emitted) / (k + 1))));
-        const rounds = await steps.greedyRounds(next, p, k, exitLayer, R);
+        const { rounds } = await steps.greedyRounds(next, p, k, exitLayer, R);
         for (const r of rounds) {
           emitted += r.length;
           drafted += k;

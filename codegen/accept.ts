@@ -24,31 +24,54 @@ export function acceptStateBytes(kMax: number): number {
 
 export const ACCEPT_PARAMS = ['k', 'verifyBase', 'nextFirst', 'nextCount', 'round', 'pad0', 'pad1', 'pad2'] as const;
 
-/** Bindings in order: params, then the token buffer and the state buffer (plan.accept.buffers), then the range table. */
+/**
+ * Bindings in order: params, then the token buffer and the state buffer (plan.accept.buffers), then
+ * the range table. The stop-aware kernel (plan.draftStop.accept) binds the draft gate buffer
+ * (codegen/draft-gate.ts) after the state.
+ */
 export const ACCEPT_BINDINGS: readonly BindingDecl[] = [
   { name: 'prm', type: 'params' }, { name: 'tokens', type: 'rw' }, { name: 'state', type: 'rw' }, { name: 'ranges', type: 'ranges' },
 ];
-const DECLS = ['var<uniform> $: Params', ...Array(3).fill('var<storage, read_write> $: array<u32>')];
+const GATE_BINDING: BindingDecl = { name: 'gate', type: 'rw' };
+const STORAGE = 'var<storage, read_write> $: array<u32>';
 
-/** The acceptance kernel's source: one thread, its params per round. */
-export function acceptKernel(): KernelSource {
-  const meta: Omit<KernelSource, 'wgsl'> = {
-    family: 'accept', name: 'greedy_accept', workgroupSize: 1, bindings: [...ACCEPT_BINDINGS], params: [...ACCEPT_PARAMS],
-    grid: [1, 1, 1], config: {}, features: [],
-  };
-  return { ...meta, wgsl: kernelHeader(meta, []) + emitAccept() };
+/** Where the stop-aware variant finds, in the gate buffer, the drafts made and the per-round record. */
+export interface AcceptGateWords {
+  made: number;
+  rounds: number;
 }
 
-export function emitAccept(): string {
+function acceptBindings(gate?: AcceptGateWords): BindingDecl[] {
+  return gate ? [...ACCEPT_BINDINGS.slice(0, 3), GATE_BINDING, ACCEPT_BINDINGS[3]] : [...ACCEPT_BINDINGS];
+}
+
+/**
+ * The acceptance kernel's source: one thread, its params per round. With `gate`: the variant for
+ * rounds whose drafting may stop early (codegen/draft-gate.ts), which accepts at most the drafts
+ * made, records that count per round and resets it for the next round.
+ */
+export function acceptKernel(gate?: AcceptGateWords): KernelSource {
+  const meta: Omit<KernelSource, 'wgsl'> = {
+    family: 'accept', name: gate ? 'greedy_accept_stop' : 'greedy_accept', workgroupSize: 1, bindings: acceptBindings(gate), params: [...ACCEPT_PARAMS],
+    grid: [1, 1, 1], config: {}, features: [],
+  };
+  return { ...meta, wgsl: kernelHeader(meta, []) + emitAccept(gate) };
+}
+
+export function emitAccept(gate?: AcceptGateWords): string {
   return `// greedy acceptance of a chained speculation round (codegen/accept.ts)
 struct Params { ${ACCEPT_PARAMS.map((p) => `${p}: u32`).join(', ')} }
-${bindingsWgsl(ACCEPT_BINDINGS.map((b, i) => ({ name: b.name, decl: DECLS[i] })))}
+${bindingsWgsl(acceptBindings(gate).map((b) => ({ name: b.name, decl: b.type === 'params' ? 'var<uniform> $: Params' : STORAGE })))}
 
 @compute @workgroup_size(1)
 fn main() {
   var n = 0u;
-  loop {
-    if (n >= prm.k || tokens[1u + n] != tokens[prm.verifyBase + n]) { break; }
+${gate ? `  // drafts past the ones made hold stale tokens, and their positions no KV
+  let made = min(prm.k, gate[${gate.made}u]);
+  gate[${gate.rounds}u + prm.round] = made;
+  gate[${gate.made}u] = 1u;
+` : ''}  loop {
+    if (n >= ${gate ? 'made' : 'prm.k'} || tokens[1u + n] != tokens[prm.verifyBase + n]) { break; }
     n += 1u;
   }
   let count = state[1];

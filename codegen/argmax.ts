@@ -2,7 +2,13 @@ import type { ArgmaxKernel, KernelSource } from '../compiler/ir/kernel.js';
 import { RANGE_STRUCT, bindingDecls, bindingsWgsl, paramsStruct, u, type BindingSpec } from './kernel.js';
 
 /** Storage bindings by role (codegen/families/argmax.ts binds buffers to them). */
-export const ARGMAX_BINDING = { logits: 'logits', tokens: 'tokens' } as const;
+export const ARGMAX_BINDING = { logits: 'logits', tokens: 'tokens', gate: 'gate' } as const;
+
+/** Where the draft entry's argmax finds the threshold and writes its pick's probability (codegen/draft-gate.ts). */
+export interface ArgmaxGateWords {
+  threshold: number;
+  probs: number;
+}
 
 const ARGMAX_BINDINGS: BindingSpec[] = [
   { name: 'rng', type: 'range', decl: 'var<uniform> $: Range' },
@@ -27,10 +33,16 @@ export interface ArgmaxConfig {
   threads: number;
 }
 
-export function emitArgmax(k: ArgmaxKernel, cfg: ArgmaxConfig = { threads: 256 }): KernelSource {
+/**
+ * With `gate` (a draft entry's argmax), it also writes the probability of its pick,
+ * p = 1 / Σ exp(l_i − l_max), to gate[probs + row] when the threshold gate[threshold] is not 0; the
+ * pick is computed exactly as without. Each thread keeps a running max and sum of exponentials,
+ * combined in the same tree as the pick, so the probability takes no extra barrier.
+ */
+export function emitArgmax(k: ArgmaxKernel, cfg: ArgmaxConfig = { threads: 256 }, gate?: ArgmaxGateWords): KernelSource {
   const WG = cfg.threads;
-  const decls = ARGMAX_BINDINGS;
-  const wgsl = `${RANGE_STRUCT}
+  const decls = gate ? [...ARGMAX_BINDINGS, { name: ARGMAX_BINDING.gate, type: 'rw', decl: 'var<storage, read_write> $: array<u32>' } as const] : ARGMAX_BINDINGS;
+  const wgsl = gate ? emitWithProbability(k, WG, decls, gate) : `${RANGE_STRUCT}
 ${paramsStruct(['outBase', 'pad0', 'pad1', 'pad2'])}
 ${bindingsWgsl(decls)}
 
@@ -72,8 +84,75 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
 }
 `;
   return {
-    family: 'argmax', name: 'argmax', wgsl, workgroupSize: WG,
+    family: 'argmax', name: gate ? 'argmax_prob' : 'argmax', wgsl, workgroupSize: WG,
     bindings: bindingDecls(decls),
     params: ['outBase', 'pad0', 'pad1', 'pad2'], grid: [{ perRow: 1 }, 1, 1], config: { ...cfg }, features: [],
   };
+}
+
+function emitWithProbability(k: ArgmaxKernel, WG: number, decls: BindingSpec[], gate: ArgmaxGateWords): string {
+  return `${RANGE_STRUCT}
+${paramsStruct(['outBase', 'pad0', 'pad1', 'pad2'])}
+${bindingsWgsl(decls)}
+
+var<workgroup> bk: array<u32, ${WG}>;
+var<workgroup> bi: array<u32, ${WG}>;
+var<workgroup> bm: array<f32, ${WG}>;
+var<workgroup> bs: array<f32, ${WG}>;
+
+// f32 bits -> u32 key in the same order as the numbers: NaN above +inf, -0 = +0; every key > 0
+fn orderKey(b: u32) -> u32 {
+  if ((b & 0x7fffffffu) > 0x7f800000u) { return 0xffffffffu; }
+  if (b == 0x80000000u) { return 0x80000000u; }
+  if ((b & 0x80000000u) != 0u) { return ~b; }
+  return b | 0x80000000u;
+}
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let r = wid.x;
+  if (r >= rng.rowCount) { return; }
+  let row = rng.rowStart + r;
+  // the probability only when a threshold is set (codegen/draft-gate.ts)
+  let want = ${ARGMAX_BINDING.gate}[${u(gate.threshold)}] != 0u;
+  // key 0 with index 0xffffffff: a thread that saw no element (loses to any element)
+  var best = 0u;
+  var idx = 0xffffffffu;
+  // running max and sum of exp(l - max), from the lowest finite f32 (a thread that saw no element: sum 0)
+  var m = bitcast<f32>(0xff7fffffu);
+  var s = 0.0;
+  for (var i = t; i < ${u(k.n)}; i += ${u(WG)}) {
+    let b = logits[row * ${u(k.n)} + i];
+    let key = orderKey(b);
+    if (key > best) { best = key; idx = i; }
+    if (want) {
+      let x = bitcast<f32>(b);
+      if (x > m) { s = s * exp(m - x) + 1.0; m = x; } else { s += exp(x - m); }
+    }
+  }
+  bk[t] = best;
+  bi[t] = idx;
+  bm[t] = m;
+  bs[t] = s;
+  workgroupBarrier();
+  for (var st = ${u(Math.floor(WG / 2))}; st > 0u; st = st >> 1u) {
+    if (t < st) {
+      let ok = bk[t + st];
+      let oi = bi[t + st];
+      if (ok > bk[t] || (ok == bk[t] && oi < bi[t])) { bk[t] = ok; bi[t] = oi; }
+      if (want) {
+        let om = bm[t + st];
+        let mm = max(bm[t], om);
+        bs[t] = bs[t] * exp(bm[t] - mm) + bs[t + st] * exp(om - mm);
+        bm[t] = mm;
+      }
+    }
+    workgroupBarrier();
+  }
+  if (t == 0u) {
+    tokens[prm.outBase + row] = bi[0];
+    if (want) { ${ARGMAX_BINDING.gate}[${u(gate.probs)} + row] = bitcast<u32>(1.0 / bs[0]); }
+  }
+}
+`;
 }

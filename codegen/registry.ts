@@ -36,7 +36,9 @@ export function standaloneFamily(op: string): KernelFamily | undefined {
 
 /**
  * Kernels of the plan that no graph node asks for: the greedy acceptance kernels, which chained
- * speculation rounds run after verify, one sequence's or the batch engine's (the compiler adds them to every plan).
+ * speculation rounds run after verify, one sequence's or the batch engine's, and the draft stop's
+ * gate and acceptance kernels (the compiler adds them to every plan).
  */
 export { acceptKernel, acceptStateBytes } from './accept.js';
 export { batchAcceptKernel, batchAcceptStateBytes } from './batch-accept.js';
+export { acceptStopKernel, draftArgsBytes, draftGateBytes, draftGateKernel } from './draft-gate.js';

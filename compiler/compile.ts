@@ -10,7 +10,7 @@ import type { FusedKernel } from './ir/kernel.js';
 import { planBuffers } from './passes/plan-buffers.js';
 import { planWeights } from './passes/plan-weights.js';
 import { Scheduler, type Tunable, type TuningChoices } from './passes/schedule.js';
-import { FAMILIES, acceptKernel, acceptStateBytes, batchAcceptKernel, batchAcceptStateBytes, familyOf } from '../codegen/registry.js';
+import { FAMILIES, acceptKernel, acceptStopKernel, draftArgsBytes, draftGateBytes, draftGateKernel, acceptStateBytes, batchAcceptKernel, batchAcceptStateBytes, familyOf } from '../codegen/registry.js';
 import type { Target } from '../codegen/family.js';
 import type { Plan, PlanBuffer, PlanEntry, PlanLimits, PlanWeight } from './plan.js';
 import type { TypedGraph } from './passes/infer-shapes.js';
@@ -132,7 +132,11 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
     id: 'io:batch-accept', kind: 'io', bytes: batchAcceptStateBytes(maxRows, kMax),
     doc: 'batched greedy acceptance state u32: the SeqRows image, per sequence its position, accepted counts and tokens',
   };
-  checkBuffers([...w.buffers, ...kvBuffers, ...assign.buffers, ropeBuffer, acceptState, batchAcceptState], limits, typed, file);
+  const draftGate: PlanBuffer = {
+    id: 'io:draft-gate', kind: 'io', bytes: draftGateBytes(maxRows),
+    doc: 'draft stop of chained greedy rounds u32: threshold (f32), drafts made, drafts made per round, probability (f32) of each draft row\'s pick',
+  };
+  checkBuffers([...w.buffers, ...kvBuffers, ...assign.buffers, ropeBuffer, acceptState, batchAcceptState, draftGate], limits, typed, file);
   const dispatches = countDispatches(fused.flatMap((f) => f.stages.flatMap((s) => s.kernels)), w.weights);
   if (dispatches > BOUNDS.dispatches) {
     throw new LscError(`the plan would have ${dispatches} dispatches, more than ${BOUNDS.dispatches}`, { file, pointer: '/exit/candidates' },
@@ -143,6 +147,7 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
     ctx, kvDim, kvF16, seqRows: maxRows, weights: new Map(w.weights.map((x) => [x.id, x])), valueBuffer: assign.valueBuffer,
     width: (id) => (typed.values.get(id)!.shape[1] as number) ?? 1, tokenOutBase: verifyBase,
     ropeBuffer: ropeBuffer.id, tokensBuffer: 'io:tokens', kvBuffer: (l) => kvBuffers[l].id, maxStorageBuffers: limits.maxStorageBuffersPerShaderStage,
+    draftGateBuffer: draftGate.id,
     tuning: (k, key) => {
       const family = familyOf(k);
       const cfg = opts.tuning?.[family.name]?.(k, key) ?? family.defaultConfig?.(target, k);
@@ -154,14 +159,21 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
     name: entry.name, kind: entry.kind, exitLayer: entry.exitLayer, stepped: entry.stepped, kvLayers: entry.kvLayers,
     stages: stages.map(({ stage, kernels }) => ({
       name: stage.name, role: stage.role, range: stage.range,
-      dispatches: kernels.flatMap((k) => scheduler.schedule(k, entry.kind === 'verify')),
+      dispatches: kernels.flatMap((k) => scheduler.schedule(k, entry.kind)),
     })),
   }));
   note('schedule', planEntries);
 
   const accept = acceptKernel();
   const batchAccept = batchAcceptKernel(maxRows, kMax);
-  const kernels = [...scheduler.kernels.values(), ...[accept, batchAccept].map((k) => ({ ...k, id: k.name, file: `kernels/${k.name}.wgsl`, fused: [] }))];
+  const [gate, acceptStop] = [draftGateKernel(), acceptStopKernel()];
+  // indirect arguments of the draft dispatches that may be skipped (codegen/draft-gate.ts)
+  const draftDispatches = Math.max(1, ...planEntries.filter((e) => e.kind === 'draft').map((e) => e.stages.reduce((n, st) => n + st.dispatches.length, 0)));
+  const draftArgs: PlanBuffer = {
+    id: 'io:draft-args', kind: 'io', bytes: draftArgsBytes(draftDispatches),
+    doc: `indirect dispatch arguments u32 of a draft step that may be skipped: a template and the live copy, ${draftDispatches} dispatches of 3 words each`,
+  };
+  const kernels = [...scheduler.kernels.values(), ...[accept, batchAccept, gate, acceptStop].map((k) => ({ ...k, id: k.name, file: `kernels/${k.name}.wgsl`, fused: [] }))];
   for (const k of kernels) {
     const storage = k.bindings.filter((b) => b.type === 'read' || b.type === 'rw' || b.type === 'ranges').length;
     if (storage > limits.maxStorageBuffersPerShaderStage) {
@@ -187,12 +199,17 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
       defaultNumSpeculations: withCtx.defaults.numSpeculations,
     },
     weights: w.weights,
-    buffers: [...w.buffers, ...kvBuffers, ...assign.buffers, ropeBuffer, acceptState, batchAcceptState],
+    buffers: [...w.buffers, ...kvBuffers, ...assign.buffers, ropeBuffer, acceptState, batchAcceptState, draftGate, draftArgs],
     kvBuffers: kvBuffers.map((b) => b.id),
     kernels: kernels.map(({ wgsl: _w, ...k }) => k),
     entries: planEntries,
     accept: { kernel: accept.name, buffers: ['io:tokens', acceptState.id] },
     batchAccept: { kernel: batchAccept.name, buffers: ['io:tokens', batchAcceptState.id] },
+    draftStop: {
+      gate: { kernel: gate.name, buffers: [draftGate.id, draftArgs.id] },
+      accept: { kernel: acceptStop.name, buffers: ['io:tokens', acceptState.id, draftGate.id] },
+      state: draftGate.id, args: draftArgs.id, dispatches: draftDispatches,
+    },
     fusion,
   };
   return { plan, wgsl: new Map(kernels.map((k) => [k.id, k.wgsl])), tunables: [...scheduler.tunables.values()] };

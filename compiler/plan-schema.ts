@@ -94,6 +94,14 @@ export const planSchema = {
     },
     accept: { type: 'object', additionalProperties: false, required: ['kernel', 'buffers'], properties: { kernel: str, buffers: strings } },
     batchAccept: { type: 'object', additionalProperties: false, required: ['kernel', 'buffers'], properties: { kernel: str, buffers: strings } },
+    draftStop: {
+      type: 'object', additionalProperties: false, required: ['gate', 'accept', 'state', 'args', 'dispatches'],
+      properties: {
+        gate: { type: 'object', additionalProperties: false, required: ['kernel', 'buffers'], properties: { kernel: str, buffers: strings } },
+        accept: { type: 'object', additionalProperties: false, required: ['kernel', 'buffers'], properties: { kernel: str, buffers: strings } },
+        state: str, args: str, dispatches: positive,
+      },
+    },
     exits: {
       type: 'object', additionalProperties: false, required: ['candidates', 'defaultExitLayer', 'defaultNumSpeculations'],
       properties: { candidates: { type: 'array', items: positive }, defaultExitLayer: positive, defaultNumSpeculations: positive },

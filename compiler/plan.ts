@@ -125,6 +125,20 @@ export interface Plan {
    * Absent in plans compiled before it existed: the engine then reads back every round.
    */
   batchAccept?: { kernel: string; buffers: string[] };
+  /**
+   * Confidence-stopped drafting in chained greedy rounds (codegen/draft-gate.ts): the gate kernel
+   * run before each draft after the first, the acceptance kernel that replaces plan.accept in such
+   * rounds (storage buffers in binding order), the gate state buffer, the indirect-arguments
+   * buffer and the most dispatches of a draft entry it holds arguments for. Absent in plans
+   * compiled before it existed: rounds then never stop early.
+   */
+  draftStop?: {
+    gate: { kernel: string; buffers: string[] };
+    accept: { kernel: string; buffers: string[] };
+    state: string;
+    args: string;
+    dispatches: number;
+  };
   /** Which fusion rule fired how often, for the summary. */
   fusion: Record<string, number>;
 }

@@ -103,6 +103,8 @@ export interface GenerateStats {
   /** Speculative strategies: rounds run at each exit E and with each draft count k. */
   roundsByExit: Record<string, number> | null;
   roundsByK: Record<string, number> | null;
+  /** Speculative strategies: rounds whose drafting stopped, at a draft below draftStopProbability, before the k chosen. */
+  draftStops: number | null;
   stopReason: 'eos' | 'max-tokens' | 'stop-string' | 'context' | 'cancelled';
   gpuBytes: GpuBytes;
   /** Decode phase on the CPU: GPU submissions, time recording them, time from submit to results. */
@@ -252,6 +254,7 @@ async function* generateOnModel(model: LscModel, prompt: string | number[], o: G
   let drafted = 0;
   let accepted = 0;
   let rounds = 0;
+  let draftStops = 0;
   const spec = r.strategy === 'self-speculative' || r.strategy === 'adaptive';
   const byExit = new Map<number, number>();
   const byK = new Map<number, number>();
@@ -302,6 +305,8 @@ async function* generateOnModel(model: LscModel, prompt: string | number[], o: G
     let groups: number[][];
     /** Drafts each group's round made (none outside speculation). */
     let drafts: number[] = [];
+    /** Drafts each round was allowed. */
+    let asked = 0;
     let E = r.E;
     if (spec && left >= 2) {
       // k clamped, and greedy rounds chained only whole, so nothing passes max tokens or the
@@ -309,10 +314,10 @@ async function* generateOnModel(model: LscModel, prompt: string | number[], o: G
       const choice = controller?.next() ?? { E: r.E, k: r.K, rounds: r.chain };
       E = choice.E;
       const k = Math.min(choice.k, left - 1);
+      asked = k;
       const chain = Math.max(1, Math.min(choice.rounds, r.chain, steps.maxChainedRounds(E, k), Math.floor(left / (k + 1))));
       if (r.greedy) {
-        groups = await steps.greedyRounds(cur, p, k, E, chain);
-        drafts = groups.map(() => k);
+        ({ rounds: groups, drafts } = await steps.greedyRounds(cur, p, k, E, chain, r.draftStop ?? 0));
       } else {
         const body = (): ReturnType<typeof speculativeRound> => speculativeRound(model, cur, p, k, E, r, r.draftStop ?? 0, steps);
         const round = await (steps.round ? steps.round(body) : body());
@@ -332,6 +337,7 @@ async function* generateOnModel(model: LscModel, prompt: string | number[], o: G
       if (drafts.length) {
         rounds++;
         drafted += drafts[j];
+        if (drafts[j] < asked) draftStops++;
         accepted += group.length - 1;
         byExit.set(E, (byExit.get(E) ?? 0) + 1);
         byK.set(drafts[j], (byK.get(drafts[j]) ?? 0) + 1);
@@ -365,6 +371,7 @@ async function* generateOnModel(model: LscModel, prompt: string | number[], o: G
     rounds,
     roundsByExit: spec ? histogram(byExit) : null,
     roundsByK: spec ? histogram(byK) : null,
+    draftStops: spec ? draftStops : null,
     stopReason: stopReason ?? 'max-tokens',
     gpuBytes: model.gpuBytes,
     submissions: model.executor.timing.submissions - timing0.submissions,

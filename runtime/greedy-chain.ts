@@ -1,10 +1,12 @@
 import { ACCEPT_MAX_ROUNDS, ACCEPT_OUT, ACCEPT_PARAMS } from '../codegen/accept.js';
+import { GATE_PARAMS, GATE_ROUNDS, GATE_THRESHOLD } from '../codegen/draft-gate.js';
 import { compileDimExpr } from '../compiler/ir/dims.js';
 import type { Executor } from './executor.js';
 
-/** What a chain of greedy rounds produced: per round, the tokens it emitted (n accepted + 1). */
+/** What a chain of greedy rounds produced: per round, the tokens it emitted (n accepted + 1) and the drafts it made. */
 export interface ChainResult {
   rounds: number[][];
+  drafts: number[];
 }
 
 /**
@@ -15,11 +17,34 @@ export interface ChainResult {
  */
 export class GreedyChain {
   constructor(private readonly ex: Executor) {
-    // the params are passed in ACCEPT_PARAMS order: the plan's kernel must declare that order
-    const names = ex.plan.kernels.find((x) => x.id === ex.plan.accept.kernel)?.params;
-    if (names?.join() !== ACCEPT_PARAMS.join()) {
-      throw new Error(`internal: the plan's acceptance kernel ${ex.plan.accept.kernel} does not take the params ${ACCEPT_PARAMS.join(', ')}`);
+    // the params are passed in ACCEPT_PARAMS / GATE_PARAMS order: the plan's kernels must declare that order
+    const ds = ex.plan.draftStop;
+    const expect: [string | undefined, readonly string[]][] = [[ex.plan.accept.kernel, ACCEPT_PARAMS], [ds?.accept.kernel, ACCEPT_PARAMS], [ds?.gate.kernel, GATE_PARAMS]];
+    for (const [kernel, params] of expect) {
+      if (kernel === undefined) continue;
+      const names = ex.plan.kernels.find((x) => x.id === kernel)?.params;
+      if (names?.join() !== params.join()) throw new Error(`internal: the plan's kernel ${kernel} does not take the params ${params.join(', ')}`);
     }
+  }
+
+  /** Whether the plan can stop drafting inside chained rounds (plans compiled before it cannot). */
+  get canStop(): boolean {
+    return this.ex.plan.draftStop !== undefined;
+  }
+
+  /** The exit whose draft dispatch arguments the args buffer's template holds. */
+  private templateExit?: number;
+
+  /** Writes the live workgroup counts of draft@E's dispatches as the gate's template; returns their word count. */
+  private writeTemplate(E: number, p: number): number {
+    const ds = this.ex.plan.draftStop!;
+    const args = this.ex.dispatchArgs(this.ex.entry('draft', E), { p, i: 0 });
+    if (args.length > 3 * ds.dispatches) throw new Error(`internal: draft@${E} has more dispatches than ${ds.args} holds`);
+    if (this.templateExit !== E) {
+      this.ex.writeIo(ds.args, 0, args);
+      this.templateExit = E;
+    }
+    return args.length;
   }
 
   /** Range slots one round of exit E with k drafts takes. */
@@ -49,35 +74,65 @@ export class GreedyChain {
   /**
    * R rounds from token `cur` at position p with k drafts each. The caller guarantees that
    * R (k + 1) positions fit in the context: ranges are bounds-checked at their furthest.
+   * `stopBelow` > 0: a round drafts on only while its last draft's probability is at least that
+   * (codegen/draft-gate.ts); 0 runs every draft, with the plain acceptance kernel.
    */
-  async run(cur: number, p: number, k: number, E: number, R: number, profile = false): Promise<ChainResult> {
+  async run(cur: number, p: number, k: number, E: number, R: number, profile = false, stopBelow = 0): Promise<ChainResult> {
     if (R < 1 || R > this.maxRounds(E, k)) throw new Error(`internal: ${R} chained rounds of k=${k} do not fit`);
+    if (!(stopBelow >= 0 && stopBelow <= 1)) throw new Error(`internal: draft stop probability ${stopBelow} is not in [0, 1]`);
     this.checkPositions(E);
     const ex = this.ex;
     const plan = ex.plan;
+    const ds = plan.draftStop;
+    // one draft leaves nothing to stop
+    const stop = ds && stopBelow > 0 && k > 1 ? ds : undefined;
     const perRound = this.slotsPerRound(E, k);
     ex.writeTokens(0, [cur]);
     // state: position p, no tokens accepted yet
     ex.writeIo(plan.io.acceptState, 0, [p, 0]);
     const draft = ex.entry('draft', E);
     const verify = ex.entry('verify', E);
+    let gateWords = 0;
+    // the range slot of verify's 'newest' stage within a round, which a stopping gate moves to the last draft's row
+    const newestAt = draft.stages.length * k + verify.stages.findIndex((st) => st.role === 'newest');
+    if (stop) {
+      if (newestAt < draft.stages.length * k) throw new Error(`internal: ${verify.name} has no 'newest' stage for a draft stop to move`);
+      gateWords = this.writeTemplate(E, p);
+      // the threshold, and the round's first draft counted as made
+      ex.writeIo(stop.state, GATE_THRESHOLD, [new Uint32Array(new Float32Array([stopBelow]).buffer)[0], 1]);
+    }
+    const live = stop && { buffer: ex.buffer(stop.args), offset: 3 * stop.dispatches * 4 };
     const sub = ex.begin();
     for (let j = 0; j < R; j++) {
       // CPU-side ranges are placeholders at the furthest position this round can reach
       const far = p + j * (k + 1);
       const first = sub.slotsUsed;
       if (profile) sub.section('draft');
-      for (let i = 0; i < k; i++) sub.run(draft, { p: far, i });
+      sub.run(draft, { p: far, i: 0 });
+      for (let i = 1; i < k; i++) {
+        if (!stop || !live) {
+          sub.run(draft, { p: far, i });
+          continue;
+        }
+        // the gate writes draft i's dispatch arguments: live, or zero workgroups once the round stopped
+        const gate: Record<(typeof GATE_PARAMS)[number], number> = { i, words: gateWords, liveBase: 3 * stop.dispatches, newestSlot: first + newestAt };
+        sub.runKernel(stop.gate, GATE_PARAMS.map((name) => gate[name]));
+        sub.run(draft, { p: far, i }, live);
+      }
       if (profile) sub.section('verify');
       sub.run(verify, { p: far, k });
       if (sub.slotsUsed !== first + perRound) throw new Error('internal: a round took an unexpected number of range slots');
       const params: Record<(typeof ACCEPT_PARAMS)[number], number> = {
         k, verifyBase: plan.tokenSlots.verifyBase, nextFirst: first + perRound, nextCount: j + 1 < R ? perRound : 0, round: j, pad0: 0, pad1: 0, pad2: 0,
       };
-      sub.runKernel(plan.accept, ACCEPT_PARAMS.map((name) => params[name]));
+      sub.runKernel(stop?.accept ?? plan.accept, ACCEPT_PARAMS.map((name) => params[name]));
     }
     sub.read(plan.io.acceptState, 0, (ACCEPT_OUT + R * (k + 1)) * 4);
-    const [buf] = await sub.submit();
+    if (stop) sub.read(stop.state, GATE_ROUNDS * 4, R * 4);
+    const [buf, made] = await sub.submit();
+    // other work through the draft entries (early exit, sampled rounds, the batch engine) skips the probability
+    if (stop) ex.writeIo(stop.state, GATE_THRESHOLD, [0]);
+    const drafts = made ? [...new Uint32Array(made)] : Array<number>(R).fill(k);
     const words = new Uint32Array(buf);
     const rounds: number[][] = [];
     let at = ACCEPT_OUT;
@@ -87,6 +142,7 @@ export class GreedyChain {
       at += n + 1;
     }
     if (at - ACCEPT_OUT !== words[1]) throw new Error('internal: accepted token count disagrees with the rounds');
-    return { rounds };
+    if (rounds.some((r, j) => r.length - 1 > drafts[j])) throw new Error('internal: a round accepted more drafts than it made');
+    return { rounds, drafts };
   }
 }

@@ -1,6 +1,6 @@
 import type { Executor } from './executor.js';
 import type { PlanEntry } from '../compiler/plan.js';
-import { GreedyChain } from './greedy-chain.js';
+import { GreedyChain, type ChainResult } from './greedy-chain.js';
 
 /**
  * The GPU work of generation, one method per kind of submission. Greedy paths keep the loop on
@@ -110,10 +110,11 @@ export class Steps {
 
   /**
    * R greedy rounds in one submission, acceptance on the GPU (see greedy-chain.ts): the tokens
-   * each round emits. The caller keeps R (k + 1) positions within the context.
+   * each round emits and the drafts it made (fewer than k where its drafting stopped at a draft
+   * of probability below `stopBelow`; 0: never). The caller keeps R (k + 1) positions within the context.
    */
-  async greedyRounds(cur: number, p: number, k: number, E: number, R: number): Promise<number[][]> {
-    return (await this.chain.run(cur, p, k, E, R, this.profile)).rounds;
+  async greedyRounds(cur: number, p: number, k: number, E: number, R: number, stopBelow = 0): Promise<ChainResult> {
+    return this.chain.run(cur, p, k, E, R, this.profile, stopBelow);
   }
 
   /** Verify's logits for the k+1 positions whose tokens are in slots 0..k. */

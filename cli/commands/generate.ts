@@ -31,7 +31,7 @@ export function statsLine(s: GenerateStats): string {
   if (s.strategy === 'adaptive') {
     const hist = (h: Record<string, number> | null): string => Object.entries(h ?? {}).map(([v, n]) => `${v}:${n}`).join(' ');
     parts.push(`adaptive: acceptance ${((s.acceptanceRate ?? 0) * 100).toFixed(1)}% (${s.acceptedTokens}/${plural(s.draftedTokens, 'draft')}, ${plural(s.rounds, 'round')}); ` +
-      `rounds by E ${hist(s.roundsByExit)}; by k ${hist(s.roundsByK)}`);
+      `rounds by E ${hist(s.roundsByExit)}; by k ${hist(s.roundsByK)}; drafting stopped early in ${plural(s.draftStops ?? 0, 'round')}`);
   }
   return `lsc: ${parts.join(' · ')}\n`;
 }

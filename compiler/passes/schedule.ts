@@ -3,6 +3,7 @@ import { kernelHeader } from '../../codegen/kernel.js';
 import { familyOf } from '../../codegen/registry.js';
 import { storageBuffers, type KernelConfig, type ScheduleEnv } from '../../codegen/family.js';
 import type { FusedKernel, KernelSource } from '../ir/kernel.js';
+import type { EntryKind } from '../ir/stages.js';
 import type { PlanDispatch, PlanKernel, PlanWeight } from '../plan.js';
 
 /** Picks a tuning choice for a fused kernel of a family, by structural key (undefined: the default). */
@@ -38,6 +39,8 @@ export interface ScheduleContext {
   kvBuffer: (layer: number) => string;
   /** Storage buffers one kernel may bind (maxStorageBuffersPerShaderStage). */
   maxStorageBuffers: number;
+  /** The draft-stop gate buffer draft entry points bind (codegen/draft-gate.ts). */
+  draftGateBuffer: string;
 }
 
 /** Turns fused kernels into dispatches through their families, emitting (and de-duplicating) WGSL as it goes. */
@@ -79,11 +82,12 @@ export class Scheduler {
     return id;
   }
 
-  private env(k: FusedKernel, verify: boolean): ScheduleEnv {
+  private env(k: FusedKernel, kind: EntryKind): ScheduleEnv {
     const c = this.c;
     return {
       ctx: c.ctx, kvDim: c.kvDim, kvF16: c.kvF16, seqRows: c.seqRows, ropeBuffer: c.ropeBuffer, tokensBuffer: c.tokensBuffer,
-      tokenOutBase: c.tokenOutBase, maxStorageBuffers: c.maxStorageBuffers, verify, width: c.width, kvBuffer: c.kvBuffer,
+      tokenOutBase: c.tokenOutBase, maxStorageBuffers: c.maxStorageBuffers, verify: kind === 'verify', width: c.width, kvBuffer: c.kvBuffer,
+      ...(kind === 'draft' ? { draftGate: c.draftGateBuffer } : {}),
       buffer: (value) => {
         const b = c.valueBuffer.get(value);
         if (!b) throw new Error(`internal: no buffer for ${value}`);
@@ -98,10 +102,10 @@ export class Scheduler {
     };
   }
 
-  /** Dispatches for one fused kernel; `verify` routes argmax picks to the verify slots. */
-  schedule(k: FusedKernel, verify: boolean): PlanDispatch[] {
+  /** Dispatches for one fused kernel of an entry point of `kind` (verify routes argmax picks to the verify slots). */
+  schedule(k: FusedKernel, kind: EntryKind): PlanDispatch[] {
     const family = familyOf(k);
-    return family.schedule(k, this.env(k, verify)).map((l) => {
+    return family.schedule(k, this.env(k, kind)).map((l) => {
       const { id, src } = this.memo(`${l.source}:${JSON.stringify(l.config)}`, l.nodes, () => l.emit(l.config));
       if (l.tuningKey) this.tunable(l.tuningKey, family.name, l.config, id, l.emit);
       return { kernel: id, buffers: storageBuffers(src, l.buffers), params: l.params, nodes: l.nodes };

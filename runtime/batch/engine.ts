@@ -1,5 +1,6 @@
 import type { Executor } from '../executor.js';
 import type { Steps } from '../steps.js';
+import type { ChainResult } from '../greedy-chain.js';
 import type { Decoder } from '../generate.js';
 import type { ModelQueue } from './model-queue.js';
 import { CancelledError, QueueFullError } from './errors.js';
@@ -27,7 +28,7 @@ interface Settle<T> {
 type Request =
   | { kind: 'solo'; slot: number; run: (st: Steps) => Promise<unknown>; done: Settle<unknown> }
   | { kind: 'decode'; seq: SeqStep; n: number; logits: boolean; done: Settle<unknown> }
-  | { kind: 'round'; seq: SeqStep; k: number; E: number; R: number; done: Settle<unknown> };
+  | { kind: 'round'; seq: SeqStep; k: number; E: number; R: number; stopBelow: number; done: Settle<unknown> };
 
 /**
  * Continuous batching: sequences hold a KV slot each (runtime/batch/ and codegen/kernel.ts
@@ -169,7 +170,11 @@ export class BatchEngine {
         ? this.request<Float32Array>((done) => ({ kind: 'decode', seq: { slot, cur, p }, n: 1, logits: true, done }))
         : solo((st) => st.stepLogits(cur, p, i, E))),
       maxChainedRounds: (E, k) => steps.maxChainedRounds(E, k),
-      greedyRounds: (cur, p, k, E, R) => this.request<number[][]>((done) => ({ kind: 'round', seq: { slot, cur, p }, k, E, R, done })),
+      // a round alone may stop drafting early (greedy-chain.ts); batched rounds draft all k
+      greedyRounds: async (cur, p, k, E, R, stopBelow = 0) => {
+        const out = await this.request<number[][] | ChainResult>((done) => ({ kind: 'round', seq: { slot, cur, p }, k, E, R, stopBelow, done }));
+        return Array.isArray(out) ? { rounds: out, drafts: out.map(() => k) } : out;
+      },
       verifyLogits: (tokens, p, E) => solo((st) => st.verifyLogits(tokens, p, E)),
       // the drafts' trunk rows (the exit query cache) must survive until verify reads them
       round: async <T>(body: () => Promise<T>): Promise<T> => {
@@ -240,7 +245,7 @@ export class BatchEngine {
       const { k, E } = group[0];
       if (group.length === 1) {
         const [r] = group;
-        await this.solo(r.seq.slot, r.done, (st) => st.greedyRounds(r.seq.cur, r.seq.p, k, E, r.R));
+        await this.solo(r.seq.slot, r.done, (st) => st.greedyRounds(r.seq.cur, r.seq.p, k, E, r.R, r.stopBelow));
         continue;
       }
       for (const part of chunks(group, Math.floor(this.batched.maxRows / (k + 1)))) {
