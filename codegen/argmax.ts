@@ -34,14 +34,16 @@ export interface ArgmaxConfig {
 }
 
 /**
- * With `gate` (a draft entry's argmax), it also writes the probability of its pick,
- * p = 1 / Σ exp(l_i − l_max), to gate[probs + row] when the threshold gate[threshold] is not 0; the
- * pick is computed exactly as without. Each thread keeps a running max and sum of exponentials,
- * combined in the same tree as the pick, so the probability takes no extra barrier.
+ * With `gate` (the plan's argmax), a dispatch whose param `prob` is set (a draft entry's) also
+ * writes the probability of its pick, p = 1 / Σ exp(l_i − l_max), to gate[probs + row], when the
+ * threshold gate[threshold] is not 0 (codegen/draft-gate.ts); the pick is computed exactly as
+ * without. Each thread keeps a running max and sum of exponentials, combined in the same tree as
+ * the pick, so the probability takes no extra barrier.
  */
 export function emitArgmax(k: ArgmaxKernel, cfg: ArgmaxConfig = { threads: 256 }, gate?: ArgmaxGateWords): KernelSource {
   const WG = cfg.threads;
   const decls = gate ? [...ARGMAX_BINDINGS, { name: ARGMAX_BINDING.gate, type: 'rw', decl: 'var<storage, read_write> $: array<u32>' } as const] : ARGMAX_BINDINGS;
+  const params = gate ? ['outBase', 'prob', 'pad1', 'pad2'] : ['outBase', 'pad0', 'pad1', 'pad2'];
   const wgsl = gate ? emitWithProbability(k, WG, decls, gate) : `${RANGE_STRUCT}
 ${paramsStruct(['outBase', 'pad0', 'pad1', 'pad2'])}
 ${bindingsWgsl(decls)}
@@ -84,15 +86,15 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
 }
 `;
   return {
-    family: 'argmax', name: gate ? 'argmax_prob' : 'argmax', wgsl, workgroupSize: WG,
+    family: 'argmax', name: 'argmax', wgsl, workgroupSize: WG,
     bindings: bindingDecls(decls),
-    params: ['outBase', 'pad0', 'pad1', 'pad2'], grid: [{ perRow: 1 }, 1, 1], config: { ...cfg }, features: [],
+    params, grid: [{ perRow: 1 }, 1, 1], config: { ...cfg }, features: [],
   };
 }
 
 function emitWithProbability(k: ArgmaxKernel, WG: number, decls: BindingSpec[], gate: ArgmaxGateWords): string {
   return `${RANGE_STRUCT}
-${paramsStruct(['outBase', 'pad0', 'pad1', 'pad2'])}
+${paramsStruct(['outBase', 'prob', 'pad1', 'pad2'])}
 ${bindingsWgsl(decls)}
 
 var<workgroup> bk: array<u32, ${WG}>;
@@ -113,8 +115,8 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
   let r = wid.x;
   if (r >= rng.rowCount) { return; }
   let row = rng.rowStart + r;
-  // the probability only when a threshold is set (codegen/draft-gate.ts)
-  let want = ${ARGMAX_BINDING.gate}[${u(gate.threshold)}] != 0u;
+  // the probability only for draft steps, while a threshold is set (codegen/draft-gate.ts)
+  let want = prm.prob != 0u && ${ARGMAX_BINDING.gate}[${u(gate.threshold)}] != 0u;
   // key 0 with index 0xffffffff: a thread that saw no element (loses to any element)
   var best = 0u;
   var idx = 0xffffffffu;

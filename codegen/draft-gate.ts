@@ -59,6 +59,8 @@ export function draftGateKernel(): KernelSource {
 }
 
 function emitDraftGate(): string {
+  const field = RANGE_FIELDS.indexOf('rowStart');
+  const rowStartWord = `prm.newestSlot * ${RANGE_SLOT_WORDS}u${field ? ` + ${field}u` : ''}`;
   return `// draft i runs only if draft i-1 ran and its pick was likely enough (codegen/draft-gate.ts)
 struct Params { ${GATE_PARAMS.map((p) => `${p}: u32`).join(', ')} }
 ${bindingsWgsl(GATE_BINDINGS.map((b, i) => ({ name: b.name, decl: DECLS[i] })))}
@@ -70,7 +72,7 @@ fn main() {
   let live = ran && bitcast<f32>(gate[${GATE_PROBS}u + prm.i - 1u]) >= bitcast<f32>(gate[${GATE_THRESHOLD}u]);
   if (live) { gate[${GATE_MADE}u] = prm.i + 1u; }
   // stopping here: verify runs layers < E for draft i (row i), the last made, instead of row k
-  if (ran && !live) { ranges[prm.newestSlot * ${RANGE_SLOT_WORDS}u + ${RANGE_FIELDS.indexOf('rowStart')}u] = prm.i; }
+  if (ran && !live) { ranges[${rowStartWord}] = prm.i; }
   for (var w = 0u; w < prm.words; w += 1u) { args[prm.liveBase + w] = select(0u, args[w], live); }
 }
 `;

@@ -79,8 +79,10 @@ export interface ScheduleEnv {
   tokenOutBase: number;
   /** The dispatch belongs to a verify entry point. */
   verify: boolean;
-  /** For a draft entry point's dispatches: the draft-stop gate buffer (codegen/draft-gate.ts). */
-  draftGate?: string;
+  /** The dispatch belongs to a draft entry point. */
+  draft: boolean;
+  /** The draft-stop gate buffer (codegen/draft-gate.ts). */
+  draftGate: string;
   /** Storage buffers one kernel may bind (maxStorageBuffersPerShaderStage). */
   maxStorageBuffers: number;
   /** The configuration for a tuning key: tuned, else the family's default for the target. Ask once per fused kernel. */

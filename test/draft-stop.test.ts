@@ -30,12 +30,15 @@ function pickOf(logits: Float32Array): { id: number; prob: number } {
 }
 
 describe('draft stop in chained greedy rounds: the plan', () => {
-  it('only draft entries pick with the probability; the other entries keep the plain argmax', () => {
+  it('one argmax kernel for every entry; only draft steps ask it for the probability', () => {
     const plan = compileGraph(JSON.parse(fs.readFileSync(graphFile, 'utf8')) as Graph, { file: graphFile }).plan;
-    const family = new Map(plan.kernels.map((k) => [k.id, k.name]));
+    const argmax = plan.kernels.filter((k) => k.family === 'argmax');
+    assert.equal(argmax.length, 1);
+    assert.deepEqual(argmax[0].params, ['outBase', 'prob', 'pad1', 'pad2']);
     for (const e of plan.entries) {
-      const picks = e.stages.flatMap((st) => st.dispatches.map((d) => family.get(d.kernel)!)).filter((n) => n.startsWith('argmax'));
-      assert.deepEqual(picks, [e.kind === 'draft' ? 'argmax_prob' : 'argmax'], e.name);
+      const picks = e.stages.flatMap((st) => st.dispatches).filter((d) => d.kernel === argmax[0].id);
+      assert.equal(picks.length, 1, e.name);
+      assert.equal(picks[0].params[1], e.kind === 'draft' ? 1 : 0, e.name);
     }
     assert.ok(plan.draftStop, 'the plan has the draft stop');
     const ds = plan.draftStop;

@@ -165,8 +165,8 @@ describe('kernel and dispatch counts (fusion regressions fail here)', () => {
 
       it(`${c.kernels} distinct kernels, each used by every entry point (and the acceptance kernels)`, () => {
         // chained speculation rounds run an acceptance kernel after verify, outside the entry points
-        // (one sequence's, or the batch engine's)
-        const outside = [plan.accept.kernel, plan.batchAccept?.kernel];
+        // (one sequence's, or the batch engine's), and the draft stop's gate and acceptance kernels
+        const outside = [plan.accept.kernel, plan.batchAccept?.kernel, plan.draftStop?.gate.kernel, plan.draftStop?.accept.kernel];
         assert.equal(plan.kernels.filter((k) => !outside.includes(k.id)).length, c.kernels, plan.kernels.map((k) => k.name).join(', '));
         assert.equal(plan.kernels.find((k) => k.id === plan.accept.kernel)?.family, 'accept');
         assert.equal(plan.kernels.find((k) => k.id === plan.batchAccept?.kernel)?.family, 'accept');
@@ -236,7 +236,8 @@ describe('kernel and dispatch counts (fusion regressions fail here)', () => {
           }
         }
         // and every buffer the plan allocates is bound by some dispatch
-        const bound = new Set([...plan.entries.flatMap((e) => e.stages.flatMap((s) => s.dispatches.flatMap((d) => d.buffers))), ...plan.accept.buffers, ...(plan.batchAccept?.buffers ?? [])]);
+        const bound = new Set([...plan.entries.flatMap((e) => e.stages.flatMap((s) => s.dispatches.flatMap((d) => d.buffers))), ...plan.accept.buffers, ...(plan.batchAccept?.buffers ?? []),
+          ...(plan.draftStop?.gate.buffers ?? [])]);
         const unbound = plan.buffers.filter((b) => !bound.has(b.id)).map((b) => b.id);
         assert.deepEqual(unbound, [], 'allocated but never bound');
       });

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { compileGraph } from '../compiler/compile.js';
 import type { Graph } from '../compiler/ir/graph.js';
 import { emitAccept } from '../codegen/accept.js';
+import { acceptStopKernel, draftGateKernel } from '../codegen/draft-gate.js';
 import { candidates } from '../runtime/tuner.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -59,8 +60,9 @@ describe('emitted WGSL: headers, names, no generator leftovers', () => {
           const head = code.split('\n').slice(0, 4);
           assert.match(head[0], new RegExp(`^// ${k.name}: lsc ${k.family} kernel$`), k.id);
           assert.equal(head[1], `// graph nodes (first use): ${k.fused.join(', ') || 'none'}`, k.id);
-          // every kernel computes graph nodes but the acceptance kernel, which reads verify's picks
-          assert.ok(k.fused.length > 0 || k.id === plan.accept.kernel || k.id === plan.batchAccept?.kernel, k.id);
+          // every kernel computes graph nodes but the acceptance kernels, which read verify's picks, and the draft stop's gate
+          const outside = [plan.accept.kernel, plan.batchAccept?.kernel, plan.draftStop?.accept.kernel, plan.draftStop?.gate.kernel];
+          assert.ok(k.fused.length > 0 || outside.includes(k.id), k.id);
           assert.match(head[2], /^\/\/ config: /, k.id);
           for (const [key, v] of Object.entries(k.config)) assert.ok(head[2].includes(`${key} ${v}`), `${k.id}: config ${key} missing from ${head[2]}`);
           assert.match(k.name, /^[a-z0-9]+(_[a-z0-9]+)*$/, k.id);
@@ -88,7 +90,9 @@ describe('emitted WGSL: headers, names, no generator leftovers', () => {
     assert.deepEqual(problems.slice(0, 10), []);
   });
 
-  it('the acceptance kernel has no leftovers', () => {
+  it('the acceptance kernels and the draft gate have no leftovers', () => {
     assert.deepEqual(leftovers(emitAccept()), []);
+    assert.deepEqual(leftovers(acceptStopKernel().wgsl), []);
+    assert.deepEqual(leftovers(draftGateKernel().wgsl), []);
   });
 });

@@ -5,7 +5,7 @@ import { GATE_PROBS, GATE_THRESHOLD } from '../draft-gate.js';
 
 /**
  * Greedy pick per row into the token buffer: step slots, or the verify slots for a verify entry
- * point; a draft entry's also writes the pick's probability for the draft stop.
+ * point; a draft entry's also writes the pick's probability for the draft stop (param `prob`).
  */
 export const argmaxFamily: KernelFamily<ArgmaxKernel> = {
   name: 'argmax',
@@ -22,17 +22,13 @@ export const argmaxFamily: KernelFamily<ArgmaxKernel> = {
   schedule(k, env) {
     const key = `argmax:${k.n}`;
     const config = env.config(key);
-    const buffers = new Map<string, string>([[ARGMAX_BINDING.logits, env.buffer(k.x)], [ARGMAX_BINDING.tokens, env.tokensBuffer]]);
-    const params = [env.verify ? env.tokenOutBase : 1, 0, 0, 0];
-    if (env.draftGate) {
-      // a draft's pick with its probability (codegen/draft-gate.ts); the tuned config of the same shape
-      buffers.set(ARGMAX_BINDING.gate, env.draftGate);
-      return [{
-        source: `${key}:prob`, config, emit: (c) => emitArgmax(k, c as unknown as ArgmaxConfig, { threshold: GATE_THRESHOLD, probs: GATE_PROBS }),
-        buffers, params, nodes: k.nodes,
-      }];
-    }
-    return [{ source: key, config, tuningKey: key, emit: (c) => emitArgmax(k, c as unknown as ArgmaxConfig), buffers, params, nodes: k.nodes }];
+    // every entry's argmax binds the draft gate; only a draft step's writes its pick's probability (codegen/draft-gate.ts)
+    const gate = { threshold: GATE_THRESHOLD, probs: GATE_PROBS };
+    return [{
+      source: key, config, tuningKey: key, emit: (c) => emitArgmax(k, c as unknown as ArgmaxConfig, gate),
+      buffers: new Map([[ARGMAX_BINDING.logits, env.buffer(k.x)], [ARGMAX_BINDING.tokens, env.tokensBuffer], [ARGMAX_BINDING.gate, env.draftGate]]),
+      params: [env.verify ? env.tokenOutBase : 1, env.draft ? 1 : 0, 0, 0], nodes: k.nodes,
+    }];
   },
   // GPUs want a wide tree reduction; CPU drivers (lavapipe), where barriers are costly, few threads
   defaultConfig: (target) => ({ threads: target === 'gpu' ? 256 : 8 }),

@@ -39,7 +39,7 @@ export interface ScheduleContext {
   kvBuffer: (layer: number) => string;
   /** Storage buffers one kernel may bind (maxStorageBuffersPerShaderStage). */
   maxStorageBuffers: number;
-  /** The draft-stop gate buffer draft entry points bind (codegen/draft-gate.ts). */
+  /** The draft-stop gate buffer the argmax binds (codegen/draft-gate.ts). */
   draftGateBuffer: string;
 }
 
@@ -87,7 +87,7 @@ export class Scheduler {
     return {
       ctx: c.ctx, kvDim: c.kvDim, kvF16: c.kvF16, seqRows: c.seqRows, ropeBuffer: c.ropeBuffer, tokensBuffer: c.tokensBuffer,
       tokenOutBase: c.tokenOutBase, maxStorageBuffers: c.maxStorageBuffers, verify: kind === 'verify', width: c.width, kvBuffer: c.kvBuffer,
-      ...(kind === 'draft' ? { draftGate: c.draftGateBuffer } : {}),
+      draft: kind === 'draft', draftGate: c.draftGateBuffer,
       buffer: (value) => {
         const b = c.valueBuffer.get(value);
         if (!b) throw new Error(`internal: no buffer for ${value}`);

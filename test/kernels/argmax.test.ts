@@ -124,4 +124,32 @@ describe('argmax kernel (codegen/argmax.ts)', function () {
     assert.equal(got[2], 0, `all -Infinity: got token ${got[2]} (0x${got[2].toString(16)})`);
     assert.equal(got[3], 0, `all -3.4e38: got token ${got[3]} (0x${got[3].toString(16)})`);
   });
+
+  it('with the draft gate: a draft dispatch (param prob) writes its pick\'s probability while a threshold is set, others write nothing', async function () {
+    const n = 2048;
+    const rng = new Rng(11);
+    // mild rows, and peaked ones (a large scale makes the pick's probability near 1)
+    const logits = new Float32Array([...rng.floats(6 * n, 2), ...rng.floats(6 * n, 12)]);
+    const gateWords = { threshold: 0, probs: 4 };
+    const src = emitArgmax(kernelOf(n), { threads: 8 }, gateWords);
+    const r = { rowStart: 0, rowCount: ROWS, posBase: 0 };
+    for (const [prob, threshold] of [[1, 0.5], [0, 0.5], [1, 0]]) {
+      const gate = new Float32Array(4 + ROWS).fill(-7);
+      gate[0] = threshold;
+      const tokens = h.buffer(new Uint32Array(SLOTS).fill(SENTINEL), 'tokens');
+      const gateBuf = h.buffer(gate, 'gate');
+      const [tb, gb] = await h.run([{ src, buffers: { logits: h.buffer(logits, 'logits'), tokens, gate: gateBuf }, params: [1, prob, 0, 0], range: r }],
+        [{ buffer: tokens }, { buffer: gateBuf }]);
+      checkTokens(new Uint32Array(tb, 0, SLOTS), logits, n, r, 1, `prob ${prob}, threshold ${threshold}`);
+      const got = new Float32Array(gb, 0, 4 + ROWS);
+      for (let row = 0; row < ROWS; row++) {
+        const at = row * n + argmaxRef(logits, row, n);
+        let sum = 0;
+        for (let i = 0; i < n; i++) sum += Math.exp(logits[row * n + i] - logits[at]);
+        const want = prob && threshold ? 1 / sum : -7;
+        assert.ok(Math.abs(got[4 + row] - want) <= 1e-5 * Math.abs(want), `prob ${prob}, threshold ${threshold}, row ${row}: ${got[4 + row]} vs ${want}`);
+      }
+      assert.deepEqual([...got.slice(1, 4)], [-7, -7, -7], 'the gate words before the probabilities are left alone');
+    }
+  });
 });
