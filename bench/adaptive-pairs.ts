@@ -5,9 +5,12 @@
  * one. (`lsc bench` pairs every strategy with one autoregressive run per prompt, so the runs late
  * in its loop sit further from their baseline.)
  *
- *   node dist/bench/adaptive-pairs.js [--model DIR] [--pairs 2:3,1:1] [--repeat N] [--max-new-tokens N]
+ *   node dist/bench/adaptive-pairs.js [--model DIR] [--pairs 2:3,1:1] [--draft-stops 0,0.1] [--repeat N] [--max-new-tokens N]
  *
- * Prints, per strategy, the median of the paired speedups and each prompt's median.
+ * `--draft-stops` runs adaptive once per draft-stop probability (0: rounds never stop drafting
+ * early) instead of once at its default; `--pairs ''` runs no fixed pair.
+ * Prints, per strategy, the median of the paired speedups and each prompt's median, and for
+ * adaptive the drafts per round and the rounds whose drafting stopped early.
  */
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -19,18 +22,20 @@ const { values } = parseArgs({
   options: {
     model: { type: 'string', default: fileURLToPath(new URL('../../examples/models/tiny-code', import.meta.url)) },
     pairs: { type: 'string', default: '2:3' },
+    'draft-stops': { type: 'string', default: '' },
     repeat: { type: 'string', default: '6' },
     'max-new-tokens': { type: 'string', default: '96' },
   },
 });
 const prompts = JSON.parse(fs.readFileSync(new URL('../../examples/prompts/code.json', import.meta.url), 'utf8')) as string[];
 const maxNewTokens = Number(values['max-new-tokens']);
+const stops = values['draft-stops'] ? values['draft-stops'].split(',').map(Number) : [undefined];
 const configs: [string, GenerateOptions][] = [
-  ...values.pairs.split(',').map((p): [string, GenerateOptions] => {
+  ...values.pairs.split(',').filter(Boolean).map((p): [string, GenerateOptions] => {
     const [E, k] = p.split(':').map(Number);
     return [`E=${E} k=${k}`, { strategy: 'self-speculative', exitLayer: E, numSpeculations: k }];
   }),
-  ['adaptive', { strategy: 'adaptive' }],
+  ...stops.map((t): [string, GenerateOptions] => [t === undefined ? 'adaptive' : `adaptive stop ${t}`, { strategy: 'adaptive', draftStopProbability: t }]),
 ];
 const model = await LscModel.load(values.model);
 const run = (p: string, o: GenerateOptions): Promise<GenerateResult> => model.complete(p, { ...o, maxNewTokens, stopAtEos: false });
@@ -45,6 +50,7 @@ for (const p of prompts) {
   for (const [, o] of configs) await run(p, o);
 }
 const perPrompt = configs.map(() => prompts.map((): number[] => []));
+const totals = configs.map(() => ({ rounds: 0, drafted: 0, stops: 0, accepted: 0 }));
 for (let rep = 0; rep < Number(values.repeat); rep++) {
   for (const [i, p] of prompts.entries()) {
     for (let j = 0; j < configs.length; j++) {
@@ -52,11 +58,18 @@ for (let rep = 0; rep < Number(values.repeat); rep++) {
       const a = await run(p, { strategy: 'autoregressive' });
       const b = await run(p, configs[c][1]);
       perPrompt[c][i].push(tps(b) / tps(a));
+      const t = totals[c];
+      t.rounds += b.stats.rounds;
+      t.drafted += b.stats.draftedTokens;
+      t.accepted += b.stats.acceptedTokens;
+      t.stops += b.stats.draftStops ?? 0;
     }
   }
 }
 for (const [c, [name]] of configs.entries()) {
   const all = perPrompt[c].flat();
-  console.log(`${name.padEnd(10)} ×${median(all).toFixed(2)} (median of ${all.length} pairs); per prompt ${perPrompt[c].map((x) => `×${median(x).toFixed(2)}`).join(' ')}`);
+  const t = totals[c];
+  const drafting = `${(t.drafted / t.rounds).toFixed(2)} drafts/round, acceptance ${((100 * t.accepted) / t.drafted).toFixed(1)}%, ${t.stops} of ${t.rounds} rounds stopped early`;
+  console.log(`${name.padEnd(10)} ×${median(all).toFixed(2)} (median of ${all.length} pairs); per prompt ${perPrompt[c].map((x) => `×${median(x).toFixed(2)}`).join(' ')}; ${drafting}`);
 }
 model.dispose();
