@@ -41,4 +41,4 @@ export function standaloneFamily(op: string): KernelFamily | undefined {
  */
 export { acceptKernel, acceptStateBytes } from './accept.js';
 export { batchAcceptKernel, batchAcceptStateBytes } from './batch-accept.js';
-export { acceptStopKernel, draftArgsBytes, draftGateBytes, draftGateKernel } from './draft-gate.js';
+export { acceptStopKernel, draftGateBytes, draftGateKernel } from './draft-gate.js';

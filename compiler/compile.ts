@@ -10,7 +10,7 @@ import type { FusedKernel } from './ir/kernel.js';
 import { planBuffers } from './passes/plan-buffers.js';
 import { planWeights } from './passes/plan-weights.js';
 import { Scheduler, type Tunable, type TuningChoices } from './passes/schedule.js';
-import { FAMILIES, acceptKernel, acceptStopKernel, draftArgsBytes, draftGateBytes, draftGateKernel, acceptStateBytes, batchAcceptKernel, batchAcceptStateBytes, familyOf } from '../codegen/registry.js';
+import { FAMILIES, acceptKernel, acceptStopKernel, draftGateBytes, draftGateKernel, acceptStateBytes, batchAcceptKernel, batchAcceptStateBytes, familyOf } from '../codegen/registry.js';
 import type { Target } from '../codegen/family.js';
 import type { Plan, PlanBuffer, PlanEntry, PlanLimits, PlanWeight } from './plan.js';
 import type { TypedGraph } from './passes/infer-shapes.js';
@@ -167,12 +167,6 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
   const accept = acceptKernel();
   const batchAccept = batchAcceptKernel(maxRows, kMax);
   const [gate, acceptStop] = [draftGateKernel(), acceptStopKernel()];
-  // indirect arguments of the draft dispatches that may be skipped (codegen/draft-gate.ts)
-  const draftDispatches = Math.max(1, ...planEntries.filter((e) => e.kind === 'draft').map((e) => e.stages.reduce((n, st) => n + st.dispatches.length, 0)));
-  const draftArgs: PlanBuffer = {
-    id: 'io:draft-args', kind: 'io', bytes: draftArgsBytes(draftDispatches),
-    doc: `indirect dispatch arguments u32 of a draft step that may be skipped: a template and the live copy, ${draftDispatches} dispatches of 3 words each`,
-  };
   const kernels = [...scheduler.kernels.values(), ...[accept, batchAccept, gate, acceptStop].map((k) => ({ ...k, id: k.name, file: `kernels/${k.name}.wgsl`, fused: [] }))];
   for (const k of kernels) {
     const storage = k.bindings.filter((b) => b.type === 'read' || b.type === 'rw' || b.type === 'ranges').length;
@@ -199,16 +193,16 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
       defaultNumSpeculations: withCtx.defaults.numSpeculations,
     },
     weights: w.weights,
-    buffers: [...w.buffers, ...kvBuffers, ...assign.buffers, ropeBuffer, acceptState, batchAcceptState, draftGate, draftArgs],
+    buffers: [...w.buffers, ...kvBuffers, ...assign.buffers, ropeBuffer, acceptState, batchAcceptState, draftGate],
     kvBuffers: kvBuffers.map((b) => b.id),
     kernels: kernels.map(({ wgsl: _w, ...k }) => k),
     entries: planEntries,
     accept: { kernel: accept.name, buffers: ['io:tokens', acceptState.id] },
     batchAccept: { kernel: batchAccept.name, buffers: ['io:tokens', batchAcceptState.id] },
     draftStop: {
-      gate: { kernel: gate.name, buffers: [draftGate.id, draftArgs.id] },
+      gate: { kernel: gate.name, buffers: [draftGate.id] },
       accept: { kernel: acceptStop.name, buffers: ['io:tokens', acceptState.id, draftGate.id] },
-      state: draftGate.id, args: draftArgs.id, dispatches: draftDispatches,
+      state: draftGate.id,
     },
     fusion,
   };

@@ -95,11 +95,11 @@ export const planSchema = {
     accept: { type: 'object', additionalProperties: false, required: ['kernel', 'buffers'], properties: { kernel: str, buffers: strings } },
     batchAccept: { type: 'object', additionalProperties: false, required: ['kernel', 'buffers'], properties: { kernel: str, buffers: strings } },
     draftStop: {
-      type: 'object', additionalProperties: false, required: ['gate', 'accept', 'state', 'args', 'dispatches'],
+      type: 'object', additionalProperties: false, required: ['gate', 'accept', 'state'],
       properties: {
         gate: { type: 'object', additionalProperties: false, required: ['kernel', 'buffers'], properties: { kernel: str, buffers: strings } },
         accept: { type: 'object', additionalProperties: false, required: ['kernel', 'buffers'], properties: { kernel: str, buffers: strings } },
-        state: str, args: str, dispatches: positive,
+        state: str,
       },
     },
     exits: {

@@ -127,17 +127,14 @@ export interface Plan {
   batchAccept?: { kernel: string; buffers: string[] };
   /**
    * Confidence-stopped drafting in chained greedy rounds (codegen/draft-gate.ts): the gate kernel
-   * run before each draft after the first, the acceptance kernel that replaces plan.accept in such
-   * rounds (storage buffers in binding order), the gate state buffer, the indirect-arguments
-   * buffer and the most dispatches of a draft entry it holds arguments for. Absent in plans
+   * run before each draft step after the first and the acceptance kernel that replaces plan.accept
+   * in such rounds (storage buffers in binding order), and the gate state buffer. Absent in plans
    * compiled before it existed: rounds then never stop early.
    */
   draftStop?: {
     gate: { kernel: string; buffers: string[] };
     accept: { kernel: string; buffers: string[] };
     state: string;
-    args: string;
-    dispatches: number;
   };
   /** Which fusion rule fired how often, for the summary. */
   fusion: Record<string, number>;

@@ -11,7 +11,7 @@ import { GpuProfiler } from './gpu-profiler.js';
 import { RangeTable, type StageRange } from './range-table.js';
 import { compilePipelines } from './pipelines.js';
 import { BindGroups } from './bind-groups.js';
-import { Submission, type IndirectArgs, type RangeSymbols } from './submission.js';
+import { Submission, type RangeSymbols } from './submission.js';
 
 export { KernelCompileError } from './pipelines.js';
 export type { StageRange } from './range-table.js';
@@ -87,9 +87,7 @@ export class Executor {
     for (const b of this.plan.buffers) {
       if (b.kind === 'weight') continue;
       const size = Math.max(16, Math.ceil(b.bytes / 4) * 4);
-      // the draft stop's gate writes the arguments of indirect draft dispatches (codegen/draft-gate.ts)
-      const indirect = b.id === this.plan.draftStop?.args ? U.INDIRECT : 0;
-      this.buffers.set(b.id, this.gpu.device.createBuffer({ size, usage: U.STORAGE | U.COPY_DST | U.COPY_SRC | indirect, label: b.id }));
+      this.buffers.set(b.id, this.gpu.device.createBuffer({ size, usage: U.STORAGE | U.COPY_DST | U.COPY_SRC, label: b.id }));
       this.allocatedBytes += size;
     }
     const dims = this.plan.dims;
@@ -134,45 +132,22 @@ export class Executor {
   /** Range expressions of every stage, parsed once. */
   private readonly rangeFns = new Map<PlanStage, ((look: (n: string) => number) => number)[]>();
 
-  /** Each stage's range at `sym`. */
-  private stageRanges(e: PlanEntry, sym: RangeSymbols): StageRange[] {
+  /** @internal Encodes every stage of an entry point, ranges from the plan's expressions. */
+  encodeEntry(pass: GPUComputePassEncoder, e: PlanEntry, sym: RangeSymbols, slot: () => number): void {
     const look = (n: string): number => {
       const v = sym[n as keyof RangeSymbols];
       if (v === undefined) throw new Error(`internal: ${e.name} needs symbol ${n}`);
       return v;
     };
-    return e.stages.map((st) => {
+    for (const st of e.stages) {
       let fns = this.rangeFns.get(st);
       if (!fns) this.rangeFns.set(st, (fns = [st.range.rowStart, st.range.rowCount, st.range.posBase].map(compileDimExpr)));
-      return { rowStart: fns[0](look), rowCount: fns[1](look), posBase: fns[2](look) };
-    });
+      this.encodeStage(pass, st, { rowStart: fns[0](look), rowCount: fns[1](look), posBase: fns[2](look) }, slot);
+    }
   }
 
-  /**
-   * @internal Encodes every stage of an entry point, ranges from the plan's expressions. With
-   * `indirect`, dispatch d reads its workgroup counts from 3 u32 at byte indirect.offset + 12 d.
-   */
-  encodeEntry(pass: GPUComputePassEncoder, e: PlanEntry, sym: RangeSymbols, slot: () => number, indirect?: IndirectArgs): void {
-    let at = indirect?.offset ?? 0;
-    const ranges = this.stageRanges(e, sym);
-    e.stages.forEach((st, i) => {
-      const r = ranges[i];
-      this.encodeStage(pass, st, r, slot, indirect && { buffer: indirect.buffer, offset: at });
-      if (r.rowCount > 0) at += 12 * st.dispatches.length;
-    });
-  }
-
-  /** @internal The workgroup counts of an entry point's dispatches at `sym`, 3 u32 each (indirect arguments, in encoding order). */
-  dispatchArgs(e: PlanEntry, sym: RangeSymbols): number[] {
-    const ranges = this.stageRanges(e, sym);
-    return e.stages.flatMap((st, i) => (ranges[i].rowCount <= 0 ? [] : st.dispatches.flatMap((disp) => {
-      const grid = this.bindGroups.get(disp).grid;
-      return grid.map((x) => gridSize(x, ranges[i].rowCount));
-    })));
-  }
-
-  /** @internal Encodes one stage over explicit rows (prefill chunks, scoring); `indirect` as encodeEntry's. */
-  encodeStage(pass: GPUComputePassEncoder, st: PlanStage, r: StageRange, slot: () => number, indirect?: IndirectArgs): void {
+  /** @internal Encodes one stage over explicit rows (prefill chunks, scoring). */
+  encodeStage(pass: GPUComputePassEncoder, st: PlanStage, r: StageRange, slot: () => number): void {
     if (r.rowCount <= 0) return;
     if (r.rowStart + r.rowCount > this.plan.rows.max || r.posBase + r.rowStart + r.rowCount > this.plan.dims.ctx) {
       throw new Error(`internal: stage ${st.name} (${st.role}) rows ${r.rowStart}+${r.rowCount} at ${r.posBase} out of bounds`);
@@ -180,13 +155,12 @@ export class Executor {
     const s = slot();
     this.ranges.set(s, r);
     const g = (x: GridDim): number => gridSize(x, r.rowCount);
-    st.dispatches.forEach((disp, d) => {
+    for (const disp of st.dispatches) {
       const b = this.bindGroups.get(disp);
       pass.setPipeline(b.pipeline);
       pass.setBindGroup(0, this.bindGroups.group(b, s));
-      if (indirect) pass.dispatchWorkgroupsIndirect(indirect.buffer, indirect.offset + 12 * d);
-      else pass.dispatchWorkgroups(g(b.grid[0]), g(b.grid[1]), g(b.grid[2]));
-    });
+      pass.dispatchWorkgroups(g(b.grid[0]), g(b.grid[1]), g(b.grid[2]));
+    }
   }
 
   /** @internal Encodes a plan kernel outside the entry points with params chosen at run time (plan.accept). */
@@ -217,8 +191,7 @@ export class Executor {
 
   /** Writes u32 words at word `offset` of one of the plan's io buffers (token ids, the acceptance states). */
   writeIo(id: string, offset: number, words: ArrayLike<number>): void {
-    const ds = this.plan.draftStop;
-    const io = Object.values(this.plan.io).includes(id) || this.plan.batchAccept?.buffers.includes(id) || id === ds?.state || id === ds?.args;
+    const io = Object.values(this.plan.io).includes(id) || this.plan.batchAccept?.buffers.includes(id) || id === this.plan.draftStop?.state;
     if (!io || this.plan.buffers.find((b) => b.id === id)?.kind !== 'io') {
       throw new Error(`internal: ${id} is not an io buffer of the plan`);
     }

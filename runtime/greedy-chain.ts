@@ -32,21 +32,6 @@ export class GreedyChain {
     return this.ex.plan.draftStop !== undefined;
   }
 
-  /** The exit whose draft dispatch arguments the args buffer's template holds. */
-  private templateExit?: number;
-
-  /** Writes the live workgroup counts of draft@E's dispatches as the gate's template; returns their word count. */
-  private writeTemplate(E: number, p: number): number {
-    const ds = this.ex.plan.draftStop!;
-    const args = this.ex.dispatchArgs(this.ex.entry('draft', E), { p, i: 0 });
-    if (args.length > 3 * ds.dispatches) throw new Error(`internal: draft@${E} has more dispatches than ${ds.args} holds`);
-    if (this.templateExit !== E) {
-      this.ex.writeIo(ds.args, 0, args);
-      this.templateExit = E;
-    }
-    return args.length;
-  }
-
   /** Range slots one round of exit E with k drafts takes. */
   slotsPerRound(E: number, k: number): number {
     return this.ex.entry('draft', E).stages.length * k + this.ex.entry('verify', E).stages.length;
@@ -92,32 +77,27 @@ export class GreedyChain {
     ex.writeIo(plan.io.acceptState, 0, [p, 0]);
     const draft = ex.entry('draft', E);
     const verify = ex.entry('verify', E);
-    let gateWords = 0;
+    const S = draft.stages.length;
     // the range slot of verify's 'newest' stage within a round, which a stopping gate moves to the last draft's row
-    const newestAt = draft.stages.length * k + verify.stages.findIndex((st) => st.role === 'newest');
+    const newestAt = S * k + verify.stages.findIndex((st) => st.role === 'newest');
     if (stop) {
-      if (newestAt < draft.stages.length * k) throw new Error(`internal: ${verify.name} has no 'newest' stage for a draft stop to move`);
-      gateWords = this.writeTemplate(E, p);
+      if (newestAt < S * k) throw new Error(`internal: ${verify.name} has no 'newest' stage for a draft stop to move`);
       // the threshold, and the round's first draft counted as made
       ex.writeIo(stop.state, GATE_THRESHOLD, [new Uint32Array(new Float32Array([stopBelow]).buffer)[0], 1]);
     }
-    const live = stop && { buffer: ex.buffer(stop.args), offset: 3 * stop.dispatches * 4 };
     const sub = ex.begin();
     for (let j = 0; j < R; j++) {
       // CPU-side ranges are placeholders at the furthest position this round can reach
       const far = p + j * (k + 1);
       const first = sub.slotsUsed;
       if (profile) sub.section('draft');
-      sub.run(draft, { p: far, i: 0 });
-      for (let i = 1; i < k; i++) {
-        if (!stop || !live) {
-          sub.run(draft, { p: far, i });
-          continue;
+      for (let i = 0; i < k; i++) {
+        if (stop && i > 0) {
+          // once the round stopped, the gate empties draft step i's rows
+          const gate: Record<(typeof GATE_PARAMS)[number], number> = { i, stepSlot: first + S * i, stepSlots: S, newestSlot: first + newestAt };
+          sub.runKernel(stop.gate, GATE_PARAMS.map((name) => gate[name]));
         }
-        // the gate writes draft i's dispatch arguments: live, or zero workgroups once the round stopped
-        const gate: Record<(typeof GATE_PARAMS)[number], number> = { i, words: gateWords, liveBase: 3 * stop.dispatches, newestSlot: first + newestAt };
-        sub.runKernel(stop.gate, GATE_PARAMS.map((name) => gate[name]));
-        sub.run(draft, { p: far, i }, live);
+        sub.run(draft, { p: far, i });
       }
       if (profile) sub.section('verify');
       sub.run(verify, { p: far, k });

@@ -13,12 +13,6 @@ export interface RangeSymbols {
   c0?: number;
 }
 
-/** Where indirect dispatches read their workgroup counts: 3 u32 per dispatch from byte `offset`. */
-export interface IndirectArgs {
-  buffer: GPUBuffer;
-  offset: number;
-}
-
 /** What a submission needs from the executor that runs it. */
 export interface SubmissionHost {
   readonly device: GPUDevice;
@@ -26,7 +20,7 @@ export interface SubmissionHost {
   readonly profiler: GpuProfiler;
   readonly waiter: GpuWaiter;
   readonly timing: { submissions: number; encodeMs: number; waitMs: number };
-  encodeEntry(pass: GPUComputePassEncoder, entry: PlanEntry, sym: RangeSymbols, slot: () => number, indirect?: IndirectArgs): void;
+  encodeEntry(pass: GPUComputePassEncoder, entry: PlanEntry, sym: RangeSymbols, slot: () => number): void;
   encodeStage(pass: GPUComputePassEncoder, stage: PlanStage, r: StageRange, slot: () => number): void;
   encodeKernel(pass: GPUComputePassEncoder, call: { kernel: string; buffers: readonly string[] }, params: readonly number[]): void;
   flushRanges(slots: number): void;
@@ -105,13 +99,10 @@ export class Submission {
     return this;
   }
 
-  /**
-   * Encodes an entry point with its ranges evaluated at `sym`; with `indirect`, its dispatches read
-   * their workgroup counts from that buffer (a draft the GPU may skip: codegen/draft-gate.ts).
-   */
-  run(entry: PlanEntry, sym: RangeSymbols, indirect?: IndirectArgs): this {
-    this.ex.encodeEntry(this.open(), entry, sym, this.nextSlot, indirect);
-    this.signature += `${entry.name}:${sym.k ?? ''}:${sym.T ?? ''}${indirect ? ':indirect' : ''};`;
+  /** Encodes an entry point with its ranges evaluated at `sym`. */
+  run(entry: PlanEntry, sym: RangeSymbols): this {
+    this.ex.encodeEntry(this.open(), entry, sym, this.nextSlot);
+    this.signature += `${entry.name}:${sym.k ?? ''}:${sym.T ?? ''};`;
     return this;
   }
 
