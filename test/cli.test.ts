@@ -194,7 +194,7 @@ describe('lsc command line', function () {
     assert.ok(String(j.stats.exitLayer) in j.stats.roundsByExit && String(j.stats.numSpeculations) in j.stats.roundsByK, 'the most used E and k');
 
     assert.equal(streamed.code, 0, streamed.stderr);
-    assert.match(ourLines(streamed.stderr).join('\n'), /· adaptive: acceptance [\d.]+% \(\d+\/\d+ drafts, \d+ rounds\); rounds by E (\d+:\d+ ?)+; by k (\d+:\d+ ?)+$/m);
+    assert.match(ourLines(streamed.stderr).join('\n'), /· adaptive: acceptance [\d.]+% \(\d+\/\d+ drafts, \d+ rounds\); rounds by E (\d+:\d+ ?)+; by k (\d+:\d+ ?)+; drafting stopped early in \d+ rounds?$/m);
 
     assert.equal(bench.code, 0, bench.stderr);
     const b = JSON.parse(bench.stdout);
