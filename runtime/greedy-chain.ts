@@ -27,11 +27,6 @@ export class GreedyChain {
     }
   }
 
-  /** Whether the plan can stop drafting inside chained rounds (plans compiled before it cannot). */
-  get canStop(): boolean {
-    return this.ex.plan.draftStop !== undefined;
-  }
-
   /** Range slots one round of exit E with k drafts takes. */
   slotsPerRound(E: number, k: number): number {
     return this.ex.entry('draft', E).stages.length * k + this.ex.entry('verify', E).stages.length;
@@ -60,7 +55,8 @@ export class GreedyChain {
    * R rounds from token `cur` at position p with k drafts each. The caller guarantees that
    * R (k + 1) positions fit in the context: ranges are bounds-checked at their furthest.
    * `stopBelow` > 0: a round drafts on only while its last draft's probability is at least that
-   * (codegen/draft-gate.ts); 0 runs every draft, with the plain acceptance kernel.
+   * (codegen/draft-gate.ts); 0, or a plan compiled before plan.draftStop, runs every draft with
+   * the plain acceptance kernel.
    */
   async run(cur: number, p: number, k: number, E: number, R: number, profile = false, stopBelow = 0): Promise<ChainResult> {
     if (R < 1 || R > this.maxRounds(E, k)) throw new Error(`internal: ${R} chained rounds of k=${k} do not fit`);
