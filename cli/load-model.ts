@@ -16,6 +16,8 @@ export interface ModelFlags {
   forceCtx?: boolean;
   /** KV slots: sequences generated at once (default: LscModel.load's). */
   sequences?: number;
+  /** Greedy speculation only while at most this many sequences run (default: LscModel.load's). */
+  speculationMaxBatch?: number;
   /** Requests that may wait for a slot (default: LscModel.load's); more fail with QueueFullError. */
   maxQueued?: number;
   /** Format of the matmul weights (--weights). */
@@ -49,7 +51,7 @@ export async function loadModel(flags: ModelFlags, progress: boolean): Promise<L
     flags.check?.(plan, tok);
   };
   try {
-    return await LscModel.load(flags.model, { graph: flags.graph, plan: flags.plan, ctx: flags.ctx, sequences: flags.sequences, maxQueued: flags.maxQueued, weights: flags.weights, onProgress, beforeUpload });
+    return await LscModel.load(flags.model, { graph: flags.graph, plan: flags.plan, ctx: flags.ctx, sequences: flags.sequences, speculationMaxBatch: flags.speculationMaxBatch, maxQueued: flags.maxQueued, weights: flags.weights, onProgress, beforeUpload });
   } finally {
     bar?.stop();
   }

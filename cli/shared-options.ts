@@ -54,6 +54,10 @@ export function addLoadOptions(cmd: Command): Command {
     .addOption(weightsOption());
 }
 
+/** --speculation-max-batch, for the commands that run many sequences at once (serve, bench --concurrency). */
+export const SPECULATION_MAX_BATCH_FLAGS = '--speculation-max-batch <n>';
+export const SPECULATION_MAX_BATCH_HELP = 'greedy speculation only while at most N sequences run at once; more decode plainly, with the same tokens (default: 1 on a CPU adapter, 8 on a GPU)';
+
 export const STRATEGIES = STRATEGY_NAMES;
 export const DEFAULT_ROUNDS_PER_SUBMISSION = 8;
 

@@ -31,6 +31,8 @@ export interface GpuBytes {
 export type Decoder = Pick<Steps, 'prefill' | 'greedySteps' | 'stepLogits' | 'maxChainedRounds' | 'greedyRounds' | 'verifyLogits'> & {
   /** Runs a round of several submissions with no other sequence's work in between (absent: nothing else runs anyway). */
   round?<T>(body: () => Promise<T>): Promise<T>;
+  /** Sequences sharing the model's steps now, this one included (absent: one). */
+  activeSequences?(): number;
 };
 
 /** What generation uses of a loaded model (runtime/model.ts LscModel, which imports this module). */
@@ -41,6 +43,8 @@ interface LscModel {
   readonly steps: Steps;
   readonly executor: { readonly timing: { submissions: number; encodeMs: number; waitMs: number } };
   readonly gpuBytes: GpuBytes;
+  /** The default of GenerateOptions.speculationMaxBatch on this model's adapter. */
+  readonly speculationMaxBatch: number;
   checkExit(exitLayer: number | undefined): void;
   checkTokens(ids: number[], where?: string): void;
   whileUsable<T>(work: () => Promise<T>, continuing?: boolean): Promise<T>;
@@ -82,6 +86,16 @@ export interface GenerateOptions {
    * (default 8; 1 reads back after every round). Output is the same either way.
    */
   roundsPerSubmission?: number;
+  /**
+   * Greedy speculative strategies speculate while at most this many sequences share the model
+   * (the batch engine); with more, they decode plainly, as vLLM's speculative_disable_by_batch_size
+   * does: in a full batch the steps are bound by the rows' arithmetic, and a round's k + 1 verify
+   * rows and k draft rows cost more per token than one plain row. The tokens are the same either
+   * way (greedy speculation emits exactly the autoregressive tokens). Sampled sequences always
+   * speculate: switching would change which random numbers their seed gives to which token.
+   * Default: the model's (LscModel.speculationMaxBatch).
+   */
+  speculationMaxBatch?: number;
   /** Aborting it ends the generation within one step (stop reason 'cancelled'), or before it starts. */
   signal?: AbortSignal;
 }
@@ -105,6 +119,8 @@ export interface GenerateStats {
   roundsByK: Record<string, number> | null;
   /** Speculative strategies: rounds whose drafting stopped, at a draft below draftStopProbability, before the k chosen. */
   draftStops: number | null;
+  /** Speculative strategies: tokens decoded plainly because more than speculationMaxBatch sequences were running. */
+  plainTokens: number | null;
   stopReason: 'eos' | 'max-tokens' | 'stop-string' | 'context' | 'cancelled';
   gpuBytes: GpuBytes;
   /** Decode phase on the CPU: GPU submissions, time recording them, time from submit to results. */
@@ -136,6 +152,7 @@ export interface Resolved {
   greedy: boolean;
   rng: Rng;
   chain: number;
+  speculationMaxBatch?: number;
   /** Adaptive: the exits the controller may use; the draft-confidence stop. */
   exits?: number[];
   draftStop?: number;
@@ -167,6 +184,7 @@ function resolve(model: LscModel, o: GenerateOptions): Resolved {
   numberOption(o.temperature, 'temperature', (v) => v >= 0, '≥ 0');
   numberOption(o.topP, 'top-p', (v) => v > 0 && v <= 1, 'in (0, 1]');
   numberOption(o.topK, 'top-k', isNonNegativeInt, 'a non-negative integer');
+  numberOption(o.speculationMaxBatch, 'speculation max batch', isPositiveInt, 'a positive integer');
   numberOption(o.draftStopProbability, 'draft stop probability', (v) => v >= 0 && v <= 1, 'in [0, 1]');
   numberOption(o.seed, 'seed', (v) => isNonNegativeInt(v) && v < 2 ** 32, 'an integer in 0..4294967295');
   checkStopStrings(o.stop);
@@ -193,7 +211,8 @@ function resolve(model: LscModel, o: GenerateOptions): Resolved {
   const sampling = { temperature: t, topK: o.topK, topP: o.topP };
   const exits = adaptive ? (o.exitLayer !== undefined ? [E] : adaptiveExits(model)) : undefined;
   const draftStop = adaptive ? o.draftStopProbability ?? 0.1 : undefined;
-  return { strategy, maxNew, E, K, sampling, greedy: t === 0, rng: new Rng(o.seed ?? 0), chain: o.roundsPerSubmission ?? 8, exits, draftStop };
+  return { strategy, maxNew, E, K, sampling, greedy: t === 0, rng: new Rng(o.seed ?? 0), chain: o.roundsPerSubmission ?? 8,
+    speculationMaxBatch: o.speculationMaxBatch ?? model.speculationMaxBatch, exits, draftStop };
 }
 
 /** The exits adaptive decoding tries by default: every compiled one, up to the middle layer for deep models (as `lsc bench --sweep`). */
@@ -255,6 +274,7 @@ async function* generateOnModel(model: LscModel, prompt: string | number[], o: G
   let accepted = 0;
   let rounds = 0;
   let draftStops = 0;
+  let plain = 0;
   const spec = r.strategy === 'self-speculative' || r.strategy === 'adaptive';
   const byExit = new Map<number, number>();
   const byK = new Map<number, number>();
@@ -308,7 +328,9 @@ async function* generateOnModel(model: LscModel, prompt: string | number[], o: G
     /** Drafts each round was allowed. */
     let asked = 0;
     let E = r.E;
-    if (spec && left >= 2) {
+    // a greedy speculative sequence in a batch fuller than speculationMaxBatch decodes plainly
+    const crowded = spec && r.greedy && (steps.activeSequences?.() ?? 1) > (r.speculationMaxBatch ?? Infinity);
+    if (spec && left >= 2 && !crowded) {
       // k clamped, and greedy rounds chained only whole, so nothing passes max tokens or the
       // context; stops inside a round or a chain are applied exactly by accept()
       const choice = controller?.next() ?? { E: r.E, k: r.K, rounds: r.chain };
@@ -327,6 +349,7 @@ async function* generateOnModel(model: LscModel, prompt: string | number[], o: G
       groups.forEach((g, j) => controller?.record(E, drafts[j], g.length - 1));
     } else if (r.greedy) {
       groups = [await steps.greedySteps(cur, p, Math.min(left, model.plan.rows.decodeSteps), exitOnly)];
+      if (crowded) plain += groups[0].length;
     } else {
       const logits = await steps.stepLogits(cur, p, 0, exitOnly);
       groups = [[sample(distribution(logits, r.sampling), r.rng)]];
@@ -372,6 +395,7 @@ async function* generateOnModel(model: LscModel, prompt: string | number[], o: G
     roundsByExit: spec ? histogram(byExit) : null,
     roundsByK: spec ? histogram(byK) : null,
     draftStops: spec ? draftStops : null,
+    plainTokens: spec ? plain : null,
     stopReason: stopReason ?? 'max-tokens',
     gpuBytes: model.gpuBytes,
     submissions: model.executor.timing.submissions - timing0.submissions,

@@ -28,7 +28,7 @@ import { checkExit, checkTokens } from './model-checks.js';
 import { readArtifact } from '../compiler/artifact.js';
 import { DEFAULT_MAX_QUEUED, ModelQueue } from './batch/model-queue.js';
 import { BatchEngine } from './batch/engine.js';
-import { checkSequences, defaultSequences } from './batch/capacity.js';
+import { checkSequences, checkSpeculationMaxBatch, defaultSequences } from './batch/capacity.js';
 import { resolveDims } from '../compiler/ir/dims.js';
 
 /** A compiled artifact (readArtifact checks all of it against its own graph.json), checked against the model's graph. */
@@ -88,6 +88,8 @@ export interface LoadOptions {
    * (runtime/batch/capacity.ts); 1 serves one generation at a time (the others queue).
    */
   sequences?: number;
+  /** The default of GenerateOptions.speculationMaxBatch for this model (see LscModel.speculationMaxBatch). */
+  speculationMaxBatch?: number;
 }
 
 
@@ -172,6 +174,7 @@ export class LscModel {
       // an adapter without shader-f16 (or a device opened without it) keeps the KV cache in f32
       if (!artifact) graph = graphForFeatures(graph, gpu.features);
       checkSequences(opts.sequences);
+      checkSpeculationMaxBatch(opts.speculationMaxBatch);
       const sequences = opts.sequences ?? (artifact ? undefined : sequencesFor(graph, gpu, opts));
       const { plan, wgsl, tunables } = artifact ? { ...artifact, tunables: [] } : compileGraph(graph, {
         file: opts.graph, ctx: opts.ctx, weights: weightsFormat, prefillChunk: opts.prefillChunk, decodeSteps: opts.decodeSteps, sequences,
@@ -187,6 +190,7 @@ export class LscModel {
       const model = new LscModel(path.resolve(dir), graph, plan, tokenizer, gpu, !opts.gpu, executor, new Steps(executor),
         { weights: weightBytes(plan), kvCache: kv }, opts.maxQueued);
       model.tunables = tunables;
+      model.specMaxBatch = opts.speculationMaxBatch;
       return model;
     } catch (e) {
       if (!opts.gpu) gpu.dispose();
@@ -202,6 +206,16 @@ export class LscModel {
 
   /** Kernel shapes `lsc tune` can re-time with other configurations (empty for loaded artifacts). */
   tunables: Tunable[] = [];
+
+  /**
+   * The default of GenerateOptions.speculationMaxBatch: on a CPU adapter (lavapipe) a step of two
+   * sequences is already bound by its rows' arithmetic, and two streams of plain decoding gave more
+   * tokens per second than two speculating ones (BENCHMARKS.md, "Speculation in a full batch"), so
+   * only a sequence running alone speculates. On a GPU a step's rows are nearly free until the
+   * batch is large; 8 sequences is a guess, not measured here (no GPU lent to this project yet).
+   */
+  get speculationMaxBatch(): number { return this.specMaxBatch ?? (this.gpu.isCpu ? 1 : 8); }
+  private specMaxBatch?: number;
 
   get layers(): number { return this.plan.dims.layers; }
   get exitCandidates(): number[] { return this.plan.exits.candidates; }

@@ -36,7 +36,8 @@ describe('many generations on one model at once', function () {
   let model: LscModel;
   const solo = new Map<number, GenerateResult>();
   before(async () => {
-    model = await LscModel.load(tinyDir, { gpu: await testGpu(), maxQueued: 16, sequences: 8 });
+    // speculation in full batches, whatever the adapter's default (the fallback is tested below)
+    model = await LscModel.load(tinyDir, { gpu: await testGpu(), maxQueued: 16, sequences: 8, speculationMaxBatch: 8 });
     for (const [i, r] of requests.entries()) solo.set(i, await model.complete(r.prompt, r.opts));
     // the solo runs are those of the single-sequence model (no batch engine, slot 0)
     const single = await LscModel.load(tinyDir, { gpu: await testGpu(), sequences: 1 });
@@ -209,6 +210,62 @@ describe('the batch engine at its caps', function () {
       assert.equal(model.engine!.active, 0);
     } finally {
       model.dispose();
+    }
+  });
+});
+
+describe('speculation only while the batch is small (speculationMaxBatch)', function () {
+  let model: LscModel;
+  before(async () => {
+    model = await LscModel.load(tinyDir, { gpu: await testGpu(), maxQueued: 16, sequences: 8, speculationMaxBatch: 2 });
+  });
+  after(() => model?.dispose());
+
+  it('with more sequences than the cap, greedy speculative sequences decode plainly, with their solo tokens; alone they speculate', async () => {
+    // different lengths: the crowd thins as the short ones finish
+    const opts = (i: number): GenerateOptions => ({ maxNewTokens: 16 + 16 * i, stopAtEos: false, strategy: 'self-speculative' });
+    const alone: GenerateResult[] = [];
+    for (const [i, p] of prompts.slice(0, 4).entries()) alone.push(await model.complete(p, opts(i)));
+    for (const a of alone) {
+      assert.equal(a.stats.plainTokens, 0);
+      assert.ok(a.stats.rounds > 0);
+    }
+    const before = { ...model.engine!.stats };
+    const together = await Promise.all(prompts.slice(0, 4).map((p, i) => model.complete(p, opts(i))));
+    together.forEach((o, i) => {
+      assert.deepEqual(o.tokens, alone[i].tokens, `prompt ${i}`);
+      assert.ok(o.stats.plainTokens! > 0, `prompt ${i} decoded plainly`);
+      assert.equal(o.stats.strategy, 'self-speculative');
+    });
+    // the cap counts the sequences running at each step: once two have finished, the last two speculate again
+    assert.ok(together[3].stats.rounds > 0 && together[3].stats.plainTokens! < together[3].tokens.length, 'the longest one speculated at the end');
+    assert.ok(model.engine!.stats.batchedSubmissions > before.batchedSubmissions);
+  });
+
+  it('a greedy generation may set its own cap; autoregressive ones report no plain tokens', async () => {
+    const opts: GenerateOptions = { maxNewTokens: 24, stopAtEos: false, strategy: 'self-speculative', speculationMaxBatch: 8 };
+    const [a, b, c, ar] = await Promise.all([
+      ...prompts.slice(0, 3).map((p) => model.complete(p, opts)),
+      model.complete(prompts[3], { maxNewTokens: 24, stopAtEos: false, strategy: 'autoregressive' }),
+    ]);
+    for (const o of [a, b, c]) assert.equal(o.stats.plainTokens, 0);
+    assert.equal(ar.stats.plainTokens, null);
+  });
+
+  it('sampled sequences speculate whatever runs beside them (a seed must give the same tokens)', async () => {
+    const opts: GenerateOptions = { maxNewTokens: 16, temperature: 0.9, seed: 99, stopAtEos: false, strategy: 'self-speculative' };
+    const alone = await model.complete(prompts[0], opts);
+    const crowd = await Promise.all([opts, { ...opts, seed: 1 }, { ...opts, seed: 2 }, { ...opts, seed: 3 }].map((o) => model.complete(prompts[0], o)));
+    assert.deepEqual(crowd[0].tokens, alone.tokens);
+    for (const o of crowd) assert.equal(o.stats.plainTokens, 0);
+  });
+
+  it('a cap that is not a positive integer is a one-line error, at load and per generation', async () => {
+    for (const bad of [0, -1, 1.5, '2'] as unknown[]) {
+      await assert.rejects(LscModel.load(tinyDir, { gpu: await testGpu(), speculationMaxBatch: bad as number }),
+        (e: Error) => /^speculation max batch must be a positive integer, got /.test(e.message) && !e.message.includes('\n'));
+      await assert.rejects(model.complete(prompts[0], { speculationMaxBatch: bad as number }),
+        (e: Error) => /^speculation max batch must be a positive integer, got /.test(e.message) && !e.message.includes('\n'));
     }
   });
 });

@@ -80,6 +80,8 @@ describe('CLI convention (issue 13)', function () {
       [[...g, '--force-ctx'], /--force-ctx applies only to a --ctx/, '--force-ctx without --ctx'],
       [['bench', TINY, '--top-p', '0.9'], /--top-p applies only to sampling/, 'bench --top-p at temperature 0'],
       [['bench', TINY, '--seed', '2'], /--seed applies only to sampling/, 'bench --seed at temperature 0'],
+      [['bench', TINY, '--speculation-max-batch', '2'], /--speculation-max-batch applies only to --concurrency/, 'bench --speculation-max-batch without --concurrency'],
+      [['bench', TINY, '--concurrency', '2', '--speculation-max-batch', '0'], /--speculation-max-batch/, 'a zero cap'],
       [['logits', TINY, '--tokens', '1', '--plan', tmp, '--ctx', '64'], /--ctx applies only to compiling/, 'logits --ctx with --plan'],
       [['inspect', GRAPH, '--json', '--format', 'dot'], /--json and --format dot ask for two formats/, 'inspect --json --format dot'],
       [['generate', TINY, '--model', GRAPH, '--prompt', 'x'], /the model is given twice/, 'model as argument and --model'],

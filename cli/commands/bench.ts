@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { LscError } from '../../compiler/errors.js';
 import { positiveInt } from '../options.js';
-import { addLoadOptions, addModelSource, addSamplingOptions, addSpeculationOptions, checkApplicable, NOT_APPLICABLE_RULE, pickModel } from '../shared-options.js';
+import { addLoadOptions, addModelSource, addSamplingOptions, addSpeculationOptions, checkApplicable, NOT_APPLICABLE_RULE, pickModel, SPECULATION_MAX_BATCH_FLAGS, SPECULATION_MAX_BATCH_HELP } from '../shared-options.js';
 import { readTextInput } from '../prompt-input.js';
 import { withModel } from '../load-model.js';
 import { checkExitLayer } from '../checks.js';
@@ -14,7 +14,7 @@ import { DEFAULT_MAX_SEQUENCES } from '../../runtime/batch/capacity.js';
 interface Opts {
   model: string; prompts?: string; maxNewTokens: number; temperature: number; exitLayer?: number;
   numSpeculations?: number; roundsPerSubmission?: number; sweep?: boolean; adaptive?: boolean; repeat: number; json?: boolean; graph?: string; plan?: string;
-  ctx?: number; forceCtx?: boolean; seed: number; topP?: number; topK?: number; profile?: boolean; concurrency?: number;
+  ctx?: number; forceCtx?: boolean; seed: number; topP?: number; topK?: number; profile?: boolean; concurrency?: number; speculationMaxBatch?: number;
 }
 
 const DEFAULT_PROMPTS = fileURLToPath(new URL('../../../examples/prompts/code.json', import.meta.url));
@@ -81,6 +81,7 @@ export function registerBench(program: Command): void {
     .option('--adaptive', 'also run the adaptive strategy (exit and k chosen while generating) against the same autoregressive runs')
     .option('--repeat <r>', 'repeats after the warm-up', positiveInt, 3)
     .option('--profile', 'also break one run of each strategy down by phase: GPU draft/verify/decode, latency, encoding, CPU')
+    .option(SPECULATION_MAX_BATCH_FLAGS, SPECULATION_MAX_BATCH_HELP, positiveInt)
     .option('--concurrency <n>', 'N streams at once (and 1, 2, 4, ... up to N): aggregate and per-stream tok/s against one stream alone', positiveInt);
   addLoadOptions(cmd)
     .option('--json', 'print the report as JSON')
@@ -94,6 +95,9 @@ export function registerBench(program: Command): void {
       const check = (plan: Parameters<typeof checkExitLayer>[0]): void => checkExitLayer(plan, o.exitLayer);
       if (o.concurrency !== undefined && (o.sweep || o.profile)) {
         throw new LscError('--concurrency measures streams at the default or given exit and k', {}, 'drop --sweep/--profile, or drop --concurrency');
+      }
+      if (o.speculationMaxBatch !== undefined && o.concurrency === undefined) {
+        throw new LscError('--speculation-max-batch applies only to --concurrency (one stream always speculates)', {}, 'add --concurrency N, or drop --speculation-max-batch');
       }
       const prompts = await readPrompts(o.prompts ?? DEFAULT_PROMPTS);
       if (o.concurrency !== undefined) {

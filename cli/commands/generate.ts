@@ -33,6 +33,7 @@ export function statsLine(s: GenerateStats): string {
     parts.push(`adaptive: acceptance ${((s.acceptanceRate ?? 0) * 100).toFixed(1)}% (${s.acceptedTokens}/${plural(s.draftedTokens, 'draft')}, ${plural(s.rounds, 'round')}); ` +
       `rounds by E ${hist(s.roundsByExit)}; by k ${hist(s.roundsByK)}; drafting stopped early in ${plural(s.draftStops ?? 0, 'round')}`);
   }
+  if (s.plainTokens) parts.push(`${plural(s.plainTokens, 'token')} decoded plainly (more sequences ran than --speculation-max-batch)`);
   return `lsc: ${parts.join(' · ')}\n`;
 }
 

@@ -1,7 +1,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { LscError } from '../../compiler/errors.js';
 import { positiveInt, nonNegativeInt } from '../options.js';
-import { addLoadOptions, addModelSource, pickModel, checkApplicable } from '../shared-options.js';
+import { addLoadOptions, addModelSource, pickModel, checkApplicable, SPECULATION_MAX_BATCH_FLAGS, SPECULATION_MAX_BATCH_HELP } from '../shared-options.js';
 import { loadModel } from '../load-model.js';
 import { LscServer } from '../../server/server.js';
 import { checkModelDir } from '../../runtime/model-dir.js';
@@ -18,7 +18,7 @@ function port(value: string): number {
 
 interface Opts {
   json?: boolean;
-  model: string; host: string; port: number; apiKey?: string; name?: string; sequences?: number; maxQueued: number;
+  model: string; host: string; port: number; apiKey?: string; name?: string; sequences?: number; speculationMaxBatch?: number; maxQueued: number;
   maxBodyBytes: number; gracePeriod: number; graph?: string; plan?: string; ctx?: number; forceCtx?: boolean;
 }
 
@@ -32,6 +32,7 @@ export function registerServe(program: Command): void {
     .addOption(new Option('--api-key <key>', 'require Authorization: Bearer KEY on /v1 requests').env('LSC_API_KEY'))
     .option('--name <id>', "the model's id in requests and /v1/models (default: the model directory's name)")
     .option('--sequences <n>', 'KV slots: sequences generated at once (default: as many as memory allows, up to 16)', positiveInt)
+    .option(SPECULATION_MAX_BATCH_FLAGS, SPECULATION_MAX_BATCH_HELP, positiveInt)
     .option('--max-queued <n>', 'requests that may wait for a slot; more are answered 429', nonNegativeInt, DEFAULT_MAX_QUEUED)
     .option('--max-body-bytes <n>', 'largest request body; larger ones are answered 413', positiveInt, DEFAULT_MAX_BODY_BYTES)
     .option('--grace-period <s>', 'on SIGTERM/SIGINT, seconds in-flight requests get to finish before they are cancelled', nonNegativeInt, 30);

@@ -23,3 +23,10 @@ export function checkSequences(n: unknown): asserts n is number | undefined {
     throw new LscError(`sequences must be an integer in 1..4096, got ${JSON.stringify(n)}`);
   }
 }
+
+/** LoadOptions.speculationMaxBatch: undefined or a positive integer. */
+export function checkSpeculationMaxBatch(n: unknown): asserts n is number | undefined {
+  if (n !== undefined && (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1)) {
+    throw new LscError(`speculation max batch must be a positive integer, got ${JSON.stringify(n)}`);
+  }
+}

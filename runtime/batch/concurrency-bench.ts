@@ -32,6 +32,8 @@ export interface LevelFigures {
   /** aggregate / single stream. */
   ratio: number;
   tokens: number;
+  /** Self-speculative: tokens decoded plainly because more than speculationMaxBatch sequences ran. */
+  plainTokens: number;
   wallMs: number;
 }
 
@@ -54,6 +56,8 @@ export interface ConcurrencyReport {
   promptsPerStream: number;
   temperature: number;
   sequences: number;
+  /** Greedy speculation ran while at most this many sequences shared the model (LscModel.speculationMaxBatch). */
+  speculationMaxBatch: number;
   autoregressive: StrategyConcurrency;
   selfSpeculative: StrategyConcurrency;
   /** KV bytes: per sequence, allocated (all slots), and in use at the peak of each level. */
@@ -78,15 +82,17 @@ export async function runConcurrencyBench(model: LscModel, o: ConcurrencyBenchOp
     const t0 = performance.now();
     const streams = Array.from({ length: n }, async (_, s) => {
       let tokens = 0;
+      let plain = 0;
       for (let j = 0; j < o.promptsPerStream; j++) {
         const pi = (s + j) % o.prompts.length;
         const r = await model.complete(o.prompts[pi], { ...opts, seed: (o.seed ?? 0) + pi });
         tokens += r.tokens.length;
+        plain += r.stats.plainTokens ?? 0;
         const ref = `${key}:${pi}`;
         if (n === 1) reference.set(ref, r.tokens.join());
         else if (o.temperature === 0 && reference.has(ref) && reference.get(ref) !== r.tokens.join()) matches = false;
       }
-      return { tokens, ms: performance.now() - t0 };
+      return { tokens, plain, ms: performance.now() - t0 };
     });
     const done = await Promise.all(streams);
     const wallMs = performance.now() - t0;
@@ -96,7 +102,8 @@ export async function runConcurrencyBench(model: LscModel, o: ConcurrencyBenchOp
     return {
       fig: {
         concurrency: n, aggregateTokensPerSecond: (tokens * 1000) / wallMs,
-        perStreamTokensPerSecond: done.map((d) => (d.tokens * 1000) / d.ms), ratio: 0, tokens, wallMs,
+        perStreamTokensPerSecond: done.map((d) => (d.tokens * 1000) / d.ms), ratio: 0, tokens,
+        plainTokens: done.reduce((a, d) => a + d.plain, 0), wallMs,
       },
       matches,
     };
@@ -129,7 +136,7 @@ export async function runConcurrencyBench(model: LscModel, o: ConcurrencyBenchOp
   const b = model.gpuBytes;
   return {
     model: model.dir, prompts: o.prompts.length, maxNewTokens: o.maxNewTokens, promptsPerStream: o.promptsPerStream,
-    temperature: o.temperature, sequences: slots, autoregressive: ar, selfSpeculative: ss,
+    temperature: o.temperature, sequences: slots, speculationMaxBatch: model.speculationMaxBatch, autoregressive: ar, selfSpeculative: ss,
     kv: { perSequence: b.kvPerSequence, allocated: b.kvCache, peakInUse },
   };
 }
@@ -137,13 +144,15 @@ export async function runConcurrencyBench(model: LscModel, o: ConcurrencyBenchOp
 /** The report as the CLI prints it. */
 export function concurrencyTable(r: ConcurrencyReport): string {
   const mb = (x: number): string => `${(x / 2 ** 20).toFixed(1)} MiB`;
-  const lines = [`${r.prompts} prompts · ${r.maxNewTokens} new tokens each · ${r.promptsPerStream} prompts per stream · temperature ${r.temperature} · ${r.sequences} KV slots`];
+  const lines = [`${r.prompts} prompts · ${r.maxNewTokens} new tokens each · ${r.promptsPerStream} prompts per stream · temperature ${r.temperature} · ${r.sequences} KV slots · ` +
+    `greedy speculation only while at most ${r.speculationMaxBatch} at once`];
   for (const s of [r.autoregressive, r.selfSpeculative]) {
     lines.push(`${s.strategy}:`);
     for (const f of s.levels) {
       const per = f.perStreamTokensPerSecond;
       lines.push(`  ${String(f.concurrency).padStart(2)} stream${f.concurrency > 1 ? 's' : ' '}  ${f.aggregateTokensPerSecond.toFixed(1).padStart(7)} tok/s aggregate  ×${f.ratio.toFixed(2)}  ` +
-        `per stream ${Math.min(...per).toFixed(1)}–${Math.max(...per).toFixed(1)} tok/s`);
+        `per stream ${Math.min(...per).toFixed(1)}–${Math.max(...per).toFixed(1)} tok/s` +
+        (f.plainTokens ? `  (${((100 * f.plainTokens) / f.tokens).toFixed(0)}% of tokens decoded plainly)` : ''));
     }
     if (s.matchesSingleStream !== null) lines.push(`  output = single stream: ${s.matchesSingleStream ? 'yes' : 'NO'}`);
   }

@@ -170,6 +170,7 @@ export class BatchEngine {
         ? this.request<Float32Array>((done) => ({ kind: 'decode', seq: { slot, cur, p }, n: 1, logits: true, done }))
         : solo((st) => st.stepLogits(cur, p, i, E))),
       maxChainedRounds: (E, k) => steps.maxChainedRounds(E, k),
+      activeSequences: () => this.used,
       // a round alone may stop drafting early (greedy-chain.ts); batched rounds draft all k
       greedyRounds: async (cur, p, k, E, R, stopBelow = 0) => {
         const out = await this.request<number[][] | ChainResult>((done) => ({ kind: 'round', seq: { slot, cur, p }, k, E, R, stopBelow, done }));

@@ -94,6 +94,8 @@ export class WebModel {
   }
 
   get layers(): number { return this.plan.dims.layers; }
+  /** One generation at a time in a page (no batch engine): the cap never applies. */
+  readonly speculationMaxBatch = 1;
   get exitCandidates(): number[] { return this.plan.exits.candidates; }
 
   get gpuBytes(): GpuBytes {
