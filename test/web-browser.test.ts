@@ -29,6 +29,7 @@ interface PageModel {
   gpu: { features: Set<string>; adapterInfo: { architecture: string } };
   plan: { features: string[]; buffers: { kind: string; doc: string }[]; kernels: { id: string }[] };
   loadedBytes: { network: number; cache: number };
+  complete(prompt: string, o: GenerateOptions): Promise<{ tokens: number[] }>;
 }
 interface PageApi {
   ready: Promise<void>;
@@ -148,6 +149,21 @@ describe('lsc web: the runtime in chromium (WebGPU on SwiftShader, puppeteer-cor
       assert.deepEqual(inPage['self-speculative E=4 k=2'], inPage.autoregressive);
       assert.deepEqual(problems.splice(0), []);
     });
+  });
+
+  it('two generations started at once in the page take turns: each gives its tokens alone (lsc.generate, and the model\'s own generate)', async () => {
+    const a = { ...GREEDY, strategy: 'self-speculative' } as const;
+    const b = { ...GREEDY, strategy: 'autoregressive' } as const;
+    const [wa, wb] = await page.evaluate((pa, oa, pb, ob) => Promise.all([lsc.generate(pa, oa), lsc.generate(pb, ob)]),
+      prompts[0].text, a, prompts[1].text, b);
+    assert.deepEqual(wa.tokens, (await node.complete(prompts[0].text, a)).tokens);
+    assert.deepEqual(wb.tokens, (await node.complete(prompts[1].text, b)).tokens);
+    // the model directly (streaming embeddings call it): its queue, not the page API's, keeps them apart
+    const [ma, mb] = await page.evaluate((pa, oa, pb, ob) => Promise.all([lsc.model!.complete(pa, oa), lsc.model!.complete(pb, ob)])
+      .then((rs) => rs.map((r) => r.tokens)), prompts[0].text, a, prompts[1].text, b);
+    assert.deepEqual(ma, wa.tokens);
+    assert.deepEqual(mb, wb.tokens);
+    assert.deepEqual(problems.splice(0), []);
   });
 
   it('the page: Generate streams the output and shows tok/s and acceptance (screenshot lsc-web-page.png in the temp dir)', async () => {

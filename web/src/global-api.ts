@@ -22,22 +22,18 @@ export function errorLine(e: unknown): string {
 }
 
 export function installLscGlobal(opts: WebLoadOptions): LscPageApi {
-  let queue: Promise<unknown> = Promise.resolve();
   const loading = WebModel.load(opts);
   const api: LscPageApi = {
     ready: loading.then((m) => { api.model = m; }, (e) => { throw new Error(errorLine(e)); }),
-    generate(prompt, o = {}) {
-      const run = queue.then(async () => {
-        await api.ready;
-        try {
-          const r: GenerateResult = await api.model!.complete(prompt, o);
-          return { text: r.text, tokens: r.tokens, stats: r.stats };
-        } catch (e) {
-          throw new Error(errorLine(e));
-        }
-      });
-      queue = run.catch(() => undefined);
-      return run;
+    // calls take turns in the model's own queue (WebModel.queue)
+    async generate(prompt, o = {}) {
+      await api.ready;
+      try {
+        const r: GenerateResult = await api.model!.complete(prompt, o);
+        return { text: r.text, tokens: r.tokens, stats: r.stats };
+      } catch (e) {
+        throw new Error(errorLine(e));
+      }
     },
   };
   (globalThis as { lsc?: LscPageApi }).lsc = api;

@@ -12,6 +12,7 @@ import { LscTokenizer } from '../../runtime/tokenizer.js';
 import { uploadWeights, weightBytes } from '../../runtime/weights.js';
 import { generate, type GenerateOptions, type GenerateResult, type GpuBytes } from '../../runtime/generate.js';
 import { GenerationRun } from '../../runtime/generation-run.js';
+import { ModelQueue } from '../../runtime/batch/model-queue.js';
 import { checkExit, checkTokens } from '../../runtime/model-checks.js';
 import { pickWebPlan } from '../../runtime/web-plan.js';
 import { openBrowserDevice } from './device.js';
@@ -118,9 +119,21 @@ export class WebModel {
     return work();
   }
 
+  /**
+   * Calls take turns (a page may start a second generation before the first ends): the KV cache
+   * and activation rows are shared, so one generation holds the model from its first step to its
+   * end and the others wait in arrival order, as LscModel's do with `sequences: 1`.
+   */
+  readonly queue = new ModelQueue();
+
   /** Streams text chunks (`for await`); `await run.result` gives text, ids and stats. */
   generate(prompt: string | number[], opts: GenerateOptions = {}): GenerationRun {
-    return new GenerationRun(generate(this, prompt, opts));
+    const cancel = new AbortController();
+    if (opts === null || typeof opts !== 'object' || (opts.signal !== undefined && !(opts.signal instanceof AbortSignal))) {
+      return new GenerationRun(generate(this, prompt, opts), cancel); // refused by generate() itself
+    }
+    const signal = opts.signal ? AbortSignal.any([opts.signal, cancel.signal]) : cancel.signal;
+    return new GenerationRun(this.queue.hold(() => generate(this, prompt, { ...opts, signal }), signal), cancel);
   }
 
   complete(prompt: string | number[], opts: GenerateOptions = {}): Promise<GenerateResult> {
