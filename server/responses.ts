@@ -17,6 +17,8 @@ export interface Speculation {
   /** Speculation rounds by exit layer and by drafts per round (adaptive moves both). */
   rounds_by_exit: Record<string, number> | null;
   rounds_by_k: Record<string, number> | null;
+  /** Rounds whose drafting stopped early at a draft below the draft-stop probability (adaptive). */
+  draft_stops: number | null;
   /** Tokens decoded without speculating because the batch was fuller than the model's speculationMaxBatch. */
   plain_tokens: number | null;
 }
@@ -27,7 +29,7 @@ export const usageOf = (s: GenerateStats): Usage =>
 export const speculationOf = (s: GenerateStats): Speculation => ({
   strategy: s.strategy, exit_layer: s.exitLayer, num_speculations: s.numSpeculations, acceptance_rate: s.acceptanceRate,
   drafted_tokens: s.draftedTokens, accepted_tokens: s.acceptedTokens, rounds: s.rounds,
-  rounds_by_exit: s.roundsByExit, rounds_by_k: s.roundsByK, plain_tokens: s.plainTokens,
+  rounds_by_exit: s.roundsByExit, rounds_by_k: s.roundsByK, draft_stops: s.draftStops, plain_tokens: s.plainTokens,
 });
 
 /** OpenAI's finish_reason: 'length' where a token budget (max_tokens or the context) ended it. */
