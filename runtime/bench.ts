@@ -27,6 +27,13 @@ export interface BenchOptions {
   adaptive?: boolean;
   /** Also break the time of one extra run of each strategy down by phase (GPU timestamps). */
   profile?: boolean;
+  /**
+   * With a sweep and adaptive: repeats of the head-to-head after the sweep (default: `repeat`);
+   * 0 skips it.
+   */
+  confirmRepeats?: number;
+  /** The graph's default pair, for the head-to-head (default: the sweep's first pair). */
+  defaultPair?: { exitLayer: number; numSpeculations: number };
   onProgress?: (line: string) => void;
 }
 
@@ -90,6 +97,24 @@ export interface AdaptiveFigures extends SpeculationFigures {
   perPrompt: number[];
 }
 
+/**
+ * The sweep's best pair is the maximum of many noisy cells, so its figure is biased upward (the
+ * winner's curse). After a sweep with adaptive, the oracle pair, the graph's default pair and
+ * adaptive run again head to head: every run right after an autoregressive run of the same prompt,
+ * the three in rotated order, so each meets the machine as the others do.
+ */
+export interface HeadToHead {
+  repeats: number;
+  /** Paired runs per strategy (prompts × repeats). */
+  pairs: number;
+  oracle: { exitLayer: number; numSpeculations: number; speedup: number; sweepSpeedup: number };
+  default: { exitLayer: number; numSpeculations: number; speedup: number; sweepSpeedup: number };
+  adaptive: { speedup: number; sweepSpeedup: number };
+  /** Adaptive's median paired speedup over the oracle's and the default's (1 = equal). */
+  adaptiveOverOracle: number;
+  adaptiveOverDefault: number;
+}
+
 export interface BenchReport {
   model: string;
   prompts: number;
@@ -103,6 +128,8 @@ export interface BenchReport {
   acceptanceRate: number;
   sweep?: SpecFigures[];
   adaptive?: AdaptiveFigures;
+  /** Sweep and adaptive: the oracle, default and adaptive measured again head to head. */
+  headToHead?: HeadToHead;
   /** Per pair (in `sweep` order, or the one pair), each prompt's median paired speedup over the repeats. */
   perPromptSpeedups: number[][];
   gpuBytes: { autoregressive: number; selfSpeculative: number };
@@ -278,6 +305,10 @@ export async function runBench(model: LscModel, o: BenchOptions): Promise<BenchR
     perPrompt: perPrompt(o.pairs.length),
   };
   const best = specFigs.reduce((b, s) => (s.speedup > b.speedup ? s : b));
+  const confirmRepeats = o.confirmRepeats ?? o.repeat;
+  const headToHead = adaptive && o.pairs.length > 1 && confirmRepeats > 0
+    ? await runHeadToHead(model, o, base, spec, best, specFigs, adaptive, confirmRepeats)
+    : undefined;
   const profile = o.profile ? {
     autoregressive: await profileRun(model, o, { ...base, strategy: 'autoregressive' }),
     selfSpeculative: await profileRun(model, o, spec({ exitLayer: best.exitLayer, numSpeculations: best.numSpeculations })),
@@ -296,10 +327,55 @@ export async function runBench(model: LscModel, o: BenchOptions): Promise<BenchR
     acceptanceRate: best.acceptanceRate,
     ...(o.pairs.length > 1 ? { sweep: specFigs } : {}),
     ...(adaptive ? { adaptive } : {}),
+    ...(headToHead ? { headToHead } : {}),
     perPromptSpeedups: o.pairs.map((_, pi) => perPrompt(pi)),
     // as each strategy's first run saw them: self-speculation adds only its GPU acceptance state
     gpuBytes: { autoregressive: reference[0].stats.gpuBytes.total, selfSpeculative: firstSpec!.stats.gpuBytes.total },
     ...(profile ? { profile } : {}),
+  };
+}
+
+async function runHeadToHead(model: LscModel, o: BenchOptions, base: GenerateOptions,
+  spec: (p: BenchOptions['pairs'][number]) => GenerateOptions, best: SpecFigures, sweep: SpecFigures[], adaptive: AdaptiveFigures,
+  repeats: number): Promise<HeadToHead> {
+  const pairOf = (f: { exitLayer: number; numSpeculations: number }): BenchOptions['pairs'][number] => ({ exitLayer: f.exitLayer, numSpeculations: f.numSpeculations });
+  const dflt = o.defaultPair ?? pairOf(sweep[0]);
+  const dfltFig = sweep.find((f) => f.exitLayer === dflt.exitLayer && f.numSpeculations === dflt.numSpeculations);
+  const runs: GenerateOptions[] = [spec(pairOf(best)), spec(dflt), { ...base, strategy: 'adaptive', roundsPerSubmission: o.roundsPerSubmission }];
+  const ratios: number[][] = runs.map(() => []);
+  // each run's ratio over the oracle's in the same (prompt, repeat): adaptive against the oracle directly
+  const versus: number[][] = [[], []];
+  let turn = 0;
+  for (let rep = 0; rep < repeats; rep++) {
+    for (const [i, prompt] of o.prompts.entries()) {
+      const one = { ...o, prompts: [prompt], seed: (o.seed ?? 0) + i };
+      const order = [0, 1, 2].map((j) => (j + turn) % 3);
+      turn++;
+      const speed: number[] = [];
+      for (const j of order) {
+        const a = newAcc();
+        await runAll(model, one, { ...base, strategy: 'autoregressive' }, a);
+        const b = newAcc();
+        await runAll(model, one, runs[j], b);
+        if (a.tokens && b.tokens) {
+          speed[j] = (b.tokens / b.decodeMs) / (a.tokens / a.decodeMs);
+          ratios[j].push(speed[j]);
+        }
+      }
+      if (speed[0] && speed[1] && speed[2]) {
+        versus[0].push(speed[2] / speed[0]);
+        versus[1].push(speed[2] / speed[1]);
+      }
+    }
+    o.onProgress?.(`head to head ${rep + 1}/${repeats}: oracle ×${median(ratios[0]).toFixed(2)}, default ×${median(ratios[1]).toFixed(2)}, adaptive ×${median(ratios[2]).toFixed(2)}`);
+  }
+  return {
+    repeats, pairs: ratios[2].length,
+    oracle: { ...pairOf(best), speedup: median(ratios[0]), sweepSpeedup: best.speedup },
+    default: { ...dflt, speedup: median(ratios[1]), sweepSpeedup: dfltFig?.speedup ?? NaN },
+    adaptive: { speedup: median(ratios[2]), sweepSpeedup: adaptive.speedup },
+    adaptiveOverOracle: median(versus[0]),
+    adaptiveOverDefault: median(versus[1]),
   };
 }
 

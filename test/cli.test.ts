@@ -207,6 +207,23 @@ describe('lsc command line', function () {
     assert.ok(b.selfSpeculative.predictedSpeedup > 0);
   });
 
+  it('bench --sweep --adaptive measures the oracle, the default pair and adaptive again head to head', async () => {
+    const prompts = path.join(tmp, 'two-prompts.json');
+    fs.writeFileSync(prompts, JSON.stringify(['def add(a, b):\n', 'for i in range(10):\n']));
+    const r = await lsc('bench', tiny, '--prompts', prompts, '--sweep', '--adaptive', '--max-new-tokens', '8', '--repeat', '1', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const b = JSON.parse(r.stdout);
+    const h = b.headToHead;
+    assert.equal(h.repeats, 1);
+    assert.equal(h.pairs, 2, 'one paired run per prompt and repeat');
+    const best = b.sweep.reduce((x: { speedup: number }, y: { speedup: number }) => (y.speedup > x.speedup ? y : x));
+    assert.deepEqual([h.oracle.exitLayer, h.oracle.numSpeculations], [best.exitLayer, best.numSpeculations], 'the oracle is the sweep\'s best pair');
+    assert.equal(h.oracle.sweepSpeedup, best.speedup);
+    assert.deepEqual([h.default.exitLayer, h.default.numSpeculations], [2, 3], "the graph's default pair");
+    assert.equal(h.adaptive.sweepSpeedup, b.adaptive.speedup);
+    for (const x of [h.oracle.speedup, h.default.speedup, h.adaptive.speedup, h.adaptiveOverOracle, h.adaptiveOverDefault]) assert.ok(x > 0 && Number.isFinite(x), JSON.stringify(h));
+  });
+
   it('user errors exit 2 with one line and no stack trace', async () => {
     const noTok = path.join(tmp, 'no-tokenizer');
     fs.mkdirSync(noTok);

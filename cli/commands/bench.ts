@@ -55,6 +55,14 @@ function table(r: BenchReport): string {
       `${a.tokensPerRound.toFixed(2)} tokens/round` + (a.matchesAutoregressive === null ? '' : a.matchesAutoregressive ? '  output = autoregressive' : '  OUTPUT DIFFERS'));
     lines.push(`  rounds by E ${hist(a.roundsByExit)} · by k ${hist(a.roundsByK)} · per prompt ${a.perPrompt.map((x) => `×${x.toFixed(2)}`).join(' ')}`);
   }
+  const h = r.headToHead;
+  if (h) {
+    lines.push(`head to head after the sweep (${plural(h.pairs, 'paired run')} each, order rotated; the sweep's figure in brackets):`);
+    lines.push(`  oracle E=${h.oracle.exitLayer} k=${h.oracle.numSpeculations} ×${h.oracle.speedup.toFixed(2)} [×${h.oracle.sweepSpeedup.toFixed(2)}] · ` +
+      `default E=${h.default.exitLayer} k=${h.default.numSpeculations} ×${h.default.speedup.toFixed(2)} [×${h.default.sweepSpeedup.toFixed(2)}] · ` +
+      `adaptive ×${h.adaptive.speedup.toFixed(2)} [×${h.adaptive.sweepSpeedup.toFixed(2)}]`);
+    lines.push(`  adaptive over the oracle ×${h.adaptiveOverOracle.toFixed(2)}, over the default ×${h.adaptiveOverDefault.toFixed(2)} (medians of per-prompt ratios)`);
+  }
   const b = r.selfSpeculative.bounds;
   lines.push(`ideal at ${r.selfSpeculative.tokensPerRound.toFixed(2)} tokens/round: ×${b.bandwidthBound.toFixed(2)} where reading weights bounds the time (GPU), ` +
     `×${b.computeBound.toFixed(2)} where multiply-adds do (CPU), ×${b.dispatchBound.toFixed(2)} where dispatches do`);
@@ -120,6 +128,7 @@ export function registerBench(program: Command): void {
         return runBench(model, {
           prompts, maxNewTokens: o.maxNewTokens, temperature: o.temperature, topP: o.topP, topK: o.topK, seed: o.seed, repeat: o.repeat, pairs, profile: o.profile, adaptive: o.adaptive,
           roundsPerSubmission: o.roundsPerSubmission,
+          defaultPair: { exitLayer: model.plan.exits.defaultExitLayer, numSpeculations: model.plan.exits.defaultNumSpeculations },
           onProgress: o.json ? undefined : (line) => process.stderr.write(`lsc: ${line}\n`),
         });
       });
