@@ -2,7 +2,7 @@ import { Option, type Command } from 'commander';
 import { LscError } from '../compiler/errors.js';
 import { nonNegativeInt, nonNegativeNumber, positiveInt, probability, seed32 } from './options.js';
 import { STRATEGY_NAMES, type Strategy } from '../runtime/generate.js';
-import { WEIGHT_CHOICES, type MatrixFormat } from '../compiler/ir/weight-formats.js';
+import { parseWeightsSpec, type WeightsSpec } from '../compiler/ir/weights-spec.js';
 
 /**
  * Option definitions shared by the commands that take them (parser, help and default written
@@ -34,14 +34,11 @@ export function pickModel(positional: string | undefined, flag: string | undefin
   return m;
 }
 
-/** --weights f16|q8|q4: the format of the matmul weights (compiler/ir/weight-formats.ts), for commands that compile. */
+/** --weights FORMAT[:head=FORMAT]: the matrices' format and the LM head's (compiler/ir/weights-spec.ts), for commands that compile. */
 export function weightsOption(): Option {
-  return new Option('--weights <format>', "weight matrices as f16, or quantized to GGUF's Q8_0 / Q4_0 blocks (the embedding stays f16; default: the graph's)")
-    .choices(Object.keys(WEIGHT_CHOICES)).argParser((v: string): MatrixFormat => {
-      const f = WEIGHT_CHOICES[v];
-      if (!f) throw new LscError(`--weights ${v} is not one of ${Object.keys(WEIGHT_CHOICES).join(', ')}`, {}, 'pass --weights f16, q8 or q4');
-      return f;
-    });
+  return new Option('--weights <format>', "weight matrices as f16, q8 or q4 (GGUF's Q8_0 / Q4_0 blocks); q4 keeps the LM head at q8, " +
+    "q4:head=q4 (or head=f16) sets the head's format; the embedding stays f16 (default: the graph's)")
+    .argParser((v: string): WeightsSpec => parseWeightsSpec(v));
 }
 
 /** --graph, --plan, --ctx, --force-ctx, --weights: how a model is compiled or loaded. */
@@ -84,7 +81,7 @@ export function addSamplingOptions(cmd: Command, seedDoc = 'random seed for samp
 }
 
 interface Applicable {
-  strategy?: Strategy; temperature: number; ctx?: number; plan?: string; forceCtx?: boolean; weights?: MatrixFormat;
+  strategy?: Strategy; temperature: number; ctx?: number; plan?: string; forceCtx?: boolean; weights?: unknown;
 }
 
 /**

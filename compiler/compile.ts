@@ -9,6 +9,7 @@ import { fuseStage } from './passes/fuse.js';
 import type { FusedKernel } from './ir/kernel.js';
 import { planBuffers } from './passes/plan-buffers.js';
 import { planWeights } from './passes/plan-weights.js';
+import { checkPairedFormats, chooseFormats } from './passes/choose-formats.js';
 import { Scheduler, type Tunable, type TuningChoices } from './passes/schedule.js';
 import { FAMILIES, acceptKernel, acceptStopKernel, draftGateBytes, draftGateKernel, acceptStateBytes, batchAcceptKernel, batchAcceptStateBytes, familyOf } from '../codegen/registry.js';
 import type { Target } from '../codegen/family.js';
@@ -17,6 +18,7 @@ import type { TypedGraph } from './passes/infer-shapes.js';
 import { LscError, pointer } from './errors.js';
 import { SEQ_ROWS_MAX } from '../codegen/kernel.js';
 import type { MatrixFormat } from './ir/weight-formats.js';
+import { withWeightsSpec, type WeightsSpec } from './ir/weights-spec.js';
 import { BOUNDS, checkBound } from './ir/bounds.js';
 import { checkRuntimeDims } from './passes/check-dims.js';
 
@@ -35,8 +37,8 @@ export interface CompileOptions {
   limits?: Partial<PlanLimits>;
   /** Override the KV context length of the graph. */
   ctx?: number;
-  /** Override the graph's dtypes.weights: the format of the matmul weights (compiler/ir/weight-formats.ts). */
-  weights?: MatrixFormat;
+  /** Override the graph's dtypes.weights (and the head's format): compiler/ir/weights-spec.ts. */
+  weights?: MatrixFormat | WeightsSpec;
   prefillChunk?: number;
   decodeSteps?: number;
   /** Sequences the KV cache holds at once (default 1): each layer's KV buffer has a slot per sequence. */
@@ -69,7 +71,7 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
   const graph = validateGraph(input, file);
   const note = opts.instrument ?? (() => {});
   const sized: Graph = opts.ctx ? { ...graph, dims: { ...graph.dims, ctx: { max: opts.ctx } } } : graph;
-  const withCtx: Graph = opts.weights ? { ...sized, dtypes: { ...sized.dtypes, weights: opts.weights } } : sized;
+  const withCtx: Graph = withWeightsSpec(sized, opts.weights);
   const dims = resolveDims(withCtx, file);
   note('dims', dims.values);
   const flat = expandLayers(withCtx, dims, file);
@@ -110,7 +112,9 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): CompiledP
 
   const all: FusedKernel[] = fused.flatMap((f) => f.stages.flatMap((s) => s.kernels));
   const assign = planBuffers(decodeKernels, all, typed, maxRows, tokenSlots);
-  const w = planWeights(typed, limits.maxStorageBufferBindingSize, weightRowAlign(v), file, withCtx.dtypes.weights);
+  const formats = chooseFormats(withCtx, typed, file);
+  checkPairedFormats(all, formats, typed, file);
+  const w = planWeights(typed, formats, limits.maxStorageBufferBindingSize, weightRowAlign(v), file);
   note('plan-buffers', assign);
 
   const kvSlotBytes = 2 * ctx * kvDim * (kvF16 ? 2 : 4);

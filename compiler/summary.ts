@@ -168,9 +168,12 @@ export function formatSummary(plan: Plan): string {
   return out.join('\n') + '\n';
 }
 
-/** ": matrices q4_0, embedding f16" when the matrices are quantized (f16 plans print nothing more). */
+/** ": matrices q4_0, lm_head q8_0, embed f16" when a matrix is not f16 (all-f16 plans print nothing more). */
 function weightFormats(plan: Plan): string {
-  if (plan.dtypes.weights === 'f16') return '';
-  const f16 = plan.weights.filter((w) => w.gpuDtype === 'f16' && !w.tiedTo).map((w) => w.id);
-  return `: matrices ${plan.dtypes.weights}${f16.length ? `, ${f16.join(' ')} f16` : ''}`;
+  const matrices = plan.weights.filter((w) => w.shape.length === 2 && !w.tiedTo);
+  if (matrices.every((w) => w.gpuDtype === 'f16')) return '';
+  // per declaration: a per-layer instance's id is the declaration's, then ".layer"
+  const other = new Map<string, string>();
+  for (const w of matrices) if (w.gpuDtype !== plan.dtypes.weights) other.set(w.id.replace(/\.\d+$/, ''), w.gpuDtype);
+  return `: matrices ${plan.dtypes.weights}${[...other].map(([d, f]) => `, ${d} ${f}`).join('')}`;
 }

@@ -4,6 +4,8 @@ import type { WeightSource } from './weight-source.js';
 import type { TensorEntry } from './safetensors-header.js';
 import { parseLlamaConfig, type LlamaHfConfig } from '../compiler/builder/hf-config.js';
 import type { MatrixFormat } from '../compiler/ir/weight-formats.js';
+import type { Graph } from '../compiler/ir/graph.js';
+import { gatheredDecls } from '../compiler/ir/weights-spec.js';
 import { f16BitsToF32, f32ToF16Bits } from './dtype-convert.js';
 import { GgufFile, ggmlRowBytes, quantOfType, type GgmlType, type GgufTensor } from './gguf.js';
 import { blocksToQuant } from './quant/gguf-blocks.js';
@@ -90,6 +92,9 @@ export function ggufLlamaConfig(g: GgufFile): LlamaHfConfig {
 }
 
 
+/** Matrix formats, widest first. */
+const WIDEST: readonly MatrixFormat[] = ['f16', 'q8_0', 'q4_0'];
+
 /** A path --model takes as a GGUF file. */
 export function isGgufFile(p: string): boolean {
   return /\.gguf$/i.test(p) && fs.existsSync(p) && fs.statSync(p).isFile();
@@ -144,6 +149,25 @@ export class GgufCheckpoint implements WeightSource {
   matrixFormat(): MatrixFormat {
     const t = this.ggufOf.get('model.layers.0.mlp.down_proj.weight');
     return (t?.type && quantOfType(t.type)) || 'f16';
+  }
+
+  /**
+   * The graph with each matrix in its tensor's type in the file, no conversion: Q8_0 / Q4_0 as
+   * themselves, F16 (and F32) as f16; `dtypes.weights` the layers' format (matrixFormat). Not the
+   * embedding table (gathered as f16 rows) nor a tied weight; a declaration whose layers differ
+   * takes the widest of their formats (the others are converted while loading).
+   */
+  withFileFormats(graph: Graph): Graph {
+    const gathered = new Set(gatheredDecls(graph));
+    const layers = this.config.num_hidden_layers;
+    const weights = { ...graph.weights };
+    for (const [name, d] of Object.entries(graph.weights)) {
+      if (d.shape.length !== 2 || d.tiedTo !== undefined || gathered.has(name)) continue;
+      const hfs = d.perLayer ? Array.from({ length: layers }, (_, l) => d.hf.replace('{layer}', String(l))) : [d.hf];
+      const formats = hfs.flatMap((hf) => { const t = this.ggufOf.get(hf); return t?.type ? [(quantOfType(t.type) ?? 'f16') as MatrixFormat] : []; });
+      if (formats.length) weights[name] = { ...d, format: WIDEST.find((f) => formats.includes(f))! };
+    }
+    return { ...graph, dtypes: { ...graph.dtypes, weights: this.matrixFormat() }, weights };
   }
 
   /** Rows [rowStart, rowStart + rowCount) in Hugging Face order, as f16 bits or f32, to onChunk at once. */

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { MatrixFormat } from '../compiler/ir/weight-formats.js';
+import type { WeightsSpec } from '../compiler/ir/weights-spec.js';
 import { isGgufFile, openGgufModel, type GgufCheckpoint } from './gguf-llama.js';
 import { LscError } from '../compiler/errors.js';
 import { compileGraph, type CompileOptions } from '../compiler/compile.js';
@@ -60,8 +61,12 @@ export interface LoadOptions {
   beforeUpload?: (plan: Plan, tokenizer: LscTokenizer) => void;
   /** KV context length (default: the graph's). */
   ctx?: number;
-  /** Format of the matmul weights (default: the graph's dtypes.weights); q8_0 / q4_0 quantize the checkpoint while loading. */
-  weights?: MatrixFormat;
+  /**
+   * Format of the matmul weights (default: the graph's dtypes.weights; a GGUF file's own per-tensor
+   * types), and optionally the LM head's (compiler/ir/weights-spec.ts); q8_0 / q4_0 quantize the
+   * checkpoint while loading.
+   */
+  weights?: MatrixFormat | WeightsSpec;
   prefillChunk?: number;
   decodeSteps?: number;
   device?: DeviceOptions;
@@ -146,7 +151,6 @@ export class LscModel {
     const { config, file: configFile } = gguf ? { config: gguf.config, file: dir } : readModelConfig(dir);
     const ckpt: GgufCheckpoint | SafetensorsCheckpoint = gguf ?? SafetensorsCheckpoint.open(dir);
     const tokDir = gguf ? path.dirname(dir) : dir;
-    const weightsFormat = opts.weights ?? (opts.graph ? undefined : gguf?.matrixFormat());
     let graph: Graph;
     let tokenizer: LscTokenizer;
     let artifact: ReturnType<typeof loadArtifact> | undefined;
@@ -155,6 +159,8 @@ export class LscModel {
       tokenizer = gguf && !fs.existsSync(path.join(tokDir, 'tokenizer.json')) ? ggufTokenizer(gguf.gguf) : LscTokenizer.load(tokDir);
       tokenizer.checkVocab(config.vocab_size);
       ({ graph } = modelGraph(dir, { graphFile: opts.graph, config }));
+      // a GGUF file runs each matrix in its own type unless --weights or a graph file says otherwise
+      if (gguf && opts.weights === undefined && !opts.graph) graph = gguf.withFileFormats(graph);
       // an artifact is user input: checked whole before the device opens or anything runs
       artifact = opts.plan ? loadArtifact(opts.plan, graph) : undefined;
     } catch (e) {
@@ -177,7 +183,7 @@ export class LscModel {
       checkSpeculationMaxBatch(opts.speculationMaxBatch);
       const sequences = opts.sequences ?? (artifact ? undefined : sequencesFor(graph, gpu, opts));
       const { plan, wgsl, tunables } = artifact ? { ...artifact, tunables: [] } : compileGraph(graph, {
-        file: opts.graph, ctx: opts.ctx, weights: weightsFormat, prefillChunk: opts.prefillChunk, decodeSteps: opts.decodeSteps, sequences,
+        file: opts.graph, ctx: opts.ctx, weights: opts.weights, prefillChunk: opts.prefillChunk, decodeSteps: opts.decodeSteps, sequences,
         limits: tighter(planLimits(gpu), opts.limits),
         tuning: opts.tuningOverride ?? (opts.tuned === false ? undefined : loadTuning(gpu)),
         target: gpu.isCpu ? 'cpu' : 'gpu',

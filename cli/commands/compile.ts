@@ -5,7 +5,7 @@ import { emitTypedModule } from '../../compiler/typed-module.js';
 import { formatSummary, summaryJson } from '../../compiler/summary.js';
 import { positiveInt } from '../options.js';
 import { addModelSource, FORCE_CTX_HELP, pickModel, weightsOption } from '../shared-options.js';
-import type { MatrixFormat } from '../../compiler/ir/weight-formats.js';
+import type { WeightsSpec } from '../../compiler/ir/weights-spec.js';
 import { checkCtx } from '../checks.js';
 import { LscError } from '../../compiler/errors.js';
 import { SUMMARY_FILE } from '../../compiler/artifact.js';
@@ -13,7 +13,7 @@ import { loadGraphSource, withCtx, withWeights } from '../sources.js';
 import { defaultOutDir } from '../out-dir.js';
 import { plural } from '../../compiler/plural.js';
 
-interface Opts { model?: string; out?: string; ctx?: number; forceCtx?: boolean; json?: boolean; target?: 'gpu' | 'cpu'; emitTs?: boolean; sequences?: number; weights?: MatrixFormat }
+interface Opts { model?: string; out?: string; ctx?: number; forceCtx?: boolean; json?: boolean; target?: 'gpu' | 'cpu'; emitTs?: boolean; sequences?: number; weights?: WeightsSpec }
 
 export function registerCompile(program: Command): void {
   const cmd = program.command('compile')

@@ -16,7 +16,7 @@ export interface SymbolicDim {
 }
 
 export interface GraphDtypes {
-  /** Format of the weight matrices the matmuls read (compiler/ir/weight-formats.ts; the embedding table stays f16). */
+  /** Format of the weight matrices the matmuls read (compiler/ir/weight-formats.ts; the embedding table stays f16; a declaration's `format` overrides it). */
   weights: MatrixFormat;
   activations: 'f32';
   kv: 'f16' | 'f32';
@@ -30,6 +30,11 @@ export interface WeightDecl {
   perLayer?: boolean;
   /** This weight is stored in another weight's tensor (tied embeddings). */
   tiedTo?: string;
+  /**
+   * This matrix's format on the GPU, overriding `dtypes.weights` (and the LM head's default,
+   * compiler/ir/weight-formats.ts headFormat) for every layer's instance; matrices only.
+   */
+  format?: MatrixFormat;
 }
 
 export interface RopeConfig {

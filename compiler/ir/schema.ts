@@ -95,7 +95,7 @@ export const graphSchema = {
         type: 'object', additionalProperties: false, required: ['hf', 'shape'],
         properties: {
           hf: { type: 'string', minLength: 1 }, shape: { ...shape, minItems: 1, maxItems: 2 },
-          perLayer: { type: 'boolean' }, tiedTo: { type: 'string' },
+          perLayer: { type: 'boolean' }, tiedTo: { type: 'string' }, format: { enum: ['f16', 'q8_0', 'q4_0'] },
         },
       },
     },

@@ -61,3 +61,12 @@ export function elementBytes(f: 'f16' | 'f32'): number {
 export function matrixBytes(f: WeightFormat, rows: number, cols: number): number {
   return isQuant(f) ? planarLayout(f, rows, cols).bytes : rows * cols * elementBytes(f);
 }
+
+/** The matrix formats a graph may name (`dtypes.weights`, a weight declaration's `format`). */
+export const MATRIX_FORMATS: readonly MatrixFormat[] = ['f16', 'q8_0', 'q4_0'];
+
+/**
+ * The LM head's format when its declaration names none: per `dtypes.weights`. Kept as the
+ * matrices' format until measured (BENCHMARKS.md, "Per-tensor formats").
+ */
+export const HEAD_FORMAT: Record<MatrixFormat, MatrixFormat> = { f16: 'f16', q8_0: 'q8_0', q4_0: 'q4_0' };

@@ -1,30 +1,27 @@
 import type { PlanBuffer, PlanWeight } from '../plan.js';
 import type { TypedGraph } from './infer-shapes.js';
 import { LscError, pointer } from '../errors.js';
-import { isQuant, matrixBytes, QBLOCK, type MatrixFormat, type WeightFormat } from '../ir/weight-formats.js';
+import { isQuant, matrixBytes, QBLOCK, type WeightFormat } from '../ir/weight-formats.js';
 
 /**
- * Weight buffers: matrices in `matrixFormat` (f16, or a block format of compiler/ir/weight-formats.ts;
- * a table the embedding gathers from stays f16, and so does a weight tied to it), norm vectors as
- * f32. Quantized rows are whole blocks, so row slices cut at block boundaries. A matrix larger than the binding limit is
+ * Weight buffers, each weight in its format (passes/choose-formats.ts: f32 norm vectors, f16 or a
+ * block format of compiler/ir/weight-formats.ts for matrices). Quantized rows are whole blocks, so row slices cut at block boundaries. A matrix larger than the binding limit is
  * split into row slices (each its own buffer) of a multiple of `rowAlign` rows: what the kernels
  * reading a slice need (codegen/matmul.ts sliceRowAlign: whole heads, so RoPE pairs stay in one
  * slice). Tied weights share their target's buffers.
  */
-export function planWeights(g: TypedGraph, maxBinding: number, rowAlign: number, file?: string,
-  matrixFormat: MatrixFormat = 'f16'): { weights: PlanWeight[]; buffers: PlanBuffer[] } {
-  // the embed kernel gathers f16 rows
-  const gathered = new Set(g.nodes.flatMap((n) => (n.op === 'embed' ? n.inputs.flatMap((i) => (i.kind === 'weight' ? [i.id] : [])) : [])));
+export function planWeights(g: TypedGraph, formats: Map<string, WeightFormat>, maxBinding: number, rowAlign: number,
+  file?: string): { weights: PlanWeight[]; buffers: PlanBuffer[] } {
   const weights: PlanWeight[] = [];
   const buffers: PlanBuffer[] = [];
   const byId = new Map<string, PlanWeight>();
   const instances = [...g.weights.values()].sort((a, b) => Number(!!a.tiedTo) - Number(!!b.tiedTo));
   for (const w of instances) {
     const shape = g.weightShapes.get(w.id)!;
-    const gpuDtype: WeightFormat = shape.length === 1 ? 'f32' : gathered.has(w.id) || w.tiedTo ? 'f16' : matrixFormat;
+    const gpuDtype = formats.get(w.id)!;
     if (isQuant(gpuDtype) && shape[1] % QBLOCK !== 0) {
       throw new LscError(`weight '${w.decl}' has rows of ${shape[1]} values, not whole ${gpuDtype} blocks of ${QBLOCK}`,
-        { file, pointer: pointer('weights', w.decl, 'shape', 1) }, 'use --weights f16 for this model, or dims that are multiples of 32');
+        { file, pointer: pointer('weights', w.decl, 'shape', 1) }, 'use --weights f16 for this model (or f16 for this weight), or dims that are multiples of 32');
     }
     if (w.tiedTo) {
       const target = byId.get(w.tiedTo);

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { LscError } from '../../compiler/errors.js';
-import type { MatrixFormat } from '../../compiler/ir/weight-formats.js';
+import { HEAD_FORMAT, type MatrixFormat } from '../../compiler/ir/weight-formats.js';
+import type { WeightsSpec } from '../../compiler/ir/weights-spec.js';
 import { f32ToF16Bits } from '../dtype-convert.js';
 import { GgufValueType } from '../gguf.js';
 import { GgufTokenType } from '../gguf-tokenizer.js';
@@ -15,13 +16,15 @@ import { quantizeRows } from './quantize.js';
 
 /**
  * `lsc quantize`: a Hugging Face Llama checkpoint to a GGUF file with llama.cpp's names, metadata
- * and q/k row order: matrices in Q8_0 / Q4_0 (ggml's reference quantizer) or F16, the embedding
- * F16 (lsc gathers f16 rows), norms F32, and the tokenizer as tokenizer.ggml.* (see vocabulary()).
+ * and q/k row order: matrices in Q8_0 / Q4_0 (ggml's reference quantizer) or F16, each tensor in
+ * the format lsc's plan gives it (an untied LM head: the spec's head, else HEAD_FORMAT), the
+ * embedding F16 (lsc gathers f16 rows), norms F32, and the tokenizer as tokenizer.ggml.* (see vocabulary()).
  * One tensor in memory at a time.
  */
 
 /** general.file_type (llama_ftype): mostly F16 / Q4_0 / Q8_0. */
 const FILE_TYPE: Record<MatrixFormat, number> = { f16: 1, q4_0: 2, q8_0: 7 };
+const GGML_TYPE: Record<MatrixFormat, 'F16' | 'Q8_0' | 'Q4_0'> = { f16: 'F16', q8_0: 'Q8_0', q4_0: 'Q4_0' };
 
 interface TokenizerJson {
   model?: { type?: string; vocab?: Record<string, number>; merges?: (string | [string, string])[] };
@@ -102,7 +105,10 @@ function vocabulary(dir: string, vocabSize: number): GgufKv[] {
   ];
 }
 
-export function quantizeToGguf(dir: string, out: string, format: MatrixFormat, name = path.basename(path.resolve(dir))): { tensors: number } {
+export function quantizeToGguf(dir: string, out: string, weights: MatrixFormat | WeightsSpec, name = path.basename(path.resolve(dir))): { tensors: number } {
+  const spec = typeof weights === 'string' ? { matrices: weights } : weights;
+  const format = spec.matrices;
+  const head = spec.head ?? HEAD_FORMAT[format];
   const { config } = readModelConfig(dir);
   const ckpt = SafetensorsCheckpoint.open(dir);
   try {
@@ -130,7 +136,7 @@ export function quantizeToGguf(dir: string, out: string, format: MatrixFormat, n
       if (!g) throw new LscError(`tensor '${hf}' is not a Llama tensor lsc quantize knows`, { file: t.file, tensor: hf });
       if (hf === 'lm_head.weight' && config.tie_word_embeddings) continue;
       const matrix = t.shape.length === 2;
-      const type = !matrix ? 'F32' : hf === 'model.embed_tokens.weight' || format === 'f16' ? 'F16' : format === 'q8_0' ? 'Q8_0' : 'Q4_0';
+      const type = !matrix ? 'F32' : hf === 'model.embed_tokens.weight' ? 'F16' : GGML_TYPE[hf === 'lm_head.weight' ? head : format];
       tensors.push({
         name: g, type, shape: t.shape,
         data: () => {
