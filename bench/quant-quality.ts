@@ -1,19 +1,19 @@
 /**
- * What quantizing costs and buys on a bundled model: per weight format (f16, q8_0, q4_0, quantized
- * while loading) the perplexity on a held-out code text (bench/data/heldout.py, not in the
+ * What quantizing costs and buys on a bundled model: per weight format (--weights specs, default
+ * f16, q8, q4:head=q4, q4:head=q8, q4:head=f16; quantized while loading) the perplexity on a held-out code text (bench/data/heldout.py, not in the
  * training data), the agreement of its next-token argmax with f16's and the max |Δ logit| against
  * f16 (teacher-forced over the same text), the load time and GPU weight bytes, and greedy
  * autoregressive / self-speculative decode tok/s on the bundled code prompts.
  *
  *   node dist/bench/quant-quality.js [--model examples/models/tiny-code] [--text FILE]
- *     [--max-new-tokens 64] [--exit-layer 3] [--num-speculations 2] [--json]
+ *     [--max-new-tokens 64] [--exit-layer 3] [--num-speculations 2] [--formats f16,q8,...] [--json]
  */
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { LscModel } from '../runtime/model.js';
 import { runBench } from '../runtime/bench.js';
-import type { MatrixFormat } from '../compiler/ir/weight-formats.js';
+import { parseWeightsSpec } from '../compiler/ir/weights-spec.js';
 
 const { values } = parseArgs({
   options: {
@@ -22,6 +22,7 @@ const { values } = parseArgs({
     'max-new-tokens': { type: 'string', default: '64' },
     'exit-layer': { type: 'string', default: '3' },
     'num-speculations': { type: 'string', default: '2' },
+    formats: { type: 'string', default: 'f16,q8,q4:head=q4,q4:head=q8,q4:head=f16' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -31,7 +32,7 @@ const text = fs.readFileSync(values.text, 'utf8');
 const WINDOW = 256;
 
 interface Row {
-  format: MatrixFormat;
+  format: string;
   weightBytes: number;
   loadMs: number;
   perplexity: number;
@@ -46,9 +47,9 @@ interface Row {
 
 const rows: Row[] = [];
 let f16Logits: Float32Array[] | undefined;
-for (const format of ['f16', 'q8_0', 'q4_0'] as const) {
+for (const format of values.formats.split(',')) {
   const t0 = performance.now();
-  const model = await LscModel.load(values.model, { weights: format });
+  const model = await LscModel.load(values.model, { weights: parseWeightsSpec(format) });
   const loadMs = performance.now() - t0;
   try {
     const ids = model.tokenizer.encode(text);

@@ -156,4 +156,48 @@ describe('llama.cpp reads lsc quantize GGUF files (node-llama-cpp, CPU)', functi
       }
     });
   }
+
+  // llama.cpp's default (non-pure) Q4_0 keeps output.weight at Q8_0 (Q6_K's fallback for rows of
+  // 128, not whole 256-blocks) and token_embd at Q4_0; the second file sets both types itself
+  for (const [what, extra, head, embd] of [['default non-pure', [], 'Q8_0', 'Q4_0'], ['output F16, token_embd Q8_0', ['output=1', 'embd=8'], 'F16', 'Q8_0']] as const) {
+    it(`a llama.cpp Q4_0 file of mixed types (${what}) loads each matrix in its own type and decodes llama.cpp's greedy tokens`, async function () {
+      const lib = libllama();
+      const script = fileURLToPath(new URL('../../test/helpers/llamacpp-quantize.py', import.meta.url));
+      if (!lib.startsWith('/')) { console.log(`      skipped: ${lib}`); this.skip(); }
+      const src = path.join(dir, 'source-f16.gguf');
+      if (!fs.existsSync(src)) quantizeToGguf(modelDir, src, 'f16');
+      const file = path.join(dir, `llamacpp-mixed-${extra.length}.gguf`);
+      const run = spawnSync('python3', [script, lib, src, file, '2', ...extra], { encoding: 'utf8' });
+      if (run.error) { console.log(`      skipped: python3 cannot run: ${run.error.message}`); this.skip(); }
+      assert.equal(run.status, 0, run.stderr.slice(-2000));
+      const g = GgufFile.open(file);
+      const types = new Map([...g.tensors.values()].map((t) => [t.name, t.type]));
+      g.close();
+      assert.deepEqual([types.get('output.weight'), types.get('token_embd.weight'), types.get('blk.3.ffn_down.weight')], [head, embd, 'Q4_0']);
+      const lm = await llama.loadModel({ modelPath: file });
+      const model = await LscModel.load(file, { gpu: await testGpu() });
+      try {
+        const byHf = new Map(model.plan.weights.map((w) => [w.hf, w.gpuDtype]));
+        // the head in its own type; the embedding gathered as f16 rows (its Q4_0 / Q8_0 values, exact in f16 but for the scales' rounding)
+        assert.deepEqual([byHf.get('lm_head.weight'), byHf.get('model.embed_tokens.weight'), byHf.get('model.layers.3.mlp.down_proj.weight')],
+          [head === 'F16' ? 'f16' : 'q8_0', 'f16', 'q4_0']);
+        for (const prompt of PROMPTS.slice(0, 2)) {
+          const ids = model.tokenizer.encode(prompt);
+          const ours = (await model.complete(ids, { maxNewTokens: NEW_TOKENS, stopAtEos: false, strategy: 'autoregressive' })).tokens;
+          const spec = (await model.complete(ids, { maxNewTokens: NEW_TOKENS, stopAtEos: false, strategy: 'self-speculative', exitLayer: 3, numSpeculations: 3 })).tokens;
+          assert.deepEqual(spec, ours, 'greedy self-speculative = autoregressive');
+          const theirs = await llamaGreedy(lm, ids, NEW_TOKENS);
+          const split = ours.findIndex((t, i) => t !== theirs[i]);
+          console.log(`      llama.cpp-written q4_0 (${what}) ${JSON.stringify(prompt).slice(0, 28).padEnd(28)} greedy ${split < 0 ? NEW_TOKENS : split}/${NEW_TOKENS} equal`);
+          if (split >= 0) {
+            const at = logSoftmax((await model.logits([...ids, ...ours.slice(0, split)]))[0]);
+            assert.ok(at[ours[split]] - at[theirs[split]] <= LOGPROB_TOL.q4_0, `greedy tokens differ at ${split}, no near-tie`);
+          }
+        }
+      } finally {
+        model.dispose();
+        await lm.dispose();
+      }
+    });
+  }
 });

@@ -1,7 +1,7 @@
 /**
- * tiny-code quantized while loading (--weights q8 / q4): the GPU logits against the float64 CPU
- * reference run on the *dequantized* weights (the same Q8_0 / Q4_0 blocks, quantized on the CPU
- * by runtime/quant/quantize.ts), so the kernels are judged, not the format; and greedy
+ * tiny-code quantized while loading (--weights q8 / q4, the LM head q8_0 in both): the GPU logits
+ * against the float64 CPU reference run on the *dequantized* weights (the same Q8_0 / Q4_0 blocks,
+ * quantized on the CPU by runtime/quant/quantize.ts, each tensor in the plan's format), so the kernels are judged, not the format; and greedy
  * self-speculative decoding equal to autoregressive decoding for several (E, k). The format's own
  * cost (perplexity, agreement with f16) is measured in bench/quant-quality.ts.
  */
@@ -10,9 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LscModel } from '../runtime/model.js';
-import { SafetensorsCheckpoint } from '../runtime/safetensors.js';
-import { dequantizeRows, quantizeRows } from '../runtime/quant/quantize.js';
-import type { QuantFormat } from '../compiler/ir/weight-formats.js';
+import { dequantizedCheckpoint } from './helpers/dequantized.js';
 import { testGpu } from './helpers/gpu.js';
 import { CpuLlama, argmax, maxAbsDiff, type LlamaRefConfig } from './helpers/cpu-llama.js';
 
@@ -28,40 +26,20 @@ const prompts = [
 /** The f16 runtime's tolerance against its float64 reference (test/model-reference.test.ts). */
 const TOL = 0.05;
 
-/** The checkpoint as the quantized plan holds it: every matrix but the gathered embedding quantized, then dequantized. */
-function dequantizedCheckpoint(format: QuantFormat): Map<string, Float64Array> {
-  const ckpt = SafetensorsCheckpoint.open(modelDir);
-  try {
-    const tensors = new Map<string, Float64Array>();
-    for (const [name, t] of ckpt.tensors) {
-      const v = ckpt.readAll(name, 'f32') as Float32Array;
-      if (t.shape.length !== 2 || name === 'model.embed_tokens.weight') {
-        tensors.set(name, Float64Array.from(v));
-        continue;
-      }
-      const [rows, cols] = t.shape;
-      tensors.set(name, Float64Array.from(dequantizeRows(format, quantizeRows(format, v, rows, cols), rows, cols)));
-    }
-    return tensors;
-  } finally {
-    ckpt.close();
-  }
-}
-
 for (const [flag, format] of [['q8', 'q8_0'], ['q4', 'q4_0']] as const) {
   describe(`tiny-code with --weights ${flag} (${format}, quantized while loading)`, function () {
     let model: LscModel;
     let cpu: CpuLlama;
     before(async function () {
       model = await LscModel.load(modelDir, { gpu: await testGpu(), weights: format });
-      cpu = new CpuLlama(config, dequantizedCheckpoint(format));
+      cpu = new CpuLlama(config, dequantizedCheckpoint(modelDir, model.plan));
     });
     after(() => model?.dispose());
 
-    it('plans its matrices in the format and the embedding in f16', function () {
+    it('plans its matrices in the format, the LM head in q8_0, the embedding in f16', function () {
       const byHf = new Map(model.plan.weights.map((w) => [w.hf, w.gpuDtype]));
       assert.equal(byHf.get('model.embed_tokens.weight'), 'f16');
-      assert.equal(byHf.get('lm_head.weight'), format);
+      assert.equal(byHf.get('lm_head.weight'), 'q8_0'); // HEAD_FORMAT: q4_0 keeps the head at q8_0
       assert.equal(byHf.get('model.layers.0.mlp.down_proj.weight'), format);
       assert.equal(byHf.get('model.norm.weight'), 'f32');
     });
