@@ -42,6 +42,7 @@ describe('GGUF files (lsc quantize, --model file.gguf)', function () {
         assert.equal(g.tensors.get('blk.0.attn_q.weight')!.type, f === 'q8_0' ? 'Q8_0' : 'Q4_0');
         assert.deepEqual(g.tensors.get('blk.0.ffn_down.weight')!.shape, [128, 352]);
         assert.equal(g.tensors.get('token_embd.weight')!.type, 'F16');
+        assert.equal(g.tensors.get('output.weight')!.type, 'Q8_0'); // HEAD_FORMAT of both
         assert.equal(g.tensors.get('output_norm.weight')!.type, 'F32');
       } finally {
         g.close();
@@ -77,6 +78,7 @@ describe('GGUF files (lsc quantize, --model file.gguf)', function () {
       const b = await LscModel.load(file(f), { gpu });
       try {
         assert.equal(b.plan.dtypes.weights, f);
+        assert.deepEqual(b.plan.weights.map((w) => [w.hf, w.gpuDtype]), a.plan.weights.map((w) => [w.hf, w.gpuDtype]), 'each tensor in the file\'s type');
         const ra = await a.complete(prompt, { maxNewTokens: 20, stopAtEos: false, strategy: 'autoregressive' });
         const rb = await b.complete(prompt, { maxNewTokens: 20, stopAtEos: false, strategy: 'autoregressive' });
         const sb = await b.complete(prompt, { maxNewTokens: 20, stopAtEos: false, strategy: 'self-speculative', exitLayer: 3, numSpeculations: 3 });
