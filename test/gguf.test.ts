@@ -16,6 +16,8 @@ import { dequantizeRows, quantizeRows } from '../runtime/quant/quantize.js';
 import { SafetensorsCheckpoint } from '../runtime/safetensors.js';
 import { LscModel } from '../runtime/model.js';
 import { LscError } from '../compiler/errors.js';
+import { compileGraph } from '../compiler/compile.js';
+import { buildLlamaGraph } from '../compiler/builder/llama.js';
 import { testGpu } from './helpers/gpu.js';
 
 const modelDir = fileURLToPath(new URL('../../examples/models/tiny-code/', import.meta.url));
@@ -69,6 +71,21 @@ describe('GGUF files (lsc quantize, --model file.gguf)', function () {
       }
     });
   }
+
+  it('lsc quantize --weights q4:head=f16 writes output.weight F16, and the file plans each matrix in its own type', function () {
+    const f = path.join(dir, 'tiny-code-q4-head-f16.gguf');
+    quantizeToGguf(modelDir, f, { matrices: 'q4_0', head: 'f16' });
+    const gc = openGgufModel(f);
+    try {
+      assert.deepEqual(['output.weight', 'token_embd.weight', 'blk.7.attn_v.weight'].map((n) => gc.gguf.tensors.get(n)!.type), ['F16', 'F16', 'Q4_0']);
+      const { plan } = compileGraph(gc.withFileFormats(buildLlamaGraph(gc.config, { name: 'tiny-code' })));
+      const byHf = new Map(plan.weights.map((w) => [w.hf, w.gpuDtype]));
+      assert.deepEqual([plan.dtypes.weights, byHf.get('lm_head.weight'), byHf.get('model.embed_tokens.weight'), byHf.get('model.layers.7.self_attn.v_proj.weight')],
+        ['q4_0', 'f16', 'f16', 'q4_0']);
+    } finally {
+      gc.close();
+    }
+  });
 
   it('--model file.gguf decodes the tokens of --weights on the safetensors (Q8_0 and Q4_0), greedy self-speculative included', async function () {
     const gpu = await testGpu();
