@@ -9,7 +9,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { GgufFile } from '../runtime/gguf.js';
+import { GgufFile, GgufValueType } from '../runtime/gguf.js';
+import { writeGguf, type GgufKv } from '../runtime/gguf-write.js';
 import { openGgufModel } from '../runtime/gguf-llama.js';
 import { quantizeToGguf } from '../runtime/quant/to-gguf.js';
 import { dequantizeRows, quantizeRows } from '../runtime/quant/quantize.js';
@@ -82,6 +83,39 @@ describe('GGUF files (lsc quantize, --model file.gguf)', function () {
       const byHf = new Map(plan.weights.map((w) => [w.hf, w.gpuDtype]));
       assert.deepEqual([plan.dtypes.weights, byHf.get('lm_head.weight'), byHf.get('model.embed_tokens.weight'), byHf.get('model.layers.7.self_attn.v_proj.weight')],
         ['q4_0', 'f16', 'f16', 'q4_0']);
+    } finally {
+      gc.close();
+    }
+  });
+
+  it('a declaration whose layers differ in type (ffn_down Q8_0 in layer 2, Q4_0 elsewhere) plans at the widest, q8_0', function () {
+    const a = GgufFile.open(file('q4_0'));
+    const b = GgufFile.open(file('q8_0'));
+    const f = path.join(dir, 'tiny-code-mixed-layers.gguf');
+    try {
+      const src = openGgufModel(file('q4_0'));
+      const c = src.config;
+      src.close();
+      const u32 = (key: string, value: number): GgufKv => ({ key, type: GgufValueType.U32, value });
+      writeGguf(f, [
+        { key: 'general.architecture', type: GgufValueType.STRING, value: 'llama' },
+        u32('llama.context_length', c.max_position_embeddings), u32('llama.embedding_length', c.hidden_size), u32('llama.block_count', c.num_hidden_layers),
+        u32('llama.feed_forward_length', c.intermediate_size), u32('llama.attention.head_count', c.num_attention_heads),
+      ], [...a.tensors.values()].map((t) => {
+        const src = t.name === 'blk.2.ffn_down.weight' ? b : a;
+        const st = src.tensors.get(t.name)!;
+        return { name: t.name, type: st.type!, shape: st.shape, data: () => src.readRows(t.name, 0, st.shape.length === 1 ? 1 : st.shape[0]) };
+      }));
+    } finally {
+      a.close();
+      b.close();
+    }
+    const gc = openGgufModel(f);
+    try {
+      const graph = gc.withFileFormats(buildLlamaGraph(gc.config, { name: 'tiny-code' }));
+      assert.deepEqual([graph.dtypes.weights, graph.weights.w_down.format, graph.weights.w_up.format, graph.weights.lm_head.format], ['q4_0', 'q8_0', 'q4_0', 'q8_0']);
+      const { plan } = compileGraph(graph);
+      assert.deepEqual([0, 2, 7].map((l) => plan.weights.find((w) => w.hf === `model.layers.${l}.mlp.down_proj.weight`)!.gpuDtype), ['q8_0', 'q8_0', 'q8_0']);
     } finally {
       gc.close();
     }
