@@ -33,7 +33,7 @@ export function formatGraph(graph: Graph, file?: string): string {
   for (const [name, w] of Object.entries(graph.weights)) {
     const inst = [...typed.weights.values()].find((x) => x.decl === name)!;
     const s = `[${typed.weightShapes.get(inst.id)!.join(', ')}]`;
-    out.push(`  ${name.padEnd(nw)}  ${s.padEnd(14)} ${(w.perLayer ? 'per layer' : '').padEnd(9)}  ${w.hf}${w.tiedTo ? `  (tied to ${w.tiedTo})` : ''}`);
+    out.push(`  ${name.padEnd(nw)}  ${s.padEnd(14)} ${(w.perLayer ? 'per layer' : '').padEnd(9)}  ${w.hf}${w.tiedTo ? `  (tied to ${w.tiedTo})` : ''}${w.format ? `  (format ${w.format})` : ''}`);
   }
 
   const call = (n: NodeDecl): string => {

@@ -110,6 +110,11 @@ describe('per-tensor weight formats (graph declarations, --weights FORMAT[:head=
       const ok = await runLsc(['compile', FILE, '--weights', 'q4:head=f16', '-o', path.join(dir, 'o3')]);
       assert.equal(ok.code, 0, ok.stderr);
       assert.match(ok.stdout, /weights .*: matrices q4_0, embed f16, lm_head f16/);
+      const mixed = path.join(dir, 'mixed.json');
+      fs.writeFileSync(mixed, JSON.stringify(withFormats(MIXED)));
+      const shown = await runLsc(['inspect', mixed]);
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.match(shown.stdout, /^ {2}wq +\[128, 128\] +per layer +model\.layers\.\{layer\}\.self_attn\.q_proj\.weight {2}\(format q8_0\)$/m);
       // the artifact's graph says the head's format its plan has
       assert.equal((JSON.parse(fs.readFileSync(path.join(dir, 'o3', 'graph.json'), 'utf8')) as Graph).weights.lm_head.format, 'f16');
     } finally {
