@@ -16,7 +16,10 @@ export interface SymbolicDim {
 }
 
 export interface GraphDtypes {
-  /** Format of the weight matrices the matmuls read (compiler/ir/weight-formats.ts; the embedding table stays f16; a declaration's `format` overrides it). */
+  /**
+   * Format of the weight matrices the matmuls read (compiler/ir/weight-formats.ts): the embedding
+   * table stays f16, the LM head takes HEAD_FORMAT (q4_0: q8_0), a declaration's `format` overrides.
+   */
   weights: MatrixFormat;
   activations: 'f32';
   kv: 'f16' | 'f32';
@@ -32,7 +35,7 @@ export interface WeightDecl {
   tiedTo?: string;
   /**
    * This matrix's format on the GPU, overriding `dtypes.weights` (and the LM head's default,
-   * compiler/ir/weight-formats.ts headFormat) for every layer's instance; matrices only.
+   * compiler/ir/weight-formats.ts HEAD_FORMAT) for every layer's instance; matrices only.
    */
   format?: MatrixFormat;
 }

@@ -62,9 +62,6 @@ export function matrixBytes(f: WeightFormat, rows: number, cols: number): number
   return isQuant(f) ? planarLayout(f, rows, cols).bytes : rows * cols * elementBytes(f);
 }
 
-/** The matrix formats a graph may name (`dtypes.weights`, a weight declaration's `format`). */
-export const MATRIX_FORMATS: readonly MatrixFormat[] = ['f16', 'q8_0', 'q4_0'];
-
 /**
  * The LM head's format when its declaration names none, per `dtypes.weights`. q4_0 keeps the head
  * at q8_0: on tiny-code it takes the held-out perplexity from 17.047 (all q4_0) to 16.826 (f16
