@@ -13,6 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { LscError, oneLine } from '../compiler/errors.js';
 import { openRegularFile, readRegularFile } from './safe-file.js';
+import { ScratchBuffers } from './scratch-buffers.js';
 import {
   HINT_REDOWNLOAD, INDEX_FILE, ITEM_SIZE, SINGLE_FILE, isShardFileName, brief, convertStored, headerLength, isNonNegInt, isObject, parseHeader, product, type StDType, type TensorEntry,
 } from './safetensors-header.js';
@@ -51,6 +52,8 @@ export class SafetensorsCheckpoint implements WeightSource {
   readonly files: string[];
   readonly tensors: ReadonlyMap<string, TensorEntry>;
   private readonly fds: Map<string, number>;
+  /** Read buffers reused from call to call: fresh memory costs a page fault per 4 KiB page. */
+  private readonly scratch = new ScratchBuffers();
 
   private constructor(dir: string, files: string[], tensors: Map<string, TensorEntry>, fds: Map<string, number>) {
     this.dir = dir;
@@ -148,20 +151,24 @@ export class SafetensorsCheckpoint implements WeightSource {
     // 16->16 bit converts in place index by index, so only widening needs a second buffer.
     // Peak host memory is therefore at most 2 x maxChunkBytes.
     const inSize = ITEM_SIZE[t.dtype];
-    const scratch = new ArrayBuffer(chunk * Math.max(inSize, outSize));
     const widen = inSize < outSize;
-    const srcBuf = widen ? new ArrayBuffer(chunk * inSize) : scratch;
     const fd = this.fdFor(t.file);
     const base = t.dataStart + rowStart * rowElems * inSize;
-
-    for (let off = 0; off < total; off += chunk) {
-      const n = Math.min(chunk, total - off);
-      readFully(fd, new Uint8Array(srcBuf, 0, n * inSize), base + off * inSize, t.file, name);
-      const out = convertStored(t.dtype, target, srcBuf, scratch, n);
-      // every value goes through here once: a NaN or inf (or an overflow of f16) stops the load
-      const bad = out instanceof Uint16Array ? firstNonFiniteF16(out) : firstNonFiniteF32(out);
-      if (bad >= 0) throw this.nonFiniteError(t, rowStart * rowElems + off + bad, target);
-      onChunk(out, off);
+    const lease = this.scratch.lease();
+    try {
+      const scratch = lease.get(0, chunk * Math.max(inSize, outSize));
+      const srcBuf = widen ? lease.get(1, chunk * inSize) : scratch;
+      for (let off = 0; off < total; off += chunk) {
+        const n = Math.min(chunk, total - off);
+        readFully(fd, new Uint8Array(srcBuf, 0, n * inSize), base + off * inSize, t.file, name);
+        const out = convertStored(t.dtype, target, srcBuf, scratch, n);
+        // every value goes through here once: a NaN or inf (or an overflow of f16) stops the load
+        const bad = out instanceof Uint16Array ? firstNonFiniteF16(out) : firstNonFiniteF32(out);
+        if (bad >= 0) throw this.nonFiniteError(t, rowStart * rowElems + off + bad, target);
+        onChunk(out, off);
+      }
+    } finally {
+      lease.release();
     }
   }
 
@@ -177,13 +184,18 @@ export class SafetensorsCheckpoint implements WeightSource {
     const total = rowCount * rowBytes;
     const piece = Math.min(total, Math.max(4, maxChunkBytes - (maxChunkBytes % 4)));
     if (total === 0) return;
-    const buf = new Uint8Array(piece);
     const fd = this.fdFor(t.file);
     const base = t.dataStart + rowStart * rowBytes;
-    for (let off = 0; off < total; off += piece) {
-      const view = buf.subarray(0, Math.min(piece, total - off));
-      readFully(fd, view, base + off, t.file, name);
-      onChunk(view, off);
+    const lease = this.scratch.lease();
+    try {
+      const buf = new Uint8Array(lease.get(0, piece), 0, piece);
+      for (let off = 0; off < total; off += piece) {
+        const view = buf.subarray(0, Math.min(piece, total - off));
+        readFully(fd, view, base + off, t.file, name);
+        onChunk(view, off);
+      }
+    } finally {
+      lease.release();
     }
   }
 
@@ -220,9 +232,11 @@ export class SafetensorsCheckpoint implements WeightSource {
     return out;
   }
 
+  /** Closes the files and drops the read buffers (a later read reopens and reallocates). */
   close(): void {
     for (const fd of this.fds.values()) fs.closeSync(fd);
     this.fds.clear();
+    this.scratch.clear();
   }
 
   private entryOrThrow(name: string): TensorEntry {

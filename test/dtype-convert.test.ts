@@ -150,6 +150,21 @@ describe('dtype-convert', () => {
     assert.deepEqual(inPlace, want);
   });
 
+  it('bf16 -> f16 is the same in unaligned views and odd lengths (two values per 32-bit word where aligned)', () => {
+    const r = rng(11);
+    const buf = new ArrayBuffer(2 * 1001);
+    const all = new Uint16Array(buf);
+    for (let i = 0; i < all.length; i++) all[i] = (r() * 65536) >>> 0;
+    const want = bf16BitsToF16Bits(all);
+    for (const [start, length] of [[0, 1001], [1, 1000], [1, 999], [2, 7], [3, 1], [0, 0]]) {
+      const src = new Uint16Array(buf, 2 * start, length);
+      const copied = bf16BitsToF16Bits(src);
+      assert.deepEqual(copied, want.subarray(start, start + length), `copying, start ${start} length ${length}`);
+      const unaligned = new Uint16Array(new ArrayBuffer(2 * (length + 1)), 2, length);
+      assert.deepEqual(bf16BitsToF16Bits(src, unaligned), want.subarray(start, start + length), `into an unaligned view, start ${start}`);
+    }
+  });
+
   it('f32 -> bf16 rounds to nearest even (edge cases + random)', () => {
     const edge = [0, -0, 1, 1 + 2 ** -8, 1 + 3 * 2 ** -8, 1 + 2 ** -8 + 2 ** -20, 3.4028234663852886e38,
       -3.4028234663852886e38, 3.3961775292304e38, Infinity, -Infinity, 1e-45, 1.1754942e-38];

@@ -323,7 +323,7 @@ describe('hardening: loading model directories (issue 8)', function () {
       const all = new Uint16Array(buf, 0, 2051);
       for (let h = 0; h < 65536; h += (h & 0x7c00) === 0x7c00 ? 1 : 13) check(all, 2048, h, 'all patterns');
       // a few patterns at every interesting place: block edges, odd lengths, unaligned views
-      for (const [byteOffset, length] of [[0, 2051], [2, 2050], [0, 2048], [6, 1]]) {
+      for (const [byteOffset, length] of [[0, 2051], [2, 2050], [0, 2048], [0, 2060], [6, 1]]) {
         const b = new Uint16Array(buf, byteOffset, length);
         for (const pos of [0, 1, 1023, 1024, 2047, 2048, 2049, length - 1].filter((p) => p < length)) {
           for (const h of [0x7c00, 0xfc00, 0x7e00, 0x7c01, 0xffff, 0x7bff]) check(b, pos, h, `byte offset ${byteOffset}`);

@@ -165,6 +165,36 @@ describe('safetensors', () => {
       }
     });
 
+    it('readRows and readRawRows reuse one read buffer from call to call; a read inside another\'s callback gets its own', () => {
+      const dir = tmp();
+      const a = randomTensor('a', [8, 6], 'F16', 21);
+      const b = randomTensor('b', [8, 6], 'BF16', 22);
+      writeSafetensors(path.join(dir, 'model.safetensors'), [a, b]);
+      const ck = SafetensorsCheckpoint.open(dir);
+      try {
+        const seen: ArrayBufferLike[] = [];
+        for (let i = 0; i < 3; i++) ck.readRows('b', 'f16', 0, 8, (data) => seen.push(data.buffer));
+        ck.readRawRows('a', 0, 8, (data) => seen.push(data.buffer));
+        assert.equal(new Set(seen).size, 1, 'one buffer for every piece of every call');
+        // nested: the outer piece (f16 widened to f32: two buffers) must survive an inner read
+        const wantA = expected(a).f32;
+        const wantB = expected(b).f16;
+        ck.readRows('a', 'f32', 0, 8, (outer, off) => {
+          const before = Float32Array.from(outer);
+          assert.deepEqual(before, wantA.slice(off, off + outer.length));
+          ck.readRows('b', 'f16', 0, 8, (inner, innerOff) => {
+            assert.notEqual(inner.buffer, outer.buffer);
+            assert.deepEqual(inner, wantB.slice(innerOff, innerOff + inner.length));
+          });
+          assert.deepEqual(outer, before, 'the outer piece is untouched by the inner read');
+        }, 4 * 6 * 3);
+        // after the nested reads the kept buffer is handed out again
+        ck.readRows('b', 'f16', 0, 8, (data) => assert.equal(data.buffer, seen[0]));
+      } finally {
+        ck.close();
+      }
+    });
+
     it('readRows splits a row bigger than the chunk limit', () => {
       const dir = tmp();
       const t = randomTensor('w', [4, 100], 'F16', 9);
