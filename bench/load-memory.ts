@@ -18,7 +18,8 @@
  * the RSS before loading is the loader's and the driver's own overhead (staging copies in flight).
  * --no-loader-only skips step 1, so the process's RSS before the real load is not inflated by it.
  * --keep DIR writes the checkpoint there and keeps it (a later run with the same --keep, --gb,
- * --dtype and --shards reuses it); otherwise it goes to a temporary directory, deleted at the end.
+ * --dtype and --shards, or with --keep DIR and none of those three, reuses it); otherwise it goes
+ * to a temporary directory, deleted at the end.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -35,10 +36,14 @@ import { WEIGHT_CHOICES, type MatrixFormat } from '../compiler/ir/weight-formats
 
 const MiB = 2 ** 20;
 
-interface Args { gb: number; shards: number; dtype: StreamDType; ctx: number; keep?: string; loaderOnly: boolean; weights?: MatrixFormat }
+interface Args {
+  gb: number; shards: number; dtype: StreamDType; ctx: number; keep?: string; loaderOnly: boolean; weights?: MatrixFormat;
+  /** --gb, --shards or --dtype given: a kept checkpoint of another shape is rewritten. */
+  shaped: boolean;
+}
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { gb: 2, shards: 4, dtype: 'BF16', ctx: 128, loaderOnly: true };
+  const a: Args = { gb: 2, shards: 4, dtype: 'BF16', ctx: 128, loaderOnly: true, shaped: false };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i], v = argv[i + 1];
     const need = (): string => {
@@ -46,6 +51,7 @@ function parseArgs(argv: string[]): Args {
       i++;
       return v;
     };
+    if (k === '--gb' || k === '--shards' || k === '--dtype') a.shaped = true;
     if (k === '--gb') a.gb = Number(need());
     else if (k === '--shards') a.shards = Number(need());
     else if (k === '--ctx') a.ctx = Number(need());
@@ -110,6 +116,11 @@ function countingDevice(): { device: GPUDevice; written: () => number; worstBetw
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  // --keep DIR alone reuses whatever checkpoint DIR holds rather than rewriting it at the defaults
+  const keptStamp = args.keep && !args.shaped && fs.existsSync(path.join(args.keep, 'load-memory.json'))
+    ? JSON.parse(fs.readFileSync(path.join(args.keep, 'load-memory.json'), 'utf8')) as { config: LlamaConfigJson; dtype: StreamDType; shardBytes: number }
+    : undefined;
+  if (keptStamp) args.dtype = keptStamp.dtype;
   const base: LlamaConfigJson = {
     hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 1, num_attention_heads: 32, num_key_value_heads: 32,
     vocab_size: 32000, rms_norm_eps: 1e-5, rope_theta: 10000, max_position_embeddings: 4096,
@@ -117,10 +128,10 @@ async function main(): Promise<void> {
   const bytesOf = (c: LlamaConfigJson): number => randomLlamaTensors(c, { dtype: args.dtype, seed: 1 }).reduce((a, t) => a + streamTensorBytes(t), 0);
   const perLayer = bytesOf({ ...base, num_hidden_layers: 2 }) - bytesOf(base);
   const fixed = bytesOf(base) - perLayer;
-  const layers = Math.max(2, Math.round((args.gb * 1e9 - fixed) / perLayer));
-  const config = { ...base, num_hidden_layers: layers };
+  const layers = keptStamp?.config.num_hidden_layers ?? Math.max(2, Math.round((args.gb * 1e9 - fixed) / perLayer));
+  const config = keptStamp?.config ?? { ...base, num_hidden_layers: layers };
   const total = bytesOf(config);
-  const shardBytes = Math.ceil(total / args.shards);
+  const shardBytes = keptStamp?.shardBytes ?? Math.ceil(total / args.shards);
 
   const dir = args.keep ? path.resolve(args.keep) : fs.mkdtempSync(path.join(os.tmpdir(), 'lsc-load-memory-'));
   const stamp = path.join(dir, 'load-memory.json');

@@ -6,6 +6,7 @@ import { parseLlamaConfig } from '../compiler/builder/hf-config.js';
 import { readJsonFile } from '../runtime/model-dir.js';
 import { resolveModelPath } from '../runtime/hf-cache.js';
 import { checkCtx } from './checks.js';
+import { hugePageHint } from './huge-page-hint.js';
 
 export interface ModelFlags {
   model: string;
@@ -50,11 +51,16 @@ export async function loadModel(flags: ModelFlags, progress: boolean): Promise<L
     }
     flags.check?.(plan, tok);
   };
+  let model: LscModel;
   try {
-    return await LscModel.load(flags.model, { graph: flags.graph, plan: flags.plan, ctx: flags.ctx, sequences: flags.sequences, speculationMaxBatch: flags.speculationMaxBatch, maxQueued: flags.maxQueued, weights: flags.weights, onProgress, beforeUpload });
+    model = await LscModel.load(flags.model, { graph: flags.graph, plan: flags.plan, ctx: flags.ctx, sequences: flags.sequences, speculationMaxBatch: flags.speculationMaxBatch, maxQueued: flags.maxQueued, weights: flags.weights, onProgress, beforeUpload });
   } finally {
     bar?.stop();
   }
+  // with the progress bar only: a person is watching the load (not --json, not a pipe)
+  const hint = progress ? hugePageHint(model.gpu.isCpu, model.gpuBytes.weights) : undefined;
+  if (hint) process.stderr.write(`lsc: ${hint}\n`);
+  return model;
 }
 
 /** Runs `fn` with a loaded model and always releases the GPU, or node would not exit. */
