@@ -40,6 +40,15 @@ export interface ArgmaxConfig {
  * without. Each thread keeps a running max and sum of exponentials, combined in the same tree as
  * the pick, so the probability takes no extra barrier.
  */
+/** The pick's order: f32 bits as u32 keys (both argmax variants). */
+const ORDER_KEY_WGSL = `// f32 bits -> u32 key in the same order as the numbers: NaN above +inf, -0 = +0; every key > 0
+fn orderKey(b: u32) -> u32 {
+  if ((b & 0x7fffffffu) > 0x7f800000u) { return 0xffffffffu; }
+  if (b == 0x80000000u) { return 0x80000000u; }
+  if ((b & 0x80000000u) != 0u) { return ~b; }
+  return b | 0x80000000u;
+}`;
+
 export function emitArgmax(k: ArgmaxKernel, cfg: ArgmaxConfig = { threads: 256 }, gate?: ArgmaxGateWords): KernelSource {
   const WG = cfg.threads;
   const decls = gate ? [...ARGMAX_BINDINGS, { name: ARGMAX_BINDING.gate, type: 'rw', decl: 'var<storage, read_write> $: array<u32>' } as const] : ARGMAX_BINDINGS;
@@ -51,13 +60,7 @@ ${bindingsWgsl(decls)}
 var<workgroup> bk: array<u32, ${WG}>;
 var<workgroup> bi: array<u32, ${WG}>;
 
-// f32 bits -> u32 key in the same order as the numbers: NaN above +inf, -0 = +0; every key > 0
-fn orderKey(b: u32) -> u32 {
-  if ((b & 0x7fffffffu) > 0x7f800000u) { return 0xffffffffu; }
-  if (b == 0x80000000u) { return 0x80000000u; }
-  if ((b & 0x80000000u) != 0u) { return ~b; }
-  return b | 0x80000000u;
-}
+${ORDER_KEY_WGSL}
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -102,13 +105,7 @@ var<workgroup> bi: array<u32, ${WG}>;
 var<workgroup> bm: array<f32, ${WG}>;
 var<workgroup> bs: array<f32, ${WG}>;
 
-// f32 bits -> u32 key in the same order as the numbers: NaN above +inf, -0 = +0; every key > 0
-fn orderKey(b: u32) -> u32 {
-  if ((b & 0x7fffffffu) > 0x7f800000u) { return 0xffffffffu; }
-  if (b == 0x80000000u) { return 0x80000000u; }
-  if ((b & 0x80000000u) != 0u) { return ~b; }
-  return b | 0x80000000u;
-}
+${ORDER_KEY_WGSL}
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>) {
