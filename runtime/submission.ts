@@ -158,15 +158,12 @@ export class Submission {
     timing.submissions++;
     timing.encodeMs += t0 - this.t0;
     this.ex.device.queue.submit([this.encoder.finish()]);
-    this.ex.waiter.sleep(this.signature);
     if (!staging) {
-      await this.ex.device.queue.onSubmittedWorkDone();
-      this.ex.waiter.record(this.signature, performance.now() - t0);
+      await this.ex.waiter.wait(this.signature, this.ex.device.queue.onSubmittedWorkDone());
       timing.waitMs += performance.now() - t0;
       return [];
     }
-    await staging.mapAsync(GPUMapMode.READ, 0, Math.ceil(this.readBytes / 8) * 8);
-    this.ex.waiter.record(this.signature, performance.now() - t0);
+    await this.ex.waiter.wait(this.signature, staging.mapAsync(GPUMapMode.READ, 0, Math.ceil(this.readBytes / 8) * 8));
     timing.waitMs += performance.now() - t0;
     const mapped = staging.getMappedRange(0, Math.ceil(this.readBytes / 8) * 8);
     const out = this.reads.map((r) => mapped.slice(r.stagingOffset, r.stagingOffset + r.bytes));

@@ -28,4 +28,25 @@ describe('GpuWaiter (runtime/gpu-wait.ts)', () => {
     const ms = slept(w, 'a');
     assert.ok(ms >= 20, `slept ${ms} ms; expected about 0.85 × 30`);
   });
+
+  it('wait() returns the promise\'s value soon after it settles, in few event-loop turns, and records the sample', async () => {
+    const w = new GpuWaiter(0.85);
+    const t0 = performance.now();
+    const v = await w.wait('a', new Promise<number>((resolve) => setTimeout(() => resolve(7), 40)));
+    const ms = performance.now() - t0;
+    assert.equal(v, 7);
+    assert.ok(ms >= 39 && ms < 200, `waited ${ms} ms for a 40 ms promise`);
+    // slices of 0.05 ms up to 2.5 ms waited, then 2 % of the time waited: ~170 turns at most by
+    // 40 ms; dawn.node's own polling would take one per event-loop turn (thousands)
+    assert.ok(w.turns > 0 && w.turns < 250, `${w.turns} turns`);
+    w.record('a', 40);
+    const t1 = performance.now();
+    await w.wait('a', Promise.resolve(0)); // two samples of ~40 ms: sleeps ~34 ms first
+    assert.ok(performance.now() - t1 >= 30, 'slept for the expected part');
+  });
+
+  it('wait() passes a rejection on', async () => {
+    const w = new GpuWaiter();
+    await assert.rejects(w.wait('a', Promise.reject(new Error('device lost'))), /device lost/);
+  });
 });
