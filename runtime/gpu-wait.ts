@@ -2,12 +2,12 @@
  * dawn.node resolves mapAsync/onSubmittedWorkDone by polling on the JS thread: while a GPU promise
  * is pending it queues a setImmediate tick per event-loop turn, each making a new native function
  * (V8 maps, global handles, garbage, page faults). Left alone that spins a core for as long as the
- * GPU works; on a 2-core machine running lavapipe that core is a third of the "GPU" (measured at
- * 7B size: the main thread took ~20 s of CPU in a 106 s decode, BENCHMARKS.md "Time outside the
- * kernels at 7B size"). So a wait blocks the thread (Atomics.wait, no spinning) between single
+ * GPU works; on a 2-core machine running lavapipe that core is a third of the "GPU" (at 7B size the
+ * main thread took ~560 ms of CPU per 750 ms token, BENCHMARKS.md "Time outside the kernels at 7B
+ * size"). So a wait blocks the thread (Atomics.wait, no spinning) between single
  * event-loop turns: first for most of the time that submissions of the same shape took before,
  * then in slices that grow with the time waited (2 % of it, at most 4 ms), so the wake-up lags the
- * GPU by little and a 5 s lavapipe submission at 7B size takes ~1,500 ticks, not a busy loop.
+ * GPU by little and a 7B-size token on lavapipe takes ~100 ticks, not a busy loop.
  */
 /**
  * Atomics.wait may block only where the thread allows it: Node's main thread does, a browser
