@@ -1,6 +1,6 @@
 import './gpu-globals.js';
 import type { Graph } from '../compiler/ir/graph.js';
-import { compileGraph } from '../compiler/compile.js';
+import { compileGraph, type CompileOptions } from '../compiler/compile.js';
 import { checkPlanFits, openDevice, planLimits, type GpuContext } from './device.js';
 import { Executor } from './executor.js';
 import { LscModel } from './model.js';
@@ -13,6 +13,8 @@ export interface TuneSessionOptions extends TuneOptions {
   /** Only these families. */
   families?: string[];
   ctx?: number;
+  /** Weight formats to tune the kernels of (quantized matmuls are shapes of their own); default the graph's. */
+  weights?: CompileOptions['weights'];
   gpu?: GpuContext;
   /** Wall-clock seconds for the whole run, loading included: no measurement starts that would end after. */
   budgetSeconds?: number;
@@ -52,13 +54,13 @@ export async function tuneSession(source: { modelDir: string } | { graph: Graph;
     let tunables;
     if ('modelDir' in source) {
       o.onStatus?.(`loading ${source.modelDir}`);
-      model = await LscModel.load(source.modelDir, { gpu, ctx: o.ctx, tuned: false });
+      model = await LscModel.load(source.modelDir, { gpu, ctx: o.ctx, weights: o.weights, tuned: false });
       executor = model.executor;
       tunables = model.tunables;
     } else {
       o.onStatus?.(`compiling ${source.file ?? 'the graph'}`);
       const compiled = compileGraph(source.graph, {
-        file: source.file, ctx: o.ctx, target: gpu.isCpu ? 'cpu' : 'gpu',
+        file: source.file, ctx: o.ctx, weights: o.weights, target: gpu.isCpu ? 'cpu' : 'gpu',
         limits: planLimits(gpu),
       });
       checkPlanFits(gpu.limits, gpu.features, compiled.plan);

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { intList, positiveInt } from '../options.js';
-import { addModelSource, pickModel } from '../shared-options.js';
+import { addModelSource, pickModel, weightsOption } from '../shared-options.js';
+import type { WeightsSpec } from '../../compiler/ir/weights-spec.js';
 import { loadGraphSource } from '../sources.js';
 import { resolveModelPath } from '../../runtime/hf-cache.js';
 import { tuneSession } from '../../runtime/tune-session.js';
@@ -10,7 +11,7 @@ import { userDbPath } from '../../runtime/tuning-db.js';
 import { plural } from '../../compiler/plural.js';
 import { shapeLabel, summaryTable, tuneReporter, type TuneReporter } from '../tune-report.js';
 
-interface Opts { model?: string; rows?: number[]; db?: string; family?: string[]; ctx?: number; json?: boolean; budget?: number }
+interface Opts { model?: string; rows?: number[]; db?: string; family?: string[]; ctx?: number; json?: boolean; budget?: number; weights?: WeightsSpec }
 
 function budgetSeconds(value: string): number {
   const n = Number(value);
@@ -43,6 +44,7 @@ export function registerTune(program: Command): void {
     .option('--family <name>', 'only this kernel family: matmul, attention, argmax (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
     .option('--db <file>', 'tuning database to append to (default: $LSC_TUNING_DB, else ~/.cache/lsc/tuning.jsonl)')
     .option('--ctx <n>', "KV-cache context length (default: the graph's)", positiveInt)
+    .addOption(weightsOption())
     .option('--budget <seconds>', 'wall-clock seconds for the run, loading included: no measurement starts that would end later, one still running 5 s past it is given up (a rerun resumes the rest)', budgetSeconds)
     .option('--json', 'print the results as JSON')
     .action(async (positional: string | undefined, o: Opts) => {
@@ -56,7 +58,7 @@ export function registerTune(program: Command): void {
       let r;
       try {
         r = await tuneSession(src, {
-          rows: o.rows, db: o.db, families: o.family, ctx: o.ctx, budgetSeconds: o.budget, budgetFrom: performance.timeOrigin, // from the command's start
+          rows: o.rows, db: o.db, families: o.family, ctx: o.ctx, weights: o.weights, budgetSeconds: o.budget, budgetFrom: performance.timeOrigin, // from the command's start
           onStatus: (line) => reporter.status(line), onEvent: (e) => reporter.event(e),
         });
       } finally {
