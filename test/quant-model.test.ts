@@ -57,11 +57,11 @@ for (const [flag, format] of [['q8', 'q8_0'], ['q4', 'q4_0']] as const) {
       }
     });
 
-    it('greedy self-speculative output equals autoregressive output for (E, k) in {1, 3, 5, 7} × {1, 4, 8}', async function () {
+    it('greedy self-speculative output equals autoregressive output for every E in 1..7 and k in 1..8', async function () {
       for (const prompt of prompts) {
         const ar = await model.complete(prompt, { maxNewTokens: 24, stopAtEos: false, strategy: 'autoregressive' });
-        for (const E of [1, 3, 5, 7]) {
-          for (const k of [1, 4, 8]) {
+        for (let E = 1; E <= 7; E++) {
+          for (let k = 1; k <= 8; k++) {
             const ss = await model.complete(prompt, { maxNewTokens: 24, stopAtEos: false, strategy: 'self-speculative', exitLayer: E, numSpeculations: k });
             assert.deepEqual(ss.tokens, ar.tokens, `E=${E} k=${k} prompt ${JSON.stringify(prompt.slice(0, 20))}`);
             assert.ok(ss.stats.draftedTokens > 0);
