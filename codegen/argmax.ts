@@ -53,8 +53,8 @@ export function emitArgmax(k: ArgmaxKernel, cfg: ArgmaxConfig = { threads: 256 }
   const WG = cfg.threads;
   const decls = gate ? [...ARGMAX_BINDINGS, { name: ARGMAX_BINDING.gate, type: 'rw', decl: 'var<storage, read_write> $: array<u32>' } as const] : ARGMAX_BINDINGS;
   const params = gate ? ['outBase', 'prob', 'pad1', 'pad2'] : ['outBase', 'pad0', 'pad1', 'pad2'];
-  const wgsl = gate ? emitWithProbability(k, WG, decls, gate) : `${RANGE_STRUCT}
-${paramsStruct(['outBase', 'pad0', 'pad1', 'pad2'])}
+  const wgsl = gate ? emitWithProbability(k, WG, decls, gate, params) : `${RANGE_STRUCT}
+${paramsStruct(params)}
 ${bindingsWgsl(decls)}
 
 var<workgroup> bk: array<u32, ${WG}>;
@@ -95,9 +95,9 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
   };
 }
 
-function emitWithProbability(k: ArgmaxKernel, WG: number, decls: BindingSpec[], gate: ArgmaxGateWords): string {
+function emitWithProbability(k: ArgmaxKernel, WG: number, decls: BindingSpec[], gate: ArgmaxGateWords, params: string[]): string {
   return `${RANGE_STRUCT}
-${paramsStruct(['outBase', 'prob', 'pad1', 'pad2'])}
+${paramsStruct(params)}
 ${bindingsWgsl(decls)}
 
 var<workgroup> bk: array<u32, ${WG}>;
