@@ -25,6 +25,15 @@
  * standard deviation, so rarely tried exits look better than their mean until tried. When the
  * optimistic exit differs from the best exit at the means, the controller is exploring and asks
  * for a quarter of `maxRounds` chained rounds (feedback soon); otherwise for `maxRounds`.
+ *
+ * Measured cost. The plan's c(E, k) is a shape fitted to one profile; the rounds' own wall-clock
+ * times (`recordTime`, fed by the caller: the controller reads no clock) correct it. Every
+ * measurement of a pair gives a scale s = ms per round / c(E, k), whose forgotten mean ŝ turns
+ * the model into milliseconds; a pair's cost is then its forgotten mean time per round shrunk
+ * toward ŝ · c(E, k) with a prior worth `timePrior` rounds:
+ *     t̂(E, k) = (w_Ek · m_Ek + n₀ · ŝ · c(E, k)) / (w_Ek + n₀)
+ * so pairs never run keep the model's ranking, and pairs that ran are ranked by what they cost.
+ * Rates are τ / t̂: tokens per millisecond instead of speedups, which ranks pairs the same way.
  */
 export interface ControllerOptions {
   /** The exits it may draft at (compiled exits). */
@@ -43,6 +52,18 @@ export interface ControllerOptions {
   explore?: number;
   /** Starting counts per exit (accepted, rejected drafts), e.g. an earlier sequence's counts(). */
   history?: ReadonlyMap<number, Counts>;
+  /** Starting measured times, e.g. an earlier sequence's times(). */
+  timeHistory?: RoundTimes;
+  /** Rounds of measurement a pair's modelled cost is worth (default 8). */
+  timePrior?: number;
+}
+
+/** Forgotten wall-clock measurements of rounds: per pair `${E},${k}`, and the model's scale. */
+export interface RoundTimes {
+  /** Per pair: forgotten weight (rounds) and weighted sum of milliseconds per round. */
+  pairs: ReadonlyMap<string, { w: number; ms: number }>;
+  /** Forgotten weight and weighted sum of the scale ms per round / c(E, k). */
+  scale: { w: number; sum: number };
 }
 
 /** Forgotten counts of one exit's draft outcomes. */
@@ -74,6 +95,10 @@ export class AdaptiveController {
   readonly roundsByExit = new Map<number, number>();
   readonly roundsByK = new Map<number, number>();
 
+  private readonly timed = new Map<string, { w: number; ms: number }>();
+  private scaleW = 0;
+  private scaleSum = 0;
+
   constructor(private readonly o: ControllerOptions) {
     if (!o.exits.length) throw new Error('internal: the adaptive controller needs at least one exit');
     if (!(o.kMax >= 1) || !(o.maxRounds >= 1)) throw new Error('internal: kMax and maxRounds must be ≥ 1');
@@ -87,6 +112,40 @@ export class AdaptiveController {
       this.a.set(E, h?.accepted ?? 0);
       this.b.set(E, h?.rejected ?? 0);
     }
+    if (o.timeHistory) {
+      for (const [key, v] of o.timeHistory.pairs) this.timed.set(key, { ...v });
+      this.scaleW = o.timeHistory.scale.w;
+      this.scaleSum = o.timeHistory.scale.sum;
+    }
+  }
+
+  /** The measured times so far, to start another sequence's controller from. */
+  times(): RoundTimes {
+    return { pairs: new Map([...this.timed].map(([key, v]) => [key, { ...v }])), scale: { w: this.scaleW, sum: this.scaleSum } };
+  }
+
+  /**
+   * Wall-clock time of `rounds` rounds of (E, k) run together (one chained submission): ms per
+   * round. Forgotten at the acceptance's rate per round.
+   */
+  recordTime(E: number, k: number, msPerRound: number, rounds: number): void {
+    if (!(msPerRound > 0) || !Number.isFinite(msPerRound) || !(rounds >= 1)) throw new Error(`internal: a round time of ${msPerRound} ms over ${rounds} rounds`);
+    const d = this.decay ** rounds;
+    const key = `${E},${k}`;
+    const t = this.timed.get(key) ?? { w: 0, ms: 0 };
+    this.timed.set(key, { w: d * t.w + rounds, ms: d * t.ms + rounds * msPerRound });
+    this.scaleW = d * this.scaleW + rounds;
+    this.scaleSum = d * this.scaleSum + rounds * (msPerRound / this.o.roundCost(E, k));
+  }
+
+  /** The cost of a round of (E, k): the model's c(E, k) until a time is measured, then milliseconds (see Measured cost). */
+  cost(E: number, k: number): number {
+    const model = this.o.roundCost(E, k);
+    if (this.scaleW <= 0) return model;
+    const prior = (this.scaleSum / this.scaleW) * model;
+    const n0 = this.o.timePrior ?? 8;
+    const t = this.timed.get(`${E},${k}`);
+    return t ? (t.ms + n0 * prior) / (t.w + n0) : prior;
   }
 
   /** The current counts per exit, to start another sequence's controller from. */
@@ -109,9 +168,9 @@ export class AdaptiveController {
     return { mean: Math.max(own.mean, ...below), sd: own.sd };
   }
 
-  /** Expected speedup over autoregressive decoding of (E, k) at acceptance α. */
+  /** Expected tokens per unit of cost of (E, k) at acceptance α (before any time is measured: the speedup over autoregressive decoding). */
   rate(E: number, k: number, alpha: number): number {
-    return expectedTokens(alpha, k) / this.o.roundCost(E, k);
+    return expectedTokens(alpha, k) / this.cost(E, k);
   }
 
   /** The best k at exit E for acceptance α, and its rate. */

@@ -5,7 +5,7 @@ import type { LscTokenizer } from './tokenizer.js';
 import { Rng, distribution, probabilityOf, residual, sample, type Distribution, type SamplingOptions } from './sampling.js';
 import { TextStream } from './text-stream.js';
 import { StopFilter, checkStopStrings } from './stop.js';
-import { AdaptiveController, type Counts } from './adaptive-controller.js';
+import { AdaptiveController, type Counts, type RoundTimes } from './adaptive-controller.js';
 import { RoundCost } from './round-cost.js';
 
 /** GPU memory a model holds (LscModel.gpuBytes). */
@@ -228,6 +228,8 @@ const roundCosts = new WeakMap<Plan, RoundCost>();
  * random numbers each choice draws (a seed must give the same text on every call).
  */
 const histories = new WeakMap<LscModel, Map<number, Counts>>();
+/** Per loaded model, the round times the last greedy adaptive sequence ended with (greedy only, as above). */
+const timeHistories = new WeakMap<LscModel, RoundTimes>();
 
 /** A controller for one sequence of adaptive decoding, starting from the model's acceptance history. */
 function newController(model: LscModel, r: Resolved): AdaptiveController {
@@ -235,12 +237,15 @@ function newController(model: LscModel, r: Resolved): AdaptiveController {
   if (!cost) roundCosts.set(model.plan, (cost = new RoundCost(model.plan)));
   const c = cost;
   const history = r.greedy ? histories.get(model) : undefined;
-  return new AdaptiveController({ exits: r.exits!, kMax: r.K, maxRounds: r.chain, roundCost: (E, k) => c.round(E, k), history });
+  const timeHistory = r.greedy ? timeHistories.get(model) : undefined;
+  return new AdaptiveController({ exits: r.exits!, kMax: r.K, maxRounds: r.chain, roundCost: (E, k) => c.round(E, k), history, timeHistory });
 }
 
 /** Keeps a finished sequence's acceptance counts for the model's next one. */
 function keepHistory(model: LscModel, r: Resolved, c: AdaptiveController): void {
-  if (r.greedy) histories.set(model, new Map([...(histories.get(model) ?? []), ...c.counts()]));
+  if (!r.greedy) return;
+  histories.set(model, new Map([...(histories.get(model) ?? []), ...c.counts()]));
+  timeHistories.set(model, c.times());
 }
 
 /**
@@ -339,7 +344,11 @@ async function* generateOnModel(model: LscModel, prompt: string | number[], o: G
       asked = k;
       const chain = Math.max(1, Math.min(choice.rounds, r.chain, steps.maxChainedRounds(E, k), Math.floor(left / (k + 1))));
       if (r.greedy) {
+        const t0 = performance.now();
         ({ rounds: groups, drafts } = await steps.greedyRounds(cur, p, k, E, chain, r.draftStop ?? 0));
+        // a greedy sequence's choices never change its tokens, so its controller may learn from
+        // the clock; alone only (in a batch the time is the batch's)
+        if ((steps.activeSequences?.() ?? 1) <= 1 && groups.length) controller?.recordTime(E, k, (performance.now() - t0) / groups.length, groups.length);
       } else {
         const body = (): ReturnType<typeof speculativeRound> => speculativeRound(model, cur, p, k, E, r, r.draftStop ?? 0, steps);
         const round = await (steps.round ? steps.round(body) : body());

@@ -80,6 +80,35 @@ describe('adaptive controller (runtime/adaptive-controller.ts)', () => {
     assert.equal(c.next().k, 1);
   });
 
+  it('ranks pairs by their measured round times once it has them, and carries them to the next sequence', () => {
+    // the model says k = 2 is best at α = 0.8; the clock says a round of k = 2 costs 3× what the
+    // model's scale predicts, while every other pair costs what the model says
+    const roundCost = (_E: number, k: number): number => 1 + 0.25 * k;
+    const c = new AdaptiveController({ exits: [2], kMax: 6, roundCost, maxRounds: 8 });
+    for (let i = 0; i < 40; i++) c.record(2, 4, i % 5 === 0 ? 2 : 4);
+    const modelK = c.bestK(2, c.acceptance(2).mean).k;
+    assert.equal(c.cost(2, modelK), roundCost(2, modelK), 'before any time: the model itself');
+    const msPerUnit = 1.7;
+    for (let i = 0; i < 6; i++) {
+      c.recordTime(2, 1, msPerUnit * roundCost(2, 1), 8);
+      c.recordTime(2, modelK, 3 * msPerUnit * roundCost(2, modelK), 8);
+    }
+    // unmeasured pairs: the model in milliseconds at the measured scale, a forgotten mean of 1× and 3×
+    const other = modelK === 3 ? 4 : 3;
+    const scale = c.cost(2, other) / roundCost(2, other) / msPerUnit;
+    assert.ok(scale > 1.5 && scale < 2.5, `scale ${scale}`);
+    // the slow pair: near its measured 3× (48 measured rounds against a prior worth 8)
+    assert.ok(c.cost(2, modelK) > 2.7 * msPerUnit * roundCost(2, modelK), `cost ${c.cost(2, modelK)}`);
+    const after = c.next().k;
+    assert.notEqual(after, modelK, `still k=${modelK} after it measured 3× its modelled cost`);
+    // the next sequence starts from these times
+    const d = new AdaptiveController({ exits: [2], kMax: 6, roundCost, maxRounds: 8, history: c.counts(), timeHistory: c.times() });
+    assert.equal(d.next().k, after);
+    assert.equal(d.cost(2, modelK), c.cost(2, modelK));
+    assert.throws(() => c.recordTime(2, 1, 0, 8), /round time/);
+    assert.throws(() => c.recordTime(2, 1, 5, 0), /round time/);
+  });
+
   it('keeps histograms of what it ran and refuses rounds it did not offer', () => {
     const c = new AdaptiveController({ exits: [1, 3], kMax: 4, roundCost: (E, k) => 1 + 0.2 * E * k, maxRounds: 2 });
     c.record(1, 2, 1);
