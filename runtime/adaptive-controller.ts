@@ -54,14 +54,23 @@ export interface ControllerOptions {
   history?: ReadonlyMap<number, Counts>;
   /** Starting measured times, e.g. an earlier sequence's times(). */
   timeHistory?: RoundTimes;
-  /** Rounds of measurement a pair's modelled cost is worth (default 8). */
+  /** Rounds of measurement a pair's modelled cost is worth (default 16: one slow submission of 8 rounds moves it by a third). */
   timePrior?: number;
 }
 
-/** Forgotten wall-clock measurements of rounds: per pair `${E},${k}`, and the model's scale. */
+/** Forgotten wall-clock measurements of one pair's rounds. */
+export interface PairTime {
+  E: number;
+  k: number;
+  /** Forgotten weight (rounds). */
+  w: number;
+  /** Weighted sum of milliseconds per round. */
+  ms: number;
+}
+
+/** Forgotten wall-clock measurements of rounds: per pair, and the model's scale. */
 export interface RoundTimes {
-  /** Per pair: forgotten weight (rounds) and weighted sum of milliseconds per round. */
-  pairs: ReadonlyMap<string, { w: number; ms: number }>;
+  pairs: readonly PairTime[];
   /** Forgotten weight and weighted sum of the scale ms per round / c(E, k). */
   scale: { w: number; sum: number };
 }
@@ -84,6 +93,8 @@ export function expectedTokens(alpha: number, k: number): number {
   return alpha >= 1 ? k + 1 : (1 - alpha ** (k + 1)) / (1 - alpha);
 }
 
+const pairKey = (E: number, k: number): string => `${E},${k}`;
+
 export class AdaptiveController {
   private readonly a = new Map<number, number>();
   private readonly b = new Map<number, number>();
@@ -95,7 +106,7 @@ export class AdaptiveController {
   readonly roundsByExit = new Map<number, number>();
   readonly roundsByK = new Map<number, number>();
 
-  private readonly timed = new Map<string, { w: number; ms: number }>();
+  private readonly timed = new Map<string, PairTime>();
   private scaleW = 0;
   private scaleSum = 0;
 
@@ -113,7 +124,7 @@ export class AdaptiveController {
       this.b.set(E, h?.rejected ?? 0);
     }
     if (o.timeHistory) {
-      for (const [key, v] of o.timeHistory.pairs) this.timed.set(key, { ...v });
+      for (const v of o.timeHistory.pairs) this.timed.set(pairKey(v.E, v.k), { ...v });
       this.scaleW = o.timeHistory.scale.w;
       this.scaleSum = o.timeHistory.scale.sum;
     }
@@ -121,7 +132,7 @@ export class AdaptiveController {
 
   /** The measured times so far, to start another sequence's controller from. */
   times(): RoundTimes {
-    return { pairs: new Map([...this.timed].map(([key, v]) => [key, { ...v }])), scale: { w: this.scaleW, sum: this.scaleSum } };
+    return { pairs: [...this.timed.values()].map((v) => ({ ...v })), scale: { w: this.scaleW, sum: this.scaleSum } };
   }
 
   /**
@@ -131,9 +142,8 @@ export class AdaptiveController {
   recordTime(E: number, k: number, msPerRound: number, rounds: number): void {
     if (!(msPerRound > 0) || !Number.isFinite(msPerRound) || !(rounds >= 1)) throw new Error(`internal: a round time of ${msPerRound} ms over ${rounds} rounds`);
     const d = this.decay ** rounds;
-    const key = `${E},${k}`;
-    const t = this.timed.get(key) ?? { w: 0, ms: 0 };
-    this.timed.set(key, { w: d * t.w + rounds, ms: d * t.ms + rounds * msPerRound });
+    const t = this.timed.get(pairKey(E, k)) ?? { E, k, w: 0, ms: 0 };
+    this.timed.set(pairKey(E, k), { E, k, w: d * t.w + rounds, ms: d * t.ms + rounds * msPerRound });
     this.scaleW = d * this.scaleW + rounds;
     this.scaleSum = d * this.scaleSum + rounds * (msPerRound / this.o.roundCost(E, k));
   }
@@ -143,8 +153,8 @@ export class AdaptiveController {
     const model = this.o.roundCost(E, k);
     if (this.scaleW <= 0) return model;
     const prior = (this.scaleSum / this.scaleW) * model;
-    const n0 = this.o.timePrior ?? 8;
-    const t = this.timed.get(`${E},${k}`);
+    const n0 = this.o.timePrior ?? 16;
+    const t = this.timed.get(pairKey(E, k));
     return t ? (t.ms + n0 * prior) / (t.w + n0) : prior;
   }
 

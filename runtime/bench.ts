@@ -1,6 +1,6 @@
 import { LscError } from '../compiler/errors.js';
 import type { LscModel } from './model.js';
-import type { GenerateOptions, GenerateResult } from './generate.js';
+import { adaptiveRoundTimes, type AdaptiveRoundTime, type GenerateOptions, type GenerateResult } from './generate.js';
 import { speculationBounds, type SpeculationBounds } from './speculation-bounds.js';
 import { profileKernels, type KernelProfile } from './kernel-profile.js';
 import { RoundCost } from './round-cost.js';
@@ -93,8 +93,12 @@ export interface SpecFigures extends SpeculationFigures {
 export interface AdaptiveFigures extends SpeculationFigures {
   roundsByExit: Record<string, number>;
   roundsByK: Record<string, number>;
+  /** Rounds whose drafting stopped at a draft below the draft-stop probability, before the k chosen. */
+  draftStops: number;
   /** Per prompt: median paired speedup over the repeats. */
   perPrompt: number[];
+  /** The controller's measured round times at the end (the pairs it ran most first): what it ranked pairs by. */
+  roundTimes: AdaptiveRoundTime[];
 }
 
 /**
@@ -181,8 +185,8 @@ const median = (xs: number[]): number => {
   return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : 0;
 };
 
-interface Acc { decodeMs: number; prefillMs: number; tokens: number; drafted: number; accepted: number; rounds: number; perRepeat: number[]; byExit: Record<string, number>; byK: Record<string, number> }
-const newAcc = (): Acc => ({ decodeMs: 0, prefillMs: 0, tokens: 0, drafted: 0, accepted: 0, rounds: 0, perRepeat: [], byExit: {}, byK: {} });
+interface Acc { decodeMs: number; prefillMs: number; tokens: number; drafted: number; accepted: number; rounds: number; draftStops: number; perRepeat: number[]; byExit: Record<string, number>; byK: Record<string, number> }
+const newAcc = (): Acc => ({ decodeMs: 0, prefillMs: 0, tokens: 0, drafted: 0, accepted: 0, rounds: 0, draftStops: 0, perRepeat: [], byExit: {}, byK: {} });
 
 function addHistogram(into: Record<string, number>, h: Record<string, number> | null): void {
   for (const [v, n] of Object.entries(h ?? {})) into[v] = (into[v] ?? 0) + n;
@@ -202,6 +206,7 @@ async function runAll(model: LscModel, o: BenchOptions, gen: GenerateOptions, ac
       acc.drafted += r.stats.draftedTokens;
       acc.accepted += r.stats.acceptedTokens;
       acc.rounds += r.stats.rounds;
+      acc.draftStops += r.stats.draftStops ?? 0;
       addHistogram(acc.byExit, r.stats.roundsByExit);
       addHistogram(acc.byK, r.stats.roundsByK);
       ms += r.stats.decodeMs;
@@ -216,7 +221,7 @@ const rate = (a: Acc): number => (a.decodeMs > 0 ? (a.tokens * 1000) / a.decodeM
 
 function merge(into: Acc, a: Acc): void {
   into.decodeMs += a.decodeMs; into.prefillMs += a.prefillMs; into.tokens += a.tokens;
-  into.drafted += a.drafted; into.accepted += a.accepted; into.rounds += a.rounds;
+  into.drafted += a.drafted; into.accepted += a.accepted; into.rounds += a.rounds; into.draftStops += a.draftStops;
   addHistogram(into.byExit, a.byExit); addHistogram(into.byK, a.byK);
 }
 
@@ -301,8 +306,9 @@ export async function runBench(model: LscModel, o: BenchOptions): Promise<BenchR
     matchesAutoregressive: greedy ? matches[o.pairs.length] : null,
     speedup: median(ratios[o.pairs.length]),
     speedupOfTotals: arFig.tokensPerSecond ? figures(ad, o.repeat).tokensPerSecond / arFig.tokensPerSecond : 0,
-    roundsByExit: ad.byExit, roundsByK: ad.byK,
+    roundsByExit: ad.byExit, roundsByK: ad.byK, draftStops: ad.draftStops,
     perPrompt: perPrompt(o.pairs.length),
+    roundTimes: adaptiveRoundTimes(model),
   };
   const best = specFigs.reduce((b, s) => (s.speedup > b.speedup ? s : b));
   const confirmRepeats = o.confirmRepeats ?? o.repeat;

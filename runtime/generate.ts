@@ -241,6 +241,28 @@ function newController(model: LscModel, r: Resolved): AdaptiveController {
   return new AdaptiveController({ exits: r.exits!, kMax: r.K, maxRounds: r.chain, roundCost: (E, k) => c.round(E, k), history, timeHistory });
 }
 
+/** A pair's measured wall-clock time per round, as adaptive decoding learned it (greedy sequences alone). */
+export interface AdaptiveRoundTime {
+  exitLayer: number;
+  numSpeculations: number;
+  /** Rounds measured, forgotten with the controller's half-life. */
+  weight: number;
+  msPerRound: number;
+  /** The plan's cost model in milliseconds at the measured scale (runtime/round-cost.ts). */
+  modelMsPerRound: number;
+}
+
+/** The round times the model's last greedy adaptive sequence ended with, the pairs it ran most first. */
+export function adaptiveRoundTimes(model: LscModel): AdaptiveRoundTime[] {
+  const t = timeHistories.get(model);
+  const cost = roundCosts.get(model.plan);
+  if (!t || !cost || !(t.scale.w > 0)) return [];
+  const scale = t.scale.sum / t.scale.w;
+  return t.pairs.filter((v) => v.w > 0)
+    .map((v) => ({ exitLayer: v.E, numSpeculations: v.k, weight: v.w, msPerRound: v.ms / v.w, modelMsPerRound: scale * cost.round(v.E, v.k) }))
+    .sort((a, b) => b.weight - a.weight);
+}
+
 /** Keeps a finished sequence's acceptance counts for the model's next one. */
 function keepHistory(model: LscModel, r: Resolved, c: AdaptiveController): void {
   if (!r.greedy) return;

@@ -204,6 +204,13 @@ describe('lsc command line', function () {
     assert.equal(a.perPrompt.length, b.prompts);
     assert.equal(b.perPromptSpeedups.length, 1);
     assert.equal(sum(a.roundsByExit), sum(a.roundsByK));
+    assert.ok(Number.isInteger(a.draftStops) && a.draftStops >= 0 && a.draftStops <= sum(a.roundsByExit), `draftStops ${a.draftStops}`);
+    // the round times the controller learned (greedy, one sequence at a time; warm-up included): pairs it ran, in ms
+    assert.ok(a.roundTimes.length >= 1, JSON.stringify(a.roundTimes));
+    for (const t of a.roundTimes) {
+      assert.ok(t.exitLayer >= 1 && t.exitLayer < 8 && t.numSpeculations >= 1 && t.weight > 0 && t.msPerRound > 0 && t.modelMsPerRound > 0, JSON.stringify(t));
+    }
+    assert.ok(a.roundTimes.some((t: { exitLayer: number }) => a.roundsByExit[t.exitLayer] > 0), 'the exits of the measured runs are among them');
     assert.ok(b.selfSpeculative.predictedSpeedup > 0);
   });
 

@@ -53,7 +53,11 @@ function table(r: BenchReport): string {
     const hist = (h: Record<string, number>): string => Object.entries(h).map(([v, n]) => `${v}:${n}`).join(' ');
     lines.push(`adaptive         ${a.tokensPerSecond.toFixed(1).padStart(7)} tok/s  ×${a.speedup.toFixed(2)}  acceptance ${(a.acceptanceRate * 100).toFixed(1)}%  ` +
       `${a.tokensPerRound.toFixed(2)} tokens/round` + (a.matchesAutoregressive === null ? '' : a.matchesAutoregressive ? '  output = autoregressive' : '  OUTPUT DIFFERS'));
-    lines.push(`  rounds by E ${hist(a.roundsByExit)} · by k ${hist(a.roundsByK)} · per prompt ${a.perPrompt.map((x) => `×${x.toFixed(2)}`).join(' ')}`);
+    lines.push(`  rounds by E ${hist(a.roundsByExit)} · by k ${hist(a.roundsByK)} · ${plural(a.draftStops, 'round')} stopped drafting early · per prompt ${a.perPrompt.map((x) => `×${x.toFixed(2)}`).join(' ')}`);
+    if (a.roundTimes.length) {
+      lines.push(`  measured ms per round (the cost model at the measured scale): ${a.roundTimes.slice(0, 6)
+        .map((t) => `E=${t.exitLayer} k=${t.numSpeculations} ${t.msPerRound.toFixed(2)} (${t.modelMsPerRound.toFixed(2)})`).join(' · ')}`);
+    }
   }
   const h = r.headToHead;
   if (h) {
