@@ -231,6 +231,39 @@ describe('lsc command line', function () {
     for (const x of [h.oracle.speedup, h.default.speedup, h.adaptive.speedup, h.adaptiveOverOracle, h.adaptiveOverDefault]) assert.ok(x > 0 && Number.isFinite(x), JSON.stringify(h));
   });
 
+  it('bench --concurrency: every level repeated in rotated order, medians and per-repeat ratios, streams equal to one alone', async () => {
+    const prompts = path.join(tmp, 'three-prompts.json');
+    fs.writeFileSync(prompts, JSON.stringify(['def add(a, b):\n', 'for i in range(3):\n', 'class A:\n']));
+    const r = await lsc('bench', tiny, '--prompts', prompts, '--max-new-tokens', '8', '--concurrency', '3', '--repeat', '2', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const b = JSON.parse(r.stdout);
+    assert.equal(b.repeats, 2);
+    const med2 = (xs: number[]): number => (xs[0] + xs[1]) / 2;
+    for (const s of [b.autoregressive, b.selfSpeculative]) {
+      assert.equal(s.concurrency, 3);
+      assert.equal(s.matchesSingleStream, true, `${s.strategy}: every stream's tokens equal the prompt's alone`);
+      assert.deepEqual(s.levels.map((l: { concurrency: number }) => l.concurrency), [1, 2, 3]);
+      const [one, , three] = s.levels;
+      for (const l of s.levels) {
+        assert.equal(l.aggregateRuns.length, 2);
+        assert.ok(Math.abs(l.aggregateTokensPerSecond - med2(l.aggregateRuns)) < 1e-9, 'the median of the runs');
+        // each stream generates for every prompt once per run: 3 prompts × ≤ 8 tokens × streams × 2 runs
+        assert.ok(l.tokens > 0 && l.tokens <= 3 * 8 * l.concurrency * 2, `${l.tokens} tokens at ${l.concurrency}`);
+        assert.equal(l.perStreamTokensPerSecond.length, 2 * l.concurrency);
+      }
+      // the ratio pairs each run with one stream's run of the same repeat
+      const ratios = three.aggregateRuns.map((x: number, i: number) => x / one.aggregateRuns[i]);
+      assert.ok(Math.abs(three.ratio - med2(ratios)) < 1e-9, `ratio ${three.ratio} vs ${ratios}`);
+      assert.equal(s.ratio, three.ratio);
+      assert.equal(s.singleStreamTokensPerSecond, one.aggregateTokensPerSecond);
+    }
+    assert.equal(b.kv.peakInUse['3'], 3 * b.kv.perSequence);
+    const t = await lsc('bench', tiny, '--prompts', prompts, '--max-new-tokens', '4', '--concurrency', '2', '--repeat', '1');
+    assert.equal(t.code, 0, t.stderr);
+    assert.match(t.stdout, /^ {3}2 streams +[\d.]+ tok\/s aggregate {2}×[\d.]+ {2}per stream [\d.]+–[\d.]+ tok\/s/m);
+    assert.doesNotMatch(t.stdout, /rotated order/, 'one run of each level says nothing of medians');
+  });
+
   it('user errors exit 2 with one line and no stack trace', async () => {
     const noTok = path.join(tmp, 'no-tokenizer');
     fs.mkdirSync(noTok);

@@ -91,7 +91,7 @@ export function registerBench(program: Command): void {
   addSpeculationOptions(cmd, false)
     .option('--sweep', 'sweep a grid of (exit layer, k) and report the best pair')
     .option('--adaptive', 'also run the adaptive strategy (exit and k chosen while generating) against the same autoregressive runs')
-    .option('--repeat <r>', 'repeats after the warm-up', positiveInt, 3)
+    .option('--repeat <r>', 'repeats after the warm-up (with --concurrency: runs of every level)', positiveInt, 3)
     .option('--profile', 'also break one run of each strategy down by phase: GPU draft/verify/decode, latency, encoding, CPU')
     .option(SPECULATION_MAX_BATCH_FLAGS, SPECULATION_MAX_BATCH_HELP, positiveInt)
     .option('--concurrency <n>', 'N streams at once (and 1, 2, 4, ... up to N): aggregate and per-stream tok/s against one stream alone', positiveInt);
@@ -118,7 +118,7 @@ export function registerBench(program: Command): void {
         const sequences = Math.max(n, DEFAULT_MAX_SEQUENCES);
         const rep = await withModel({ ...o, check, sequences }, !o.json && process.stderr.isTTY === true, (model) => runConcurrencyBench(model, {
           prompts, maxNewTokens: o.maxNewTokens, promptsPerStream: prompts.length, levels, temperature: o.temperature, topP: o.topP, topK: o.topK, seed: o.seed,
-          exitLayer: o.exitLayer ?? model.plan.exits.defaultExitLayer, numSpeculations: o.numSpeculations ?? model.plan.exits.defaultNumSpeculations,
+          repeat: o.repeat, exitLayer: o.exitLayer ?? model.plan.exits.defaultExitLayer, numSpeculations: o.numSpeculations ?? model.plan.exits.defaultNumSpeculations,
           onProgress: o.json ? undefined : (line) => process.stderr.write(`lsc: ${line}\n`),
         }));
         process.stdout.write(o.json ? JSON.stringify(rep, null, 2) + '\n' : concurrencyTable(rep));

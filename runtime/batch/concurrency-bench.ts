@@ -6,6 +6,10 @@ import type { GenerateOptions } from '../generate.js';
  * Many streams at once on one model (`lsc bench --concurrency N`): each stream generates for its
  * own sequence of prompts, all streams start together, and throughput is tokens over wall-clock
  * time (prefill included), for one stream alone and for each level of concurrency, per strategy.
+ * Every level runs `repeat` times, the levels' order rotating with the repeat, and a level's ratio
+ * is the median over repeats of its throughput over one stream's in the same repeat: a shared
+ * machine's speed drifts by tens of percent within a minute, so one run of each level is not a
+ * measurement of the ratio.
  */
 export interface ConcurrencyBenchOptions {
   prompts: string[];
@@ -14,6 +18,8 @@ export interface ConcurrencyBenchOptions {
   promptsPerStream: number;
   /** Concurrency levels; 1 is measured anyway, as the single-stream reference. */
   levels: number[];
+  /** Runs of every level (default 1). */
+  repeat?: number;
   temperature: number;
   topP?: number;
   topK?: number;
@@ -25,15 +31,18 @@ export interface ConcurrencyBenchOptions {
 
 export interface LevelFigures {
   concurrency: number;
-  /** All streams' tokens over the wall-clock time from the common start to the last stream's end. */
+  /** All streams' tokens over the wall-clock time from the common start to the last stream's end: the median over repeats. */
   aggregateTokensPerSecond: number;
-  /** Each stream's tokens over its own wall-clock time. */
+  /** The same, per repeat. */
+  aggregateRuns: number[];
+  /** Each stream's tokens over its own wall-clock time (every repeat's streams). */
   perStreamTokensPerSecond: number[];
-  /** aggregate / single stream. */
+  /** Median over repeats of aggregate / single stream in the same repeat. */
   ratio: number;
   tokens: number;
   /** Self-speculative: tokens decoded plainly because more than speculationMaxBatch sequences ran. */
   plainTokens: number;
+  /** Summed over repeats, as tokens. */
   wallMs: number;
 }
 
@@ -55,6 +64,7 @@ export interface ConcurrencyReport {
   maxNewTokens: number;
   promptsPerStream: number;
   temperature: number;
+  repeats: number;
   sequences: number;
   /** Greedy speculation ran while at most this many sequences shared the model (LscModel.speculationMaxBatch). */
   speculationMaxBatch: number;
@@ -89,8 +99,7 @@ export async function runConcurrencyBench(model: LscModel, o: ConcurrencyBenchOp
         tokens += r.tokens.length;
         plain += r.stats.plainTokens ?? 0;
         const ref = `${key}:${pi}`;
-        if (n === 1) reference.set(ref, r.tokens.join());
-        else if (o.temperature === 0 && reference.has(ref) && reference.get(ref) !== r.tokens.join()) matches = false;
+        if (o.temperature === 0 && reference.get(ref) !== r.tokens.join()) matches = false;
       }
       return { tokens, plain, ms: performance.now() - t0 };
     });
@@ -101,7 +110,7 @@ export async function runConcurrencyBench(model: LscModel, o: ConcurrencyBenchOp
     peakInUse[n] = Math.max(peakInUse[n] ?? 0, (model.engine?.stats.peakActive ?? 1) * b.kvPerSequence);
     return {
       fig: {
-        concurrency: n, aggregateTokensPerSecond: (tokens * 1000) / wallMs,
+        concurrency: n, aggregateTokensPerSecond: (tokens * 1000) / wallMs, aggregateRuns: [(tokens * 1000) / wallMs],
         perStreamTokensPerSecond: done.map((d) => (d.tokens * 1000) / d.ms), ratio: 0, tokens,
         plainTokens: done.reduce((a, d) => a + d.plain, 0), wallMs,
       },
@@ -109,24 +118,38 @@ export async function runConcurrencyBench(model: LscModel, o: ConcurrencyBenchOp
     };
   };
 
+  const repeats = o.repeat ?? 1;
+  if (!Number.isSafeInteger(repeats) || repeats < 1) throw new LscError(`repeat must be a positive integer, got ${repeats}`);
   const strategy = async (name: StrategyConcurrency['strategy'], opts: GenerateOptions): Promise<StrategyConcurrency> => {
-    // warm-up: every prompt alone (the references), then one batched level
-    for (const [pi, p] of o.prompts.entries()) await model.complete(p, { ...opts, seed: (o.seed ?? 0) + pi });
-    await runLevel(opts, Math.min(2, top), 'warm-up');
-    const figs: LevelFigures[] = [];
+    // warm-up: every prompt alone (the references each stream's tokens must equal), then one batched level
+    for (const [pi, p] of o.prompts.entries()) reference.set(`${name}:${pi}`, (await model.complete(p, { ...opts, seed: (o.seed ?? 0) + pi })).tokens.join());
+    await runLevel(opts, Math.min(2, top), name);
+    const runs = levels.map((): LevelFigures[] => []);
     let matches = true;
-    for (const n of levels) {
-      const { fig, matches: m } = await runLevel(opts, n, name);
-      matches &&= m;
-      figs.push(fig);
-      o.onProgress?.(`${name}: ${n} stream${n > 1 ? 's' : ''} ${fig.aggregateTokensPerSecond.toFixed(1)} tok/s`);
+    for (let rep = 0; rep < repeats; rep++) {
+      for (let j = 0; j < levels.length; j++) {
+        const li = (j + rep) % levels.length;
+        const { fig, matches: m } = await runLevel(opts, levels[li], name);
+        matches &&= m;
+        runs[li].push(fig);
+        o.onProgress?.(`${name}: ${levels[li]} stream${levels[li] > 1 ? 's' : ''} ${fig.aggregateTokensPerSecond.toFixed(1)} tok/s` +
+          (repeats > 1 ? ` (repeat ${rep + 1}/${repeats})` : ''));
+      }
     }
-    const single = figs[0].aggregateTokensPerSecond;
-    for (const f of figs) f.ratio = single ? f.aggregateTokensPerSecond / single : 0;
+    const figs = runs.map((rs, li): LevelFigures => ({
+      concurrency: levels[li],
+      aggregateTokensPerSecond: median(rs.map((f) => f.aggregateTokensPerSecond)),
+      aggregateRuns: rs.map((f) => f.aggregateTokensPerSecond),
+      perStreamTokensPerSecond: rs.flatMap((f) => f.perStreamTokensPerSecond),
+      ratio: median(rs.map((f, rep) => (runs[0][rep].aggregateTokensPerSecond ? f.aggregateTokensPerSecond / runs[0][rep].aggregateTokensPerSecond : 0))),
+      tokens: rs.reduce((a, f) => a + f.tokens, 0),
+      plainTokens: rs.reduce((a, f) => a + f.plainTokens, 0),
+      wallMs: rs.reduce((a, f) => a + f.wallMs, 0),
+    }));
     const last = figs.find((f) => f.concurrency === top)!;
     return {
       strategy: name, concurrency: top, aggregateTokensPerSecond: last.aggregateTokensPerSecond,
-      singleStreamTokensPerSecond: single, ratio: last.ratio, levels: figs,
+      singleStreamTokensPerSecond: figs[0].aggregateTokensPerSecond, ratio: last.ratio, levels: figs,
       matchesSingleStream: o.temperature === 0 ? matches : null,
     };
   };
@@ -136,16 +159,22 @@ export async function runConcurrencyBench(model: LscModel, o: ConcurrencyBenchOp
   const b = model.gpuBytes;
   return {
     model: model.dir, prompts: o.prompts.length, maxNewTokens: o.maxNewTokens, promptsPerStream: o.promptsPerStream,
-    temperature: o.temperature, sequences: slots, speculationMaxBatch: model.speculationMaxBatch, autoregressive: ar, selfSpeculative: ss,
+    temperature: o.temperature, repeats, sequences: slots, speculationMaxBatch: model.speculationMaxBatch, autoregressive: ar, selfSpeculative: ss,
     kv: { perSequence: b.kvPerSequence, allocated: b.kvCache, peakInUse },
   };
 }
 
 /** The report as the CLI prints it. */
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
 export function concurrencyTable(r: ConcurrencyReport): string {
   const mb = (x: number): string => `${(x / 2 ** 20).toFixed(1)} MiB`;
   const lines = [`${r.prompts} prompts · ${r.maxNewTokens} new tokens each · ${r.promptsPerStream} prompts per stream · temperature ${r.temperature} · ${r.sequences} KV slots · ` +
     `greedy speculation only while at most ${r.speculationMaxBatch} at once`];
+  if (r.repeats > 1) lines.push(`each level ${r.repeats} times, in rotated order: medians, and × is the median of each repeat's ratio to one stream`);
   for (const s of [r.autoregressive, r.selfSpeculative]) {
     lines.push(`${s.strategy}:`);
     for (const f of s.levels) {
