@@ -10,7 +10,9 @@
  * `--draft-stops` runs adaptive once per draft-stop probability (0: rounds never stop drafting
  * early) instead of once at its default; `--pairs ''` runs no fixed pair.
  * Prints, per strategy, the median of the paired speedups and each prompt's median, and for
- * adaptive the drafts per round and the rounds whose drafting stopped early.
+ * adaptive the drafts per round and the rounds whose drafting stopped early; then adaptive over
+ * each fixed pair: the median of the per-(prompt, repeat) ratios of their speedups, with a 95%
+ * bootstrap interval of that median (a difference is shown only when the interval excludes 1).
  */
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -71,5 +73,20 @@ for (const [c, [name]] of configs.entries()) {
   const t = totals[c];
   const drafting = `${(t.drafted / t.rounds).toFixed(2)} drafts/round, acceptance ${((100 * t.accepted) / t.drafted).toFixed(1)}%, ${t.stops} of ${t.rounds} rounds stopped early`;
   console.log(`${name.padEnd(10)} ×${median(all).toFixed(2)} (median of ${all.length} pairs); per prompt ${perPrompt[c].map((x) => `×${median(x).toFixed(2)}`).join(' ')}; ${drafting}`);
+}
+// adaptive over each fixed pair, cell by cell (same prompt, same repeat)
+const rng = (() => { let x = 0x9e3779b9; return (): number => ((x = (Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0) / 2 ** 32); })();
+const bootstrap = (xs: number[], n = 2000): [number, number] => {
+  const meds = Array.from({ length: n }, () => median(xs.map(() => xs[Math.floor(rng() * xs.length)]))).sort((a, b) => a - b);
+  return [meds[Math.floor(0.025 * n)], meds[Math.floor(0.975 * n)]];
+};
+const fixed = configs.map(([name], c) => ({ name, c })).filter((x) => x.name.startsWith('E='));
+for (const a of configs.map(([name], c) => ({ name, c })).filter((x) => x.name.startsWith('adaptive'))) {
+  for (const f of fixed) {
+    const cells = perPrompt[a.c].flatMap((runs, i) => runs.map((r, rep) => r / perPrompt[f.c][i][rep]));
+    const [lo, hi] = bootstrap(cells);
+    const verdict = lo > 1 ? 'ahead' : hi < 1 ? 'behind' : 'not told apart';
+    console.log(`${a.name} over ${f.name}: ×${median(cells).toFixed(3)} [${lo.toFixed(3)}, ${hi.toFixed(3)}] (95% bootstrap interval of the median of ${cells.length} cells): ${verdict}`);
+  }
 }
 model.dispose();

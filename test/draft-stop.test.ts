@@ -6,6 +6,7 @@ import { compileGraph } from '../compiler/compile.js';
 import type { Graph } from '../compiler/ir/graph.js';
 import { GATE_PROBS } from '../codegen/draft-gate.js';
 import { LscModel } from '../runtime/model.js';
+import { DRAFT_STOP } from '../runtime/generate.js';
 import { testGpu } from './helpers/gpu.js';
 
 /** Confidence-stopped drafting inside GPU-chained greedy rounds (codegen/draft-gate.ts, runtime/greedy-chain.ts). */
@@ -70,6 +71,18 @@ describe('draft stop in chained greedy rounds on tiny-code', function () {
       }
     }
     assert.ok(stops[0.9] > 0 && stops[1] > 0, `rounds stopped early per threshold: ${JSON.stringify(stops)}`);
+  });
+
+  it('by default greedy rounds on a CPU adapter do not stop (the stop costs more than it saves there); asked, they do', async () => {
+    assert.equal(model.gpu.isCpu, true, 'the test adapter is lavapipe');
+    assert.deepEqual(DRAFT_STOP, { default: 0.1, greedyOnCpu: 0 });
+    let asked = 0;
+    for (const prompt of prompts) {
+      const ad = await model.complete(prompt, { maxNewTokens: 48, stopAtEos: false, strategy: 'adaptive' });
+      assert.equal(ad.stats.draftStops, 0, `default: ${JSON.stringify(ad.stats.roundsByK)}`);
+      asked += (await model.complete(prompt, { maxNewTokens: 48, stopAtEos: false, strategy: 'adaptive', draftStopProbability: 0.9 })).stats.draftStops ?? 0;
+    }
+    assert.ok(asked > 0, 'an explicit probability still stops rounds');
   });
 
   it('the drafts a chained round makes, and their probabilities, agree with the exit logits on the CPU', async () => {
