@@ -18,6 +18,7 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { LscModel } from '../runtime/model.js';
+import { median } from '../runtime/median.js';
 import type { GenerateOptions, GenerateResult } from '../runtime/generate.js';
 
 const { values } = parseArgs({
@@ -42,10 +43,6 @@ const configs: [string, GenerateOptions][] = [
 const model = await LscModel.load(values.model);
 const run = (p: string, o: GenerateOptions): Promise<GenerateResult> => model.complete(p, { ...o, maxNewTokens, stopAtEos: false });
 const tps = (r: GenerateResult): number => ((r.tokens.length - 1) * 1000) / r.stats.decodeMs;
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 // warm-up: pipelines, caches, and adaptive's acceptance history
 for (const p of prompts) {
   await run(p, { strategy: 'autoregressive' });
@@ -80,8 +77,9 @@ const bootstrap = (xs: number[], n = 2000): [number, number] => {
   const meds = Array.from({ length: n }, () => median(xs.map(() => xs[Math.floor(rng() * xs.length)]))).sort((a, b) => a - b);
   return [meds[Math.floor(0.025 * n)], meds[Math.floor(0.975 * n)]];
 };
-const fixed = configs.map(([name], c) => ({ name, c })).filter((x) => x.name.startsWith('E='));
-for (const a of configs.map(([name], c) => ({ name, c })).filter((x) => x.name.startsWith('adaptive'))) {
+const named = configs.map(([name, o], c) => ({ name, c, adaptive: o.strategy === 'adaptive' }));
+const fixed = named.filter((x) => !x.adaptive);
+for (const a of named.filter((x) => x.adaptive)) {
   for (const f of fixed) {
     const cells = perPrompt[a.c].flatMap((runs, i) => runs.map((r, rep) => r / perPrompt[f.c][i][rep]));
     const [lo, hi] = bootstrap(cells);

@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { LscModel } from '../runtime/model.js';
+import { median } from '../runtime/median.js';
 
 const { values } = parseArgs({
   options: {
@@ -25,10 +26,6 @@ const prompts = JSON.parse(fs.readFileSync(new URL('../../examples/prompts/code.
 const stops = values.stops.split(',').map(Number);
 const R = Number(values.rounds);
 const model = await LscModel.load(values.model);
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 for (const pair of values.pairs.split(',')) {
   const [E, k] = pair.split(':').map(Number);
   const rounds = Math.min(R, model.steps.maxChainedRounds(E, k));

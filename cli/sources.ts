@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import { withWeightsSpec, type WeightsSpec } from '../compiler/ir/weights-spec.js';
 import path from 'node:path';
 import { LscError } from '../compiler/errors.js';
 import type { Graph } from '../compiler/ir/graph.js';
@@ -66,11 +65,6 @@ export function loadHfConfig(p: string): { config: LlamaHfConfig; file: string; 
   const st = mustExist(p);
   const file = st.isDirectory() ? path.join(p, 'config.json') : p;
   return { config: parseLlamaConfig(readJsonFile(file, 'config.json'), file), file, dir: path.dirname(path.resolve(file)) };
-}
-
-/** The graph with dtypes.weights (and the head's format) replaced (--weights): an artifact's graph.json then says the formats its plan has. */
-export function withWeights(graph: Graph, weights: WeightsSpec | undefined): Graph {
-  return withWeightsSpec(graph, weights);
 }
 
 /** The graph with dims.ctx replaced, keeping its doc; the plan's hash then matches this graph. */

@@ -1,6 +1,7 @@
 import type { Plan, PlanEntry } from './plan.js';
 import { plural } from './plural.js';
 import { findStage, type EntryKind } from './ir/stages.js';
+import { weightDecl } from './passes/expand-layers.js';
 
 /**
  * What `lsc compile` prints: kernels, dispatches per entry point, memory, fusion, and what
@@ -172,8 +173,8 @@ export function formatSummary(plan: Plan): string {
 function weightFormats(plan: Plan): string {
   const matrices = plan.weights.filter((w) => w.shape.length === 2 && !w.tiedTo);
   if (matrices.every((w) => w.gpuDtype === 'f16')) return '';
-  // per declaration: a per-layer instance's id is the declaration's, then ".layer"
+  // per declaration, not per layer's instance
   const other = new Map<string, string>();
-  for (const w of matrices) if (w.gpuDtype !== plan.dtypes.weights) other.set(w.id.replace(/\.\d+$/, ''), w.gpuDtype);
+  for (const w of matrices) if (w.gpuDtype !== plan.dtypes.weights) other.set(weightDecl(w.id), w.gpuDtype);
   return `: matrices ${plan.dtypes.weights}${[...other].map(([d, f]) => `, ${d} ${f}`).join('')}`;
 }

@@ -4,6 +4,7 @@ import { adaptiveRoundTimes, type AdaptiveRoundTime, type GenerateOptions, type 
 import { speculationBounds, type SpeculationBounds } from './speculation-bounds.js';
 import { profileKernels, type KernelProfile } from './kernel-profile.js';
 import { RoundCost } from './round-cost.js';
+import { median } from './median.js';
 
 /**
  * Autoregressive vs self-speculative decoding on the same prompts, in one process, with a
@@ -179,11 +180,6 @@ async function profileRun(model: LscModel, o: BenchOptions, gen: GenerateOptions
     perToken: per(tokens), ...(rounds ? { perRound: per(rounds) } : {}),
   };
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : 0;
-};
 
 interface Acc { decodeMs: number; prefillMs: number; tokens: number; drafted: number; accepted: number; rounds: number; draftStops: number; perRepeat: number[]; byExit: Record<string, number>; byK: Record<string, number> }
 const newAcc = (): Acc => ({ decodeMs: 0, prefillMs: 0, tokens: 0, drafted: 0, accepted: 0, rounds: 0, draftStops: 0, perRepeat: [], byExit: {}, byK: {} });

@@ -5,11 +5,11 @@ import { emitTypedModule } from '../../compiler/typed-module.js';
 import { formatSummary, summaryJson } from '../../compiler/summary.js';
 import { positiveInt } from '../options.js';
 import { addModelSource, FORCE_CTX_HELP, pickModel, weightsOption } from '../shared-options.js';
-import type { WeightsSpec } from '../../compiler/ir/weights-spec.js';
+import { withWeightsSpec, type WeightsSpec } from '../../compiler/ir/weights-spec.js';
 import { checkCtx } from '../checks.js';
 import { LscError } from '../../compiler/errors.js';
 import { SUMMARY_FILE } from '../../compiler/artifact.js';
-import { loadGraphSource, withCtx, withWeights } from '../sources.js';
+import { loadGraphSource, withCtx } from '../sources.js';
 import { defaultOutDir } from '../out-dir.js';
 import { plural } from '../../compiler/plural.js';
 
@@ -31,7 +31,8 @@ export function registerCompile(program: Command): void {
       const src = loadGraphSource(pickModel(positional, opts.model, 'graph'));
       if (opts.forceCtx && opts.ctx === undefined) throw new LscError('--force-ctx applies only to a --ctx beyond the trained length', {}, 'drop --force-ctx');
       checkCtx(opts.ctx, src.trainedCtx, src.trainedFrom, opts.forceCtx);
-      const graph = withWeights(withCtx(src.graph, opts.ctx), opts.weights);
+      // an artifact's graph.json then says the formats its plan has
+      const graph = withWeightsSpec(withCtx(src.graph, opts.ctx), opts.weights);
       const dir = opts.out ?? defaultOutDir(graph.name, src.file);
       const compiled = compileGraph(graph, { file: src.file, target: opts.target, sequences: opts.sequences });
       writeArtifact(dir, compiled, graph, opts.emitTs ? { 'model.ts': emitTypedModule(compiled.plan) } : {});

@@ -68,6 +68,16 @@ export type OpName =
   | 'argmax'         // x[T,n] -> [T] i32
   | 'repeat';        // a block applied to layers [from, to)
 
+/** A node input naming a weight declaration: `@name` (anything else names a value or a graph input). */
+export function weightRef(input: string): string | undefined {
+  return input.startsWith('@') ? input.slice(1) : undefined;
+}
+
+/** The weight declarations a node reads, in input order. */
+export function weightRefs(n: Pick<NodeDecl, 'in'>): string[] {
+  return n.in.flatMap((i) => { const w = weightRef(i); return w === undefined ? [] : [w]; });
+}
+
 export interface NodeDecl {
   id: string;
   op: OpName;

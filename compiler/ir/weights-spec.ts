@@ -1,5 +1,5 @@
 import { LscError } from '../errors.js';
-import type { Graph } from './graph.js';
+import { weightRefs, type Graph } from './graph.js';
 import { WEIGHT_CHOICES, type MatrixFormat } from './weight-formats.js';
 
 /**
@@ -37,14 +37,13 @@ export function weightsSpecText(s: WeightsSpec): string {
 
 /** Declarations of the matrices the LM head's matmuls read (the body nodes `exit.head` names), tied ones left out. */
 export function headDecls(graph: Graph): string[] {
-  return [...new Set(graph.body.filter((n) => n.op === 'matmul' && graph.exit.head.includes(n.id))
-    .flatMap((n) => n.in.filter((i) => i.startsWith('@')).map((i) => i.slice(1))))];
+  return [...new Set(graph.body.filter((n) => n.op === 'matmul' && graph.exit.head.includes(n.id)).flatMap(weightRefs))];
 }
 
 /** Declarations of the tables `embed` nodes gather rows from (kept f16: the gather reads f16 rows). */
 export function gatheredDecls(graph: Graph): string[] {
   const nodes = [...graph.body, ...Object.values(graph.blocks).flatMap((b) => b.nodes)];
-  return [...new Set(nodes.filter((n) => n.op === 'embed').flatMap((n) => n.in.filter((i) => i.startsWith('@')).map((i) => i.slice(1))))];
+  return [...new Set(nodes.filter((n) => n.op === 'embed').flatMap(weightRefs))];
 }
 
 /** The graph with `dtypes.weights` and, when the spec names one, the untied head's `format` replaced. */

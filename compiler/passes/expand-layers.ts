@@ -1,4 +1,4 @@
-import type { Graph, NodeDecl, OpName } from '../ir/graph.js';
+import { weightRef, type Graph, type NodeDecl, type OpName } from '../ir/graph.js';
 import { dimValue, type DimTable } from '../ir/dims.js';
 import { LscError, pointer } from '../errors.js';
 import { BOUNDS } from '../ir/bounds.js';
@@ -40,6 +40,9 @@ export interface FlatGraph {
 }
 
 export const weightId = (decl: string, layer?: number): string => (layer === undefined ? decl : `${decl}.${layer}`);
+
+/** The declaration of a weight instance id made by weightId. */
+export const weightDecl = (id: string): string => id.replace(/\.\d+$/, '');
 export const layerNodeId = (layer: number, id: string): string => `L${layer}.${id}`;
 
 /** Unrolls `repeat` nodes into per-layer copies of their block, binding per-layer weights. */
@@ -63,7 +66,8 @@ export function expandLayers(graph: Graph, dims: DimTable, file?: string): FlatG
     return { kind: 'weight', id };
   };
   const resolveInput = (name: string, scope: Map<string, string>, layer: number | undefined, at: string): FlatInput => {
-    if (name.startsWith('@')) return useWeight(name.slice(1), layer, at);
+    const w = weightRef(name);
+    if (w !== undefined) return useWeight(w, layer, at);
     const local = scope.get(name);
     if (local !== undefined) return { kind: 'value', id: local };
     if (Object.hasOwn(graph.inputs, name)) return { kind: 'input', name };

@@ -1,6 +1,7 @@
 import { LscError } from '../../compiler/errors.js';
 import type { LscModel } from '../model.js';
 import type { GenerateOptions } from '../generate.js';
+import { median } from '../median.js';
 
 /**
  * Many streams at once on one model (`lsc bench --concurrency N`): each stream generates for its
@@ -165,11 +166,6 @@ export async function runConcurrencyBench(model: LscModel, o: ConcurrencyBenchOp
 }
 
 /** The report as the CLI prints it. */
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-
 export function concurrencyTable(r: ConcurrencyReport): string {
   const mb = (x: number): string => `${(x / 2 ** 20).toFixed(1)} MiB`;
   const lines = [`${r.prompts} prompts · ${r.maxNewTokens} new tokens each · ${r.promptsPerStream} prompts per stream · temperature ${r.temperature} · ${r.sequences} KV slots · ` +
